@@ -1,0 +1,242 @@
+//! A run's whole configuration, as plain data: the model and how to train it. It is read from a
+//! TOML preset (built in, or a file), adjusted by command-line flags, validated once, and saved as
+//! `config.toml` in the run folder so any result can be re-run.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataOptions, DatasetSpec};
+use crate::error::{Error, Result};
+use crate::models::ModelConfig;
+
+/// The built-in presets, `configs/NAME.toml`, compiled into the binary.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("mnist-vae", include_str!("../../../configs/mnist-vae.toml")),
+    (
+        "mnist-conv-vae",
+        include_str!("../../../configs/mnist-conv-vae.toml"),
+    ),
+    ("mnist-ae", include_str!("../../../configs/mnist-ae.toml")),
+    (
+        "mnist-conv-ae",
+        include_str!("../../../configs/mnist-conv-ae.toml"),
+    ),
+    ("fashion-vae", include_str!("../../../configs/fashion-vae.toml")),
+    (
+        "fashion-conv-vae",
+        include_str!("../../../configs/fashion-conv-vae.toml"),
+    ),
+];
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `mnist-10k` (embedded), `mnist`, `fashion-mnist`, `cifar10`, or a folder of images.
+    pub dataset: String,
+    /// For image folders: the `[c, h, w]` images are converted to (c = 1 grey or 3 RGB).
+    pub folder_image: [usize; 3],
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per optimizer step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam beta1 and beta2.
+    pub betas: [f64; 2],
+    /// Adam epsilon (PyTorch's default, 1e-8).
+    pub eps: f64,
+    /// Seed of weight init, shuffling and noise.
+    pub seed: u64,
+    /// Images in each epoch's sample and reconstruction grids.
+    pub grid_images: usize,
+    /// Cap on the training images used per epoch (0 = all); `--dry-run` sets it small.
+    pub max_train_images: usize,
+    /// Cap on the test images used per evaluation (0 = all).
+    pub max_test_images: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "mnist-10k".into(),
+            folder_image: [3, 32, 32],
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            seed: 0,
+            grid_images: 64,
+            max_train_images: 0,
+            max_test_images: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(Error::config(format!("train.{name}"), v, "> 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("epochs", self.epochs)?;
+        positive("batch_size", self.batch_size)?;
+        positive("grid_images", self.grid_images)?;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config("train.lr", self.lr, "a finite number > 0"));
+        }
+        for (i, b) in self.betas.iter().enumerate() {
+            if !(0.0..1.0).contains(b) {
+                return Err(Error::config(format!("train.betas[{i}]"), b, "in [0, 1)"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::config("train.eps", self.eps, "a finite number > 0"));
+        }
+        let [c, h, w] = self.folder_image;
+        if !matches!(c, 1 | 3) || h == 0 || w == 0 {
+            return Err(Error::config(
+                "train.folder_image",
+                format!("{:?}", self.folder_image),
+                "[1 or 3 channels, height > 0, width > 0]",
+            ));
+        }
+        self.dataset_spec().map(|_| ())
+    }
+
+    /// The dataset named by `dataset`.
+    pub fn dataset_spec(&self) -> Result<DatasetSpec> {
+        self.dataset.parse()
+    }
+
+    /// Data options for loading the dataset.
+    pub fn data_options(&self, data_dir: Option<PathBuf>) -> DataOptions {
+        DataOptions {
+            data_dir,
+            folder_shape: Some(self.folder_image),
+        }
+    }
+}
+
+/// A run: what model, and how to train it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The model family and its settings.
+    pub model: ModelConfig,
+    /// Training settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+impl RunConfig {
+    /// Parses TOML text; `origin` names the file (or preset) in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| toml_error(text, origin, &e))
+    }
+
+    /// Reads a preset: a built-in name (`mnist-vae`) or a path to a TOML file.
+    pub fn preset(name_or_path: &str) -> Result<Self> {
+        if let Some((name, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::from_toml(text, Path::new(&format!("<preset {name}>")));
+        }
+        let p = Path::new(name_or_path);
+        if p.is_file() {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, "read", e))?;
+            return Self::from_toml(&text, p);
+        }
+        Err(Error::config(
+            "preset",
+            name_or_path,
+            format!(
+                "a TOML file or one of {}",
+                PRESETS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+
+    /// The TOML text saved in a run folder.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a RunConfig always serialises to TOML")
+    }
+
+    /// Checks the model and the training settings.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()
+    }
+}
+
+/// One-line message for a TOML error: `file: line N: message`.
+fn toml_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let msg = e.message().replace('\n', " ").trim().to_string();
+    Error::Toml {
+        path: origin.to_path_buf(),
+        msg: match line {
+            Some(l) => format!("line {l}: {msg}"),
+            None => msg,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelConfig;
+
+    #[test]
+    fn every_builtin_preset_parses_and_validates() {
+        for (name, _) in PRESETS {
+            let c = RunConfig::preset(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.model.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.train.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = RunConfig::preset("mnist-conv-vae").expect("preset");
+        let back = RunConfig::from_toml(&c.to_toml(), Path::new("x")).expect("re-parse");
+        assert_eq!(c, back);
+        assert!(matches!(back.model, ModelConfig::Vae(_)));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let text = "[model]\nkind = \"vae\"\nlatnet = 3\n";
+        let err = RunConfig::from_toml(text, Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.toml: line 3"), "{err}");
+        assert!(err.contains("latnet"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let text = "[model]\nkind = \"vae\"\n[train]\nepohcs = 3\n";
+        let err = RunConfig::from_toml(text, Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epohcs"), "{err}");
+    }
+
+    #[test]
+    fn zero_sizes_are_rejected() {
+        let mut c = RunConfig::preset("mnist-vae").expect("preset");
+        c.train.batch_size = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "train.batch_size = 0: > 0"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! A folder of images (PNG, JPEG or BMP, detected by content) as a dataset. Files are taken in
+//! sorted path order, recursing into sub-folders; hidden files are skipped. Every image is
+//! centre-cropped and resized to one `[c, h, w]`. Image `i` goes to the test split when
+//! `i % 10 == 9` (as for `mnist-10k`); a folder of fewer than 10 images is used for both splits.
+
+use std::path::{Path, PathBuf};
+
+use super::{Dataset, ImageSet};
+use crate::error::{Error, Result};
+use crate::image_io::{image_to_pixels, read_image};
+
+/// Shape used for folders when none is given: 32x32 RGB, the DCGAN/CIFAR size.
+pub const DEFAULT_SHAPE: [usize; 3] = [3, 32, 32];
+
+/// All non-hidden files under `dir`, sorted.
+pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, "list folder", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&d, "list folder", e))?;
+            let p = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads every image under `dir` as `shape` (`[1|3, h, w]`).
+pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
+    if !matches!(shape[0], 1 | 3) || shape[1] == 0 || shape[2] == 0 {
+        return Err(Error::config(
+            "image shape",
+            format!("{shape:?}"),
+            "[1 or 3 channels, height > 0, width > 0]",
+        ));
+    }
+    let files = list_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::DatasetNotFound {
+            name: dir.display().to_string(),
+            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
+        });
+    }
+    let mut pixels = Vec::with_capacity(files.len() * shape.iter().product::<usize>());
+    for f in &files {
+        pixels.extend(image_to_pixels(&read_image(f)?, shape));
+    }
+    let all = ImageSet::new(pixels, None, shape)?;
+    let (test, train): (Vec<usize>, Vec<usize>) = if all.len() < 10 {
+        ((0..all.len()).collect(), (0..all.len()).collect())
+    } else {
+        (0..all.len()).partition(|i| i % 10 == 9)
+    };
+    Ok(Dataset {
+        name: dir.display().to_string(),
+        train: all.select(&train),
+        test: all.select(&test),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mixed_formats_by_content_and_rejects_non_images() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = image::RgbImage::from_pixel(8, 6, image::Rgb([200, 100, 50]));
+        // A JPEG saved under a .bmp name must still be read.
+        img.save_with_format(dir.path().join("a.bmp"), image::ImageFormat::Jpeg)
+            .expect("save jpeg");
+        img.save_with_format(dir.path().join("b.png"), image::ImageFormat::Png)
+            .expect("save png");
+        let d = load(dir.path(), [1, 4, 4]).expect("two images load");
+        assert_eq!(d.train.len(), 2);
+        assert_eq!(d.train.shape, [1, 4, 4]);
+        std::fs::write(dir.path().join("c.txt"), "text").expect("write");
+        let err = load(dir.path(), [1, 4, 4]).unwrap_err().to_string();
+        assert!(err.contains("c.txt"), "{err}");
+    }
+
+    #[test]
+    fn empty_folder_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load(dir.path(), DEFAULT_SHAPE).unwrap_err().to_string();
+        assert!(err.contains("no image files"), "{err}");
+    }
+}

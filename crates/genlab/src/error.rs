@@ -1,0 +1,156 @@
+//! The library's one error type. Every variant carries its evidence: the file, the value and what
+//! was expected, so a caller can print it on one line and a user can act on it.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout genlab.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in genlab.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed at the operating-system level.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done ("read", "write", "rename", ...).
+        op: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A data file exists but its content is not what its format requires.
+    #[error("{}: {msg}", path.display())]
+    Format {
+        /// The offending file.
+        path: PathBuf,
+        /// What was expected and what was found.
+        msg: String,
+    },
+
+    /// A dataset could not be found where genlab looked for it.
+    #[error("dataset {name}: {msg}")]
+    DatasetNotFound {
+        /// The dataset name the user asked for.
+        name: String,
+        /// Where genlab looked and how to get it.
+        msg: String,
+    },
+
+    /// A configuration value (from a preset, a flag or a run folder) is invalid.
+    #[error("{field} = {value}: {expected}")]
+    Config {
+        /// The key, e.g. `train.batch_size`.
+        field: String,
+        /// The value that was given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+
+    /// A TOML file could not be parsed or has unknown keys.
+    #[error("{}: {msg}", path.display())]
+    Toml {
+        /// The TOML file (or `<preset NAME>` for built-in ones).
+        path: PathBuf,
+        /// The parser's message, flattened to one line.
+        msg: String,
+    },
+
+    /// A checkpoint (run folder) is missing, truncated, from another model, or inconsistent.
+    #[error("{}: {msg}", path.display())]
+    Checkpoint {
+        /// The file in the run folder.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+
+    /// An image file could not be decoded or encoded.
+    #[error("{}: {msg}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's message or what did not match.
+        msg: String,
+    },
+
+    /// Tensor shapes did not agree with what an operation needs.
+    #[error("{op}: expected shape {expected}, got {got}")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// The expected shape, written out.
+        expected: String,
+        /// The shape that was given.
+        got: String,
+    },
+
+    /// The training loss became NaN or infinite.
+    #[error(
+        "loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint was kept (try a lower --lr)"
+    )]
+    NonFiniteLoss {
+        /// The non-finite value ("NaN", "inf").
+        value: String,
+        /// 1-based epoch.
+        epoch: usize,
+        /// Global optimizer step.
+        step: usize,
+    },
+
+    /// A request the model family cannot honour (e.g. sampling from a plain autoencoder).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A download failed or the file did not match its checksum.
+    #[error("{url}: {msg}")]
+    Download {
+        /// The address.
+        url: String,
+        /// What failed.
+        msg: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::Format`].
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Config`].
+    pub fn config(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            field: field.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Checkpoint`].
+    pub fn checkpoint(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}

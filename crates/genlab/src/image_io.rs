@@ -1,0 +1,209 @@
+//! The one place where pixels become tensors and tensors become pixels, grids and files.
+//!
+//! Convention: a float image tensor is `[b, c, h, w]` with values in `[0, 1]`, c = 1 (grey) or 3
+//! (RGB). `u8` pixels map to `p / 255`; floats map back with rounding and clamping.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use image::{DynamicImage, GrayImage, ImageReader, RgbImage, imageops::FilterType};
+
+use crate::data::ImageSet;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+
+/// Builds a `[b, c, h, w]` float tensor in `[0, 1]` from the images of `set` at `indices`.
+pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor<4> {
+    let [c, h, w] = set.shape;
+    let mut buf = Vec::with_capacity(indices.len() * c * h * w);
+    for &i in indices {
+        buf.extend(set.image(i).iter().map(|&p| f32::from(p) / 255.0));
+    }
+    Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
+}
+
+/// Reads a `[b, c, h, w]` tensor back to host floats, with its shape.
+pub fn tensor_to_vec(t: Tensor<4>) -> Result<(Vec<f32>, [usize; 4])> {
+    let dims = t.dims();
+    let v = t.into_data().try_into_vec::<f32>().map_err(|e| Error::Shape {
+        op: "tensor_to_vec",
+        expected: "f32 data".into(),
+        got: format!("{e:?}"),
+    })?;
+    Ok((v, dims))
+}
+
+fn to_u8(x: f32) -> u8 {
+    (x.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// Lays out `[n, c, h, w]` images in `[0, 1]` as a grid with `cols` columns and a 2-pixel gap,
+/// as an RGB image (grey inputs are replicated to three channels).
+pub fn grid_image(values: &[f32], dims: [usize; 4], cols: usize) -> RgbImage {
+    let [n, c, h, w] = dims;
+    let cols = cols.clamp(1, n.max(1));
+    let rows = n.div_ceil(cols).max(1);
+    let pad = 2;
+    let gw = cols * (w + pad) + pad;
+    let gh = rows * (h + pad) + pad;
+    let mut img = RgbImage::from_pixel(gw as u32, gh as u32, image::Rgb([32, 32, 32]));
+    let plane = h * w;
+    for k in 0..n {
+        let (r, col) = (k / cols, k % cols);
+        let (x0, y0) = (pad + col * (w + pad), pad + r * (h + pad));
+        let base = k * c * plane;
+        for y in 0..h {
+            for x in 0..w {
+                let at = |ch: usize| to_u8(values[base + ch * plane + y * w + x]);
+                let px = if c >= 3 {
+                    [at(0), at(1), at(2)]
+                } else {
+                    let g = at(0);
+                    [g, g, g]
+                };
+                img.put_pixel((x0 + x) as u32, (y0 + y) as u32, image::Rgb(px));
+            }
+        }
+    }
+    img
+}
+
+/// Saves a tensor of images as a PNG grid, atomically.
+pub fn save_grid(t: Tensor<4>, cols: usize, path: &Path) -> Result<()> {
+    let (v, dims) = tensor_to_vec(t)?;
+    save_png(&DynamicImage::ImageRgb8(grid_image(&v, dims, cols)), path)
+}
+
+/// Encodes an image as PNG (whatever the extension says) and writes it atomically.
+pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            msg: format!("PNG encoding failed: {e}"),
+        })?;
+    write_atomic(path, &bytes)
+}
+
+/// Decodes an image file, detecting PNG/JPEG/BMP from its content, not its name.
+pub fn read_image(path: &Path) -> Result<DynamicImage> {
+    let reader = ImageReader::open(path)
+        .map_err(|e| Error::io(path, "open", e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, "read", e))?;
+    if reader.format().is_none() {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            msg: "not a PNG, JPEG or BMP image (unrecognised content)".into(),
+        });
+    }
+    reader.decode().map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        msg: format!("cannot decode image: {e}"),
+    })
+}
+
+/// Converts an image to `[c, h, w]` u8 pixels: centre-crops to the target aspect ratio, resizes
+/// with a Lanczos filter, then converts to grey (c = 1, ITU-R BT.601 luma) or RGB (c = 3).
+pub fn image_to_pixels(img: &DynamicImage, shape: [usize; 3]) -> Vec<u8> {
+    let [c, h, w] = shape;
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    // Largest crop of the target aspect ratio, centred.
+    let (cw, ch) = if iw * h > ih * w {
+        (ih * w / h, ih)
+    } else {
+        (iw, iw * h / w)
+    };
+    let (cw, ch) = (cw.max(1), ch.max(1));
+    let cropped = img.crop_imm(((iw - cw) / 2) as u32, ((ih - ch) / 2) as u32, cw as u32, ch as u32);
+    let resized = if (cw, ch) == (w, h) {
+        cropped
+    } else {
+        cropped.resize_exact(w as u32, h as u32, FilterType::Lanczos3)
+    };
+    if c == 1 {
+        resized.to_luma8().into_raw()
+    } else {
+        let rgb = resized.to_rgb8();
+        let mut out = vec![0u8; 3 * h * w];
+        for (i, p) in rgb.pixels().enumerate() {
+            for k in 0..3 {
+                out[k * h * w + i] = p[k];
+            }
+        }
+        out
+    }
+}
+
+/// Reads an image file as a `[1, c, h, w]` tensor in `[0, 1]`, converted to `shape`.
+pub fn load_image_tensor(path: &Path, shape: [usize; 3], device: &Device) -> Result<Tensor<4>> {
+    let img = read_image(path)?;
+    let px = image_to_pixels(&img, shape);
+    let set = ImageSet::new(px, None, shape)?;
+    Ok(batch_tensor(&set, &[0], device))
+}
+
+/// Writes a single `[1, c, h, w]` tensor as a PNG image (grey or RGB).
+pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
+    let (v, [_, c, h, w]) = tensor_to_vec(t)?;
+    let plane = h * w;
+    let img = if c == 1 {
+        DynamicImage::ImageLuma8(
+            GrayImage::from_raw(w as u32, h as u32, v[..plane].iter().map(|&x| to_u8(x)).collect())
+                .expect("buffer is h*w bytes"),
+        )
+    } else {
+        let mut buf = Vec::with_capacity(3 * plane);
+        for i in 0..plane {
+            for k in 0..3 {
+                buf.push(to_u8(v[k * plane + i]));
+            }
+        }
+        DynamicImage::ImageRgb8(
+            RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer is 3*h*w bytes"),
+        )
+    };
+    save_png(&img, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_places_images_with_gaps() {
+        // Two 1x2x2 images: all-black and all-white, in 2 columns.
+        let v = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let g = grid_image(&v, [2, 1, 2, 2], 2);
+        assert_eq!(g.dimensions(), (2 * 4 + 2, 4 + 2));
+        assert_eq!(g.get_pixel(2, 2).0, [0, 0, 0]);
+        assert_eq!(g.get_pixel(6, 3).0, [255, 255, 255]);
+        assert_eq!(g.get_pixel(0, 0).0, [32, 32, 32]);
+    }
+
+    #[test]
+    fn crop_resize_keeps_centre_and_channels() {
+        // A 4x2 RGB image: left half red, right half blue; cropping to square keeps the centre.
+        let mut img = RgbImage::new(4, 2);
+        for (x, _, p) in img.enumerate_pixels_mut() {
+            *p = if x < 2 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            };
+        }
+        let px = image_to_pixels(&DynamicImage::ImageRgb8(img), [3, 2, 2]);
+        // Planar: R plane then G then B. Column 0 red, column 1 blue.
+        assert_eq!(&px[0..4], &[255, 0, 255, 0]);
+        assert_eq!(&px[8..12], &[0, 255, 0, 255]);
+    }
+
+    #[test]
+    fn non_image_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("notes.png");
+        std::fs::write(&p, b"hello, not an image").expect("write");
+        let err = read_image(&p).unwrap_err().to_string();
+        assert!(err.contains("notes.png") && err.contains("not a PNG"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! The model families, one file each, and what the training loop and the CLI need to treat them
+//! alike.
+
+pub mod autoencoder;
+pub mod vae;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
+pub use vae::{Vae, VaeConfig};
+
+/// Decoder likelihood of a VAE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Likelihood {
+    /// Bernoulli over pixels in `[0, 1]`: binary cross-entropy.
+    Bernoulli,
+    /// Gaussian with fixed variance: squared error.
+    Gaussian,
+}
+
+/// A loss for one batch, and its per-image parts for logging.
+pub struct Objective {
+    /// The scalar to minimise (mean over the batch), `[1]`.
+    pub loss: Tensor<1>,
+    /// Reconstruction term per image, `[b]`.
+    pub recon: Tensor<1>,
+    /// KL term per image, `[b]` (VAEs only).
+    pub kl: Option<Tensor<1>>,
+}
+
+/// The model part of a run's config: which family, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    /// A plain autoencoder.
+    Ae(AutoencoderConfig),
+    /// A (beta-)VAE.
+    Vae(VaeConfig),
+}
+
+impl ModelConfig {
+    /// The family name as the CLI spells it (`ae`, `vae`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Ae(_) => "ae",
+            ModelConfig::Vae(_) => "vae",
+        }
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            ModelConfig::Ae(c) => c.validate(),
+            ModelConfig::Vae(c) => c.validate(),
+        }
+    }
+
+    /// Sets the image shape (from the dataset).
+    pub fn set_image(&mut self, shape: [usize; 3]) {
+        match self {
+            ModelConfig::Ae(c) => c.image = shape,
+            ModelConfig::Vae(c) => c.image = shape,
+        }
+    }
+
+    /// The image shape `[c, h, w]`.
+    pub fn image(&self) -> [usize; 3] {
+        match self {
+            ModelConfig::Ae(c) => c.image,
+            ModelConfig::Vae(c) => c.image,
+        }
+    }
+}
+
+/// What the training loop and the commands need from a model family.
+pub trait ImageModel: Module + Sized {
+    /// Width of the latent / code vector.
+    fn latent_dim(&self) -> usize;
+    /// Loss on a batch in `[0, 1]`; `eps` is standard-normal noise `[b, latent]` (unused by
+    /// deterministic models).
+    fn objective(&self, x: Tensor<4>, eps: Tensor<2>) -> Objective;
+    /// Deterministic encoding (a VAE's posterior mean).
+    fn encode_mean(&self, x: Tensor<4>) -> Tensor<2>;
+    /// Decoded images in `[0, 1]`.
+    fn decode_mean(&self, z: Tensor<2>) -> Tensor<4>;
+    /// Whether `decode_mean(z)` with `z ~ N(0, I)` is a meaningful sample.
+    fn can_sample(&self) -> bool;
+}
+
+impl ImageModel for Vae {
+    fn latent_dim(&self) -> usize {
+        self.config.latent
+    }
+    fn objective(&self, x: Tensor<4>, eps: Tensor<2>) -> Objective {
+        Vae::objective(self, x, eps)
+    }
+    fn encode_mean(&self, x: Tensor<4>) -> Tensor<2> {
+        self.encode(x).0
+    }
+    fn decode_mean(&self, z: Tensor<2>) -> Tensor<4> {
+        self.decode(z)
+    }
+    fn can_sample(&self) -> bool {
+        true
+    }
+}
+
+impl ImageModel for Autoencoder {
+    fn latent_dim(&self) -> usize {
+        self.config.code
+    }
+    fn objective(&self, x: Tensor<4>, _eps: Tensor<2>) -> Objective {
+        Autoencoder::objective(self, x)
+    }
+    fn encode_mean(&self, x: Tensor<4>) -> Tensor<2> {
+        self.encode(x)
+    }
+    fn decode_mean(&self, z: Tensor<2>) -> Tensor<4> {
+        self.decode(z)
+    }
+    fn can_sample(&self) -> bool {
+        false
+    }
+}

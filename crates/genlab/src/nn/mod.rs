@@ -1,0 +1,369 @@
+//! Blocks shared by two or more models: an MLP stack, a strided-conv encoder and a
+//! transposed-conv decoder. Parameter names (`layers.0.weight`, `convs.1.bias`, ...) are part of
+//! the checkpoint format: keep them stable.
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Linear layers with a ReLU after every one of them.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `dims.len() - 1` linear layers.
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// Layers `dims[0] -> dims[1] -> ... -> dims[n]`; `dims = [d]` gives the identity.
+    pub fn new(dims: &[usize], device: &Device) -> Self {
+        let layers = dims
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Self { layers }
+    }
+
+    /// # Shapes
+    /// `[b, dims[0]] -> [b, dims[n]]`
+    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        for l in &self.layers {
+            x = relu(l.forward(x));
+        }
+        x
+    }
+}
+
+/// Stride-2 4x4 convolutions (padding 1), each followed by ReLU, then flattened: every layer halves
+/// the height and width (the DCGAN / conv-VAE encoder).
+#[derive(Module, Debug)]
+pub struct ConvEncoder {
+    /// One conv per entry of `channels`.
+    pub convs: Vec<Conv2d>,
+}
+
+impl ConvEncoder {
+    /// `in_channels -> channels[0] -> ... -> channels[n-1]`.
+    pub fn new(in_channels: usize, channels: &[usize], device: &Device) -> Self {
+        let mut prev = in_channels;
+        let convs = channels
+            .iter()
+            .map(|&c| {
+                let conv = Conv2dConfig::new([prev, c], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device);
+                prev = c;
+                conv
+            })
+            .collect();
+        Self { convs }
+    }
+
+    /// Flattened output size for an input of `[c, h, w]`.
+    pub fn out_features(channels: &[usize], h: usize, w: usize) -> usize {
+        let n = channels.len() as u32;
+        channels.last().copied().unwrap_or(1) * (h >> n) * (w >> n)
+    }
+
+    /// # Shapes
+    /// `[b, c, h, w] -> [b, channels[n-1] * (h / 2^n) * (w / 2^n)]`
+    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
+        for conv in &self.convs {
+            x = relu(conv.forward(x)); // [b, c_i, h / 2^i, w / 2^i]
+        }
+        x.flatten(1, 3)
+    }
+}
+
+/// A linear layer to a small feature map, then stride-2 4x4 transposed convolutions (padding 1)
+/// that double the size each time; ReLU between layers, none after the last (it outputs logits).
+#[derive(Module, Debug)]
+pub struct ConvDecoder {
+    /// Latent -> first feature map.
+    pub fc: Linear,
+    /// Transposed convs, `channels[n-1] -> ... -> channels[0] -> out_channels`.
+    pub deconvs: Vec<ConvTranspose2d>,
+    /// `[c, h, w]` of the first feature map.
+    #[module(skip)]
+    pub start: [usize; 3],
+}
+
+impl ConvDecoder {
+    /// Mirror of [`ConvEncoder::new`] for an output of `[out_channels, h, w]`.
+    pub fn new(latent: usize, channels: &[usize], out: [usize; 3], device: &Device) -> Self {
+        let n = channels.len() as u32;
+        let first = channels.last().copied().unwrap_or(out[0]);
+        let start = [first, out[1] >> n, out[2] >> n];
+        let fc = LinearConfig::new(latent, start.iter().product()).init(device);
+        let mut outs: Vec<usize> = channels.iter().rev().skip(1).copied().collect();
+        outs.push(out[0]);
+        let mut prev = first;
+        let deconvs = outs
+            .into_iter()
+            .map(|c| {
+                let d = ConvTranspose2dConfig::new([prev, c], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .init(device);
+                prev = c;
+                d
+            })
+            .collect();
+        Self { fc, deconvs, start }
+    }
+
+    /// # Shapes
+    /// `[b, latent] -> [b, out_c, h, w]` (logits)
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let [c, h, w] = self.start;
+        let b = z.dims()[0];
+        let mut x = relu(self.fc.forward(z)).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
+        let last = self.deconvs.len().saturating_sub(1);
+        for (i, d) in self.deconvs.iter().enumerate() {
+            x = d.forward(x); // doubles h and w
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// Which kind of network body a model uses, and its sizes. Shared by the autoencoder and the VAE.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyConfig {
+    /// `mlp` (dense layers on the flattened image) or `conv` (strided convs / transposed convs).
+    pub arch: Arch,
+    /// MLP hidden widths, input side first; the decoder mirrors them. Ignored by `conv`.
+    pub hidden: Vec<usize>,
+    /// Conv channels of the stride-2 layers, input side first; the decoder mirrors them.
+    /// Ignored by `mlp`.
+    pub channels: Vec<usize>,
+    /// Image shape `[c, h, w]` (set from the dataset when training).
+    pub image: [usize; 3],
+}
+
+/// Network family of an encoder/decoder pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// Dense layers.
+    Mlp,
+    /// Strided convolutions and transposed convolutions.
+    Conv,
+}
+
+impl BodyConfig {
+    /// Checks sizes; `prefix` names the TOML table in errors (e.g. `model`).
+    pub fn validate(&self, prefix: &str) -> crate::Result<()> {
+        let [c, h, w] = self.image;
+        if !matches!(c, 1 | 3) || h == 0 || w == 0 {
+            return Err(crate::Error::config(
+                format!("{prefix}.image"),
+                format!("{:?}", self.image),
+                "[1 or 3 channels, height > 0, width > 0]",
+            ));
+        }
+        match self.arch {
+            Arch::Mlp => {
+                if self.hidden.contains(&0) {
+                    return Err(crate::Error::config(
+                        format!("{prefix}.hidden"),
+                        format!("{:?}", self.hidden),
+                        "widths > 0",
+                    ));
+                }
+            }
+            Arch::Conv => {
+                let n = self.channels.len();
+                let m = 1usize << n;
+                if n == 0 || self.channels.contains(&0) {
+                    return Err(crate::Error::config(
+                        format!("{prefix}.channels"),
+                        format!("{:?}", self.channels),
+                        "at least one conv layer, channels > 0",
+                    ));
+                }
+                if h % m != 0 || w % m != 0 {
+                    return Err(crate::Error::config(
+                        format!("{prefix}.image"),
+                        format!("{:?}", self.image),
+                        format!("height and width divisible by 2^{n} = {m} for {n} stride-2 conv layers"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.image.iter().product()
+    }
+}
+
+/// Image -> feature vector, by an MLP or a conv stack (exactly one of the two is present).
+#[derive(Module, Debug)]
+pub struct Encoder {
+    /// Dense body.
+    pub mlp: Option<Mlp>,
+    /// Conv body.
+    pub conv: Option<ConvEncoder>,
+}
+
+impl Encoder {
+    /// Builds the body described by `cfg`.
+    pub fn new(cfg: &BodyConfig, device: &Device) -> Self {
+        match cfg.arch {
+            Arch::Mlp => {
+                let mut dims = vec![cfg.pixels()];
+                dims.extend(&cfg.hidden);
+                Self {
+                    mlp: Some(Mlp::new(&dims, device)),
+                    conv: None,
+                }
+            }
+            Arch::Conv => Self {
+                mlp: None,
+                conv: Some(ConvEncoder::new(cfg.image[0], &cfg.channels, device)),
+            },
+        }
+    }
+
+    /// Width of the feature vector.
+    pub fn out_features(cfg: &BodyConfig) -> usize {
+        match cfg.arch {
+            Arch::Mlp => cfg.hidden.last().copied().unwrap_or(cfg.pixels()),
+            Arch::Conv => ConvEncoder::out_features(&cfg.channels, cfg.image[1], cfg.image[2]),
+        }
+    }
+
+    /// # Shapes
+    /// `[b, c, h, w] -> [b, features]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match (&self.mlp, &self.conv) {
+            (Some(m), _) => m.forward(x.flatten(1, 3)), // [b, c*h*w] -> [b, hidden_n]
+            (None, Some(c)) => c.forward(x),
+            (None, None) => unreachable!("Encoder is built with exactly one body"),
+        }
+    }
+}
+
+/// MLP decoder: hidden layers (mirrored) then a linear layer to all pixels.
+#[derive(Module, Debug)]
+pub struct MlpDecoder {
+    /// `latent -> hidden_n -> ... -> hidden_1`, ReLU after each.
+    pub hidden: Mlp,
+    /// `hidden_1 -> c*h*w` logits.
+    pub out: Linear,
+    /// `[c, h, w]` of the output.
+    #[module(skip)]
+    pub image: [usize; 3],
+}
+
+/// Latent vector -> image logits, by an MLP or transposed convs (exactly one is present).
+#[derive(Module, Debug)]
+pub struct Decoder {
+    /// Dense body.
+    pub mlp: Option<MlpDecoder>,
+    /// Transposed-conv body.
+    pub conv: Option<ConvDecoder>,
+}
+
+impl Decoder {
+    /// Mirror of [`Encoder::new`] from a `latent`-wide code.
+    pub fn new(cfg: &BodyConfig, latent: usize, device: &Device) -> Self {
+        match cfg.arch {
+            Arch::Mlp => {
+                let mut dims = vec![latent];
+                dims.extend(cfg.hidden.iter().rev());
+                let last = *dims.last().expect("dims starts with latent");
+                Self {
+                    mlp: Some(MlpDecoder {
+                        hidden: Mlp::new(&dims, device),
+                        out: LinearConfig::new(last, cfg.pixels()).init(device),
+                        image: cfg.image,
+                    }),
+                    conv: None,
+                }
+            }
+            Arch::Conv => Self {
+                mlp: None,
+                conv: Some(ConvDecoder::new(latent, &cfg.channels, cfg.image, device)),
+            },
+        }
+    }
+
+    /// # Shapes
+    /// `[b, latent] -> [b, c, h, w]` logits
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        match (&self.mlp, &self.conv) {
+            (Some(m), _) => {
+                let b = z.dims()[0];
+                let [c, h, w] = m.image;
+                m.out.forward(m.hidden.forward(z)).reshape([b, c, h, w]) // [b, c*h*w] -> [b, c, h, w]
+            }
+            (None, Some(c)) => c.forward(z),
+            (None, None) => unreachable!("Decoder is built with exactly one body"),
+        }
+    }
+}
+
+/// Gives every parameter an id derived from its path (`encoder.layers.0.weight`), so optimizer
+/// state saved with a checkpoint finds its parameters again after the weights are reloaded.
+#[derive(Default)]
+pub struct StableParamIds {
+    path: Vec<String>,
+}
+
+impl ModuleMapper for StableParamIds {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (_, tensor, mapper) = param.consume();
+        // FNV-1a over the dotted path: stable across runs, platforms and Rust versions.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.path.join(".").bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Param::from_mapped_value(ParamId::from(h), tensor, mapper)
+    }
+}
+
+/// Applies [`StableParamIds`] to a module.
+pub fn with_stable_ids<M: Module>(m: M) -> M {
+    m.map(&mut StableParamIds::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_encoder_decoder_shapes() {
+        let device = Device::flex();
+        let enc = ConvEncoder::new(1, &[32, 64], &device);
+        let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+        assert_eq!(enc.forward(x).dims(), [2, 64 * 7 * 7]);
+        assert_eq!(ConvEncoder::out_features(&[32, 64], 28, 28), 3136);
+        let dec = ConvDecoder::new(16, &[32, 64], [1, 28, 28], &device);
+        let z = Tensor::<2>::zeros([2, 16], &device);
+        assert_eq!(dec.forward(z).dims(), [2, 1, 28, 28]);
+    }
+
+    #[test]
+    fn mlp_shapes() {
+        let device = Device::flex();
+        let m = Mlp::new(&[784, 400, 20], &device);
+        assert_eq!(m.forward(Tensor::zeros([3, 784], &device)).dims(), [3, 20]);
+    }
+}
