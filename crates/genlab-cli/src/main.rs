@@ -1,1 +1,58 @@
-fn main() {}
+//! `genlab`: train, sample, reconstruct, interpolate, encode/decode and evaluate generative image
+//! models. Parses, validates, then runs; errors print on one line and exit with status 1
+//! (2 for usage errors, from clap; 130 when interrupted by Ctrl-C).
+
+mod codec;
+mod common;
+mod eval;
+mod interpolate;
+mod reconstruct;
+mod sample;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "genlab", version, about = "Deep generative image models: train, sample, evaluate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (ae or vae) and write a run folder.
+    Train(train::Args),
+    /// Decode z ~ N(0, I) into a grid of new images.
+    Sample(sample::Args),
+    /// Original test images above their reconstructions, as a grid.
+    Reconstruct(reconstruct::Args),
+    /// Decode a straight line in latent space between two encoded test images.
+    Interpolate(interpolate::Args),
+    /// Encode an image file to a latent code file (the "compression" use).
+    Encode(codec::EncodeArgs),
+    /// Decode a latent code file back to an image.
+    Decode(codec::DecodeArgs),
+    /// Evaluate a run on its test split: loss, -ELBO, MSE, PSNR.
+    Eval(eval::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Reconstruct(a) => reconstruct::run(a),
+        Command::Interpolate(a) => interpolate::run(a),
+        Command::Encode(a) => codec::encode(a),
+        Command::Decode(a) => codec::decode(a),
+        Command::Eval(a) => eval::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+    }
+}

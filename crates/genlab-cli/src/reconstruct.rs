@@ -1,0 +1,60 @@
+//! `genlab reconstruct RUN`: test images (odd rows) above their reconstructions (even rows).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::prelude::*;
+use genlab::data::ImageSet;
+use genlab::image_io::{batch_tensor, save_grid};
+use genlab::metrics::psnr_from_mse;
+use genlab::models::ImageModel;
+use genlab::train::interleave_rows;
+
+use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, dataset, device};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder.
+    run: PathBuf,
+    /// Number of test images.
+    #[arg(short, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    n: u32,
+    /// Output PNG (default RUN/reconstruction.png).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Folder searched first for the dataset.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+struct Recon<'a> {
+    set: &'a ImageSet,
+    n: usize,
+    out: &'a std::path::Path,
+    device: &'a Device,
+}
+
+impl ModelFn<f64> for Recon<'_> {
+    fn call<M: ImageModel>(self, m: M) -> Result<f64> {
+        let idx: Vec<usize> = (0..self.n.min(self.set.len())).collect();
+        let x = batch_tensor(self.set, &idx, self.device); // [n, c, h, w]
+        let y = m.decode_mean(m.encode_mean(x.clone()));
+        let mse = f64::from((y.clone() - x.clone()).powi_scalar(2).mean().into_scalar::<f32>());
+        let cols = (idx.len() as f64).sqrt().ceil().max(1.0) as usize;
+        save_grid(interleave_rows(x, y, cols), cols, self.out)?;
+        Ok(psnr_from_mse(mse))
+    }
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let device = device(a.device)?;
+    let run = OpenRun::open(&a.run)?;
+    let out = a.out.unwrap_or_else(|| a.run.join("reconstruction.png"));
+    check_output(&out)?;
+    let data = dataset(&run, a.data_dir)?;
+    let psnr = run.with_model(&device, Recon { set: &data.test, n: a.n as usize, out: &out, device: &device })?;
+    println!("{}  (PSNR {psnr:.2} dB over these images)", out.display());
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! `genlab sample RUN`: decode z ~ N(0, I) into a grid of new images.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use genlab::image_io::save_grid;
+use genlab::models::ImageModel;
+use genlab::rng::{rng_for, standard_normal, stream};
+
+use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, device};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder.
+    run: PathBuf,
+    /// Number of images.
+    #[arg(short, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    n: u32,
+    /// Output PNG (default RUN/sample.png).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+struct Sample<'a> {
+    n: usize,
+    seed: u64,
+    out: &'a std::path::Path,
+    device: &'a Device,
+}
+
+impl ModelFn<()> for Sample<'_> {
+    fn call<M: ImageModel>(self, m: M) -> Result<()> {
+        if !m.can_sample() {
+            bail!("this run is an autoencoder: it has no prior to sample from (train a vae, or use `genlab reconstruct`)");
+        }
+        let z = standard_normal(&mut rng_for(self.seed, stream::SAMPLE, 1), self.n, m.latent_dim(), self.device);
+        let cols = (self.n as f64).sqrt().ceil() as usize;
+        save_grid(m.decode_mean(z), cols, self.out)?;
+        Ok(())
+    }
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let device = device(a.device)?;
+    let run = OpenRun::open(&a.run)?;
+    let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
+    check_output(&out)?;
+    run.with_model(&device, Sample { n: a.n as usize, seed: a.seed, out: &out, device: &device })?;
+    println!("{}", out.display());
+    Ok(0)
+}

@@ -1,0 +1,287 @@
+//! `genlab train vae|ae`: build a config from a preset and flags, validate it, train with a
+//! progress bar, and leave a run folder. `--resume RUN` continues a stopped run exactly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use genlab::RunConfig;
+use genlab::checkpoint::RunDir;
+use genlab::train::{Event, Observer, Outcome};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::{DeviceArg, device};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Family {
+    /// Variational autoencoder (beta-VAE with --beta).
+    Vae,
+    /// Plain autoencoder.
+    Ae,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ArchArg {
+    Mlp,
+    Conv,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model family; not needed with --resume.
+    #[arg(value_enum)]
+    family: Option<Family>,
+    /// Preset: a built-in name (mnist-vae, mnist-conv-vae, mnist-ae, mnist-conv-ae, fashion-vae,
+    /// fashion-conv-vae) or a TOML file. Default: mnist-vae / mnist-ae (mnist-conv-* with --arch conv).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Network body, to pick the default preset.
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// Dataset: mnist-10k (embedded), mnist, fashion-mnist, cifar10, or a folder of images.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Folder searched first for dataset files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// KL weight (VAE only): 1 = VAE, > 1 = beta-VAE.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Latent (VAE) or code (AE) size.
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Run folder to create (default runs/FAMILY-DATASET, numbered if taken).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out"])]
+    resume: Option<PathBuf>,
+    /// One tiny epoch on a few images (for CI and smoke tests).
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+/// Builds the validated config from the preset and flags.
+fn build_config(a: &Args) -> Result<RunConfig> {
+    let family = a.family.context("name a model family (vae or ae), or use --resume RUN")?;
+    let conv = matches!(a.arch, Some(ArchArg::Conv));
+    let preset = a.preset.clone().unwrap_or_else(|| {
+        match (family, conv) {
+            (Family::Vae, false) => "mnist-vae",
+            (Family::Vae, true) => "mnist-conv-vae",
+            (Family::Ae, false) => "mnist-ae",
+            (Family::Ae, true) => "mnist-conv-ae",
+        }
+        .to_string()
+    });
+    let mut cfg = RunConfig::preset(&preset)?;
+    let wanted = match family {
+        Family::Vae => "vae",
+        Family::Ae => "ae",
+    };
+    if cfg.model.kind() != wanted {
+        bail!("preset {preset} is a {} model, not a {wanted}", cfg.model.kind());
+    }
+    if let Some(arch) = a.arch {
+        let arch = match arch {
+            ArchArg::Mlp => genlab::nn::Arch::Mlp,
+            ArchArg::Conv => genlab::nn::Arch::Conv,
+        };
+        match &mut cfg.model {
+            genlab::ModelConfig::Ae(m) => m.arch = arch,
+            genlab::ModelConfig::Vae(m) => m.arch = arch,
+        }
+    }
+    let t = &mut cfg.train;
+    if let Some(d) = &a.dataset {
+        t.dataset = d.clone();
+    }
+    if let Some(v) = a.epochs {
+        t.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        t.lr = v;
+    }
+    if let Some(v) = a.seed {
+        t.seed = v;
+    }
+    match &mut cfg.model {
+        genlab::ModelConfig::Vae(m) => {
+            if let Some(b) = a.beta {
+                m.beta = b;
+            }
+            if let Some(l) = a.latent {
+                m.latent = l;
+            }
+        }
+        genlab::ModelConfig::Ae(m) => {
+            if a.beta.is_some() {
+                bail!("--beta applies to vae only");
+            }
+            if let Some(l) = a.latent {
+                m.code = l;
+            }
+        }
+    }
+    if a.dry_run {
+        t.epochs = 1;
+        t.batch_size = t.batch_size.min(16);
+        t.max_train_images = t.batch_size;
+        t.max_test_images = 32;
+        t.grid_images = 16;
+    }
+    cfg.train.validate()?;
+    Ok(cfg)
+}
+
+/// `runs/NAME`, or `runs/NAME-2`, `-3`, ... if taken.
+fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
+    let ds = PathBuf::from(&cfg.train.dataset);
+    let ds = ds.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = format!("{}-{ds}{}", cfg.model.kind(), if dry { "-dry-run" } else { "" });
+    let mut p = PathBuf::from("runs").join(&base);
+    let mut i = 2;
+    while p.exists() {
+        p = PathBuf::from("runs").join(format!("{base}-{i}"));
+        i += 1;
+    }
+    p
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Observer for Progress {
+    fn on_event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Start { epoch, epochs, batches, skip, params } => {
+                if !self.quiet {
+                    eprintln!(
+                        "training {params} parameters, epochs {epoch}..={epochs}, {batches} batches/epoch{}",
+                        if skip > 0 { format!(" (resuming after batch {skip})") } else { String::new() }
+                    );
+                }
+            }
+            Event::Batch { epoch, batch, batches, loss, images_per_sec } => {
+                if self.quiet {
+                    return;
+                }
+                let bar = self.bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(batches as u64);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+                        )
+                        .expect("static template")
+                        .progress_chars("=> "),
+                    );
+                    b.set_prefix(epoch.to_string());
+                    b
+                });
+                bar.set_position(batch as u64);
+                bar.set_message(format!("loss {loss:.3} {images_per_sec:.0} img/s"));
+            }
+            Event::Epoch(r) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                let kl = if r.train_kl > 0.0 {
+                    format!(" (recon {:.2} + kl {:.2})", r.test.recon, r.test.kl)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "epoch {:>3}  train {:.3}  test {:.3}{kl}  psnr {:.2} dB  {:.0} img/s",
+                    r.epoch, r.train_loss, r.test.loss, r.test.psnr, r.images_per_sec
+                );
+            }
+        }
+    }
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let device = device(a.device)?;
+    let (run, cfg, resume) = match &a.resume {
+        Some(dir) => {
+            let run = RunDir::new(dir);
+            let mut cfg = run.load_config()?;
+            if let Some(e) = a.epochs {
+                cfg.train.epochs = e;
+                cfg.train.validate()?;
+                run.save_config(&cfg)?;
+            }
+            (run, cfg, true)
+        }
+        None => {
+            let cfg = build_config(&a)?;
+            let out = a.out.clone().unwrap_or_else(|| default_out(&cfg, a.dry_run));
+            (RunDir::new(out), cfg, false)
+        }
+    };
+    let spec = cfg.train.dataset_spec()?;
+    let data = genlab::data::load(&spec, &cfg.train.data_options(a.data_dir.clone()))?;
+    let mut cfg = cfg;
+    if !resume {
+        cfg.model.set_image(data.shape());
+        cfg.model.validate()?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: the user wants out now; the last checkpoint is intact.
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch and saving a checkpoint (Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    eprintln!(
+        "{} {} on {} ({} train / {} test images) -> {}",
+        if resume { "resuming" } else { "training" },
+        cfg.model.kind(),
+        data.name,
+        data.train.len(),
+        data.test.len(),
+        run.dir.display()
+    );
+    let mut obs = Progress { bar: None, quiet: a.quiet };
+    let outcome = genlab::train::train(&run, &cfg, resume, &data, &device, &stop, &mut obs)?;
+    match outcome {
+        Outcome::Finished(_) => {
+            println!(
+                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png, samples/, reconstructions/)",
+                run.dir.display()
+            );
+            Ok(0)
+        }
+        Outcome::Interrupted { epoch, step } => {
+            println!(
+                "interrupted in epoch {epoch} after step {step}; checkpoint saved. Continue with: genlab train --resume {}",
+                run.dir.display()
+            );
+            Ok(130)
+        }
+    }
+}
