@@ -51,7 +51,10 @@ impl ModelFn<(Vec<f32>, f64)> for Enc<'_> {
         let z = m.encode_mean(self.x.clone()); // [1, latent]
         let y = m.decode_mean(z.clone());
         let mse = f64::from((y - self.x).powi_scalar(2).mean().into_scalar::<f32>());
-        let v = z.into_data().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let v = z
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let _ = self.device;
         Ok((v, psnr_from_mse(mse)))
     }
@@ -113,13 +116,24 @@ pub fn encode(a: EncodeArgs) -> Result<i32> {
 fn read_code(path: &Path) -> Result<Vec<f32>> {
     let b = std::fs::read(path).with_context(|| format!("{}: read", path.display()))?;
     if b.len() < 12 || &b[..8] != MAGIC {
-        bail!("{}: not a genlab code file (expected magic GENLABZ1)", path.display());
+        bail!(
+            "{}: not a genlab code file (expected magic GENLABZ1)",
+            path.display()
+        );
     }
     let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
     if b.len() != 12 + 4 * n {
-        bail!("{}: header says {n} values ({} bytes) but the file has {} bytes", path.display(), 12 + 4 * n, b.len());
+        bail!(
+            "{}: header says {n} values ({} bytes) but the file has {} bytes",
+            path.display(),
+            12 + 4 * n,
+            b.len()
+        );
     }
-    Ok(b[12..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(b[12..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 pub fn decode(a: DecodeArgs) -> Result<i32> {
@@ -128,7 +142,15 @@ pub fn decode(a: DecodeArgs) -> Result<i32> {
     let out = a.out.unwrap_or_else(|| a.code.with_extension("png"));
     check_output(&out)?;
     let z = read_code(&a.code)?;
-    run.with_model(&device, Dec { z, code: &a.code, out: &out, device: &device })?;
+    run.with_model(
+        &device,
+        Dec {
+            z,
+            code: &a.code,
+            out: &out,
+            device: &device,
+        },
+    )?;
     println!("{}", out.display());
     Ok(0)
 }

@@ -72,7 +72,11 @@ pub fn check_output(path: &Path) -> Result<()> {
         && !parent.as_os_str().is_empty()
         && !parent.is_dir()
     {
-        bail!("{}: output folder {} does not exist", path.display(), parent.display());
+        bail!(
+            "{}: output folder {} does not exist",
+            path.display(),
+            parent.display()
+        );
     }
     Ok(())
 }

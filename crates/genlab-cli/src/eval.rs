@@ -40,15 +40,30 @@ pub fn run(a: Args) -> Result<i32> {
     let device = device(a.device)?;
     let run = OpenRun::open(&a.run)?;
     let data = dataset(&run, a.data_dir)?;
-    let r = run.with_model(&device, Eval { set: &data.test, seed: run.config.train.seed, device: &device })?;
+    let r = run.with_model(
+        &device,
+        Eval {
+            set: &data.test,
+            seed: run.config.train.seed,
+            device: &device,
+        },
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("run       {}", a.run.display());
-        println!("model     {} on {} test split ({} images)", run.config.model.kind(), data.name, r.images);
+        println!(
+            "model     {} on {} test split ({} images)",
+            run.config.model.kind(),
+            data.name,
+            r.images
+        );
         println!("loss      {:.4} nats/image (training objective)", r.loss);
         if run.config.model.kind() == "vae" {
-            println!("-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})", r.neg_elbo, r.recon, r.kl);
+            println!(
+                "-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})",
+                r.neg_elbo, r.recon, r.kl
+            );
         }
         println!("MSE       {:.6}", r.mse);
         println!("PSNR      {:.2} dB", r.psnr);

@@ -45,7 +45,9 @@ struct Interp<'a> {
 impl ModelFn<()> for Interp<'_> {
     fn call<M: ImageModel>(self, m: M) -> Result<()> {
         if !m.can_sample() {
-            bail!("this run is an autoencoder: its codes have no prior, so points between them need not decode to images; interpolate a vae run");
+            bail!(
+                "this run is an autoencoder: its codes have no prior, so points between them need not decode to images; interpolate a vae run"
+            );
         }
         let x = batch_tensor(self.set, &self.pair, self.device); // [2, c, h, w]
         let z = m.encode_mean(x); // [2, latent]
@@ -70,12 +72,21 @@ pub fn run(a: Args) -> Result<i32> {
     let data = dataset(&run, a.data_dir)?;
     for i in [a.from, a.to] {
         if i >= data.test.len() {
-            bail!("test image index {i} out of range: the test split has {} images", data.test.len());
+            bail!(
+                "test image index {i} out of range: the test split has {} images",
+                data.test.len()
+            );
         }
     }
     run.with_model(
         &device,
-        Interp { set: &data.test, pair: [a.from, a.to], steps: a.steps as usize, out: &out, device: &device },
+        Interp {
+            set: &data.test,
+            pair: [a.from, a.to],
+            steps: a.steps as usize,
+            out: &out,
+            device: &device,
+        },
     )?;
     println!("{}", out.display());
     Ok(0)

@@ -13,7 +13,11 @@ mod train;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "genlab", version, about = "Deep generative image models: train, sample, evaluate")]
+#[command(
+    name = "genlab",
+    version,
+    about = "Deep generative image models: train, sample, evaluate"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -41,7 +41,12 @@ impl ModelFn<f64> for Recon<'_> {
         let idx: Vec<usize> = (0..self.n.min(self.set.len())).collect();
         let x = batch_tensor(self.set, &idx, self.device); // [n, c, h, w]
         let y = m.decode_mean(m.encode_mean(x.clone()));
-        let mse = f64::from((y.clone() - x.clone()).powi_scalar(2).mean().into_scalar::<f32>());
+        let mse = f64::from(
+            (y.clone() - x.clone())
+                .powi_scalar(2)
+                .mean()
+                .into_scalar::<f32>(),
+        );
         let cols = (idx.len() as f64).sqrt().ceil().max(1.0) as usize;
         save_grid(interleave_rows(x, y, cols), cols, self.out)?;
         Ok(psnr_from_mse(mse))
@@ -54,7 +59,15 @@ pub fn run(a: Args) -> Result<i32> {
     let out = a.out.unwrap_or_else(|| a.run.join("reconstruction.png"));
     check_output(&out)?;
     let data = dataset(&run, a.data_dir)?;
-    let psnr = run.with_model(&device, Recon { set: &data.test, n: a.n as usize, out: &out, device: &device })?;
+    let psnr = run.with_model(
+        &device,
+        Recon {
+            set: &data.test,
+            n: a.n as usize,
+            out: &out,
+            device: &device,
+        },
+    )?;
     println!("{}  (PSNR {psnr:.2} dB over these images)", out.display());
     Ok(0)
 }

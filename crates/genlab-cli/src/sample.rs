@@ -37,9 +37,16 @@ struct Sample<'a> {
 impl ModelFn<()> for Sample<'_> {
     fn call<M: ImageModel>(self, m: M) -> Result<()> {
         if !m.can_sample() {
-            bail!("this run is an autoencoder: it has no prior to sample from (train a vae, or use `genlab reconstruct`)");
+            bail!(
+                "this run is an autoencoder: it has no prior to sample from (train a vae, or use `genlab reconstruct`)"
+            );
         }
-        let z = standard_normal(&mut rng_for(self.seed, stream::SAMPLE, 1), self.n, m.latent_dim(), self.device);
+        let z = standard_normal(
+            &mut rng_for(self.seed, stream::SAMPLE, 1),
+            self.n,
+            m.latent_dim(),
+            self.device,
+        );
         let cols = (self.n as f64).sqrt().ceil() as usize;
         save_grid(m.decode_mean(z), cols, self.out)?;
         Ok(())
@@ -51,7 +58,15 @@ pub fn run(a: Args) -> Result<i32> {
     let run = OpenRun::open(&a.run)?;
     let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
     check_output(&out)?;
-    run.with_model(&device, Sample { n: a.n as usize, seed: a.seed, out: &out, device: &device })?;
+    run.with_model(
+        &device,
+        Sample {
+            n: a.n as usize,
+            seed: a.seed,
+            out: &out,
+            device: &device,
+        },
+    )?;
     println!("{}", out.display());
     Ok(0)
 }

@@ -78,7 +78,9 @@ pub struct Args {
 
 /// Builds the validated config from the preset and flags.
 fn build_config(a: &Args) -> Result<RunConfig> {
-    let family = a.family.context("name a model family (vae or ae), or use --resume RUN")?;
+    let family = a
+        .family
+        .context("name a model family (vae or ae), or use --resume RUN")?;
     let conv = matches!(a.arch, Some(ArchArg::Conv));
     let preset = a.preset.clone().unwrap_or_else(|| {
         match (family, conv) {
@@ -95,7 +97,10 @@ fn build_config(a: &Args) -> Result<RunConfig> {
         Family::Ae => "ae",
     };
     if cfg.model.kind() != wanted {
-        bail!("preset {preset} is a {} model, not a {wanted}", cfg.model.kind());
+        bail!(
+            "preset {preset} is a {} model, not a {wanted}",
+            cfg.model.kind()
+        );
     }
     if let Some(arch) = a.arch {
         let arch = match arch {
@@ -155,8 +160,15 @@ fn build_config(a: &Args) -> Result<RunConfig> {
 /// `runs/NAME`, or `runs/NAME-2`, `-3`, ... if taken.
 fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
     let ds = PathBuf::from(&cfg.train.dataset);
-    let ds = ds.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let base = format!("{}-{ds}{}", cfg.model.kind(), if dry { "-dry-run" } else { "" });
+    let ds = ds
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = format!(
+        "{}-{ds}{}",
+        cfg.model.kind(),
+        if dry { "-dry-run" } else { "" }
+    );
     let mut p = PathBuf::from("runs").join(&base);
     let mut i = 2;
     while p.exists() {
@@ -174,15 +186,31 @@ struct Progress {
 impl Observer for Progress {
     fn on_event(&mut self, e: Event<'_>) {
         match e {
-            Event::Start { epoch, epochs, batches, skip, params } => {
+            Event::Start {
+                epoch,
+                epochs,
+                batches,
+                skip,
+                params,
+            } => {
                 if !self.quiet {
                     eprintln!(
                         "training {params} parameters, epochs {epoch}..={epochs}, {batches} batches/epoch{}",
-                        if skip > 0 { format!(" (resuming after batch {skip})") } else { String::new() }
+                        if skip > 0 {
+                            format!(" (resuming after batch {skip})")
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }
-            Event::Batch { epoch, batch, batches, loss, images_per_sec } => {
+            Event::Batch {
+                epoch,
+                batch,
+                batches,
+                loss,
+                images_per_sec,
+            } => {
                 if self.quiet {
                     return;
                 }
@@ -234,7 +262,10 @@ pub fn run(a: Args) -> Result<i32> {
         }
         None => {
             let cfg = build_config(&a)?;
-            let out = a.out.clone().unwrap_or_else(|| default_out(&cfg, a.dry_run));
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| default_out(&cfg, a.dry_run));
             (RunDir::new(out), cfg, false)
         }
     };
@@ -266,7 +297,10 @@ pub fn run(a: Args) -> Result<i32> {
         data.test.len(),
         run.dir.display()
     );
-    let mut obs = Progress { bar: None, quiet: a.quiet };
+    let mut obs = Progress {
+        bar: None,
+        quiet: a.quiet,
+    };
     let outcome = genlab::train::train(&run, &cfg, resume, &data, &device, &stop, &mut obs)?;
     match outcome {
         Outcome::Finished(_) => {

@@ -99,7 +99,9 @@ impl RunDir {
     }
     /// `samples/epoch-NNN.png`.
     pub fn samples(&self, epoch: usize) -> PathBuf {
-        self.dir.join("samples").join(format!("epoch-{epoch:03}.png"))
+        self.dir
+            .join("samples")
+            .join(format!("epoch-{epoch:03}.png"))
     }
     /// `reconstructions/epoch-NNN.png`.
     pub fn reconstructions(&self, epoch: usize) -> PathBuf {
@@ -152,9 +154,17 @@ impl RunDir {
         let previous = self.load_state().ok();
         state.weights = format!("state/weights-{:08}.safetensors", state.step);
         state.optimizer = format!("state/optimizer-{:08}.bpk", state.step);
-        save_weights(model, &self.dir.join(&state.weights), &state.kind, state.step)?;
+        save_weights(
+            model,
+            &self.dir.join(&state.weights),
+            &state.kind,
+            state.step,
+        )?;
         let opt = optim.into_bytes().map_err(|e| {
-            Error::checkpoint(self.dir.join(&state.optimizer), format!("optimizer state: {e}"))
+            Error::checkpoint(
+                self.dir.join(&state.optimizer),
+                format!("optimizer state: {e}"),
+            )
         })?;
         write_atomic(&self.dir.join(&state.optimizer), &opt)?;
         let json = serde_json::to_string_pretty(state).expect("TrainState serialises");
@@ -188,7 +198,10 @@ impl RunDir {
 }
 
 fn one_line(s: impl std::fmt::Display) -> String {
-    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Writes a model's weights to a safetensors file in PyTorch's layout, atomically.
@@ -197,12 +210,12 @@ pub fn save_weights<M: Module>(model: &M, path: &Path, kind: &str, step: usize) 
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("genlab.kind", kind)
         .metadata("genlab.step", step.to_string());
-    model
-        .save_into(&mut store)
-        .map_err(|e| Error::checkpoint(path, format!("cannot serialise weights: {}", one_line(e))))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| Error::checkpoint(path, format!("cannot serialise weights: {}", one_line(e))))?;
+    model.save_into(&mut store).map_err(|e| {
+        Error::checkpoint(path, format!("cannot serialise weights: {}", one_line(e)))
+    })?;
+    let bytes = store.get_bytes().map_err(|e| {
+        Error::checkpoint(path, format!("cannot serialise weights: {}", one_line(e)))
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -215,18 +228,31 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
         .allow_partial(false)
         .validate(true);
     let result = model.load_from(&mut store).map_err(|e| {
-        Error::checkpoint(path, format!("not a readable safetensors file: {}", one_line(e)))
+        Error::checkpoint(
+            path,
+            format!("not a readable safetensors file: {}", one_line(e)),
+        )
     })?;
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         let mut parts = Vec::new();
         if let Some(e) = result.errors.first() {
-            parts.push(format!("{} error(s), first: {}", result.errors.len(), one_line(e)));
+            parts.push(format!(
+                "{} error(s), first: {}",
+                result.errors.len(),
+                one_line(e)
+            ));
         }
         if let Some((m, _)) = result.missing.first() {
-            parts.push(format!("{} tensor(s) missing, first: {m}", result.missing.len()));
+            parts.push(format!(
+                "{} tensor(s) missing, first: {m}",
+                result.missing.len()
+            ));
         }
         if let Some(u) = result.unused.first() {
-            parts.push(format!("{} unexpected tensor(s), first: {u}", result.unused.len()));
+            parts.push(format!(
+                "{} unexpected tensor(s), first: {u}",
+                result.unused.len()
+            ));
         }
         return Err(Error::checkpoint(
             path,

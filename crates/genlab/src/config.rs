@@ -22,7 +22,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "mnist-conv-ae",
         include_str!("../../../configs/mnist-conv-ae.toml"),
     ),
-    ("fashion-vae", include_str!("../../../configs/fashion-vae.toml")),
+    (
+        "fashion-vae",
+        include_str!("../../../configs/fashion-vae.toml"),
+    ),
     (
         "fashion-conv-vae",
         include_str!("../../../configs/fashion-conv-vae.toml"),
@@ -179,10 +182,24 @@ impl RunConfig {
 
 /// One-line message for a TOML error: `file: line N: message`.
 fn toml_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     let msg = e.message().replace('\n', " ").trim().to_string();
+    // For an unknown key, point at the line that has it (the parser's span can be the whole
+    // table when the table is a tagged enum such as [model]).
+    let key_line = msg
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|key| {
+            text.lines().position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+        })
+        .map(|i| i + 1);
+    let line = key_line.or_else(|| {
+        e.span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+    });
     Error::Toml {
         path: origin.to_path_buf(),
         msg: match line {

@@ -20,7 +20,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, "create", e))?;
-        f.write_all(bytes).map_err(|e| Error::io(path, "write", e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io(path, "write", e))?;
         f.sync_all().map_err(|e| Error::io(path, "sync", e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
     })();

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use image::{DynamicImage, GrayImage, ImageReader, RgbImage, imageops::FilterType};
+use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, imageops::FilterType};
 
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
@@ -25,11 +25,14 @@ pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tenso
 /// Reads a `[b, c, h, w]` tensor back to host floats, with its shape.
 pub fn tensor_to_vec(t: Tensor<4>) -> Result<(Vec<f32>, [usize; 4])> {
     let dims = t.dims();
-    let v = t.into_data().try_into_vec::<f32>().map_err(|e| Error::Shape {
-        op: "tensor_to_vec",
-        expected: "f32 data".into(),
-        got: format!("{e:?}"),
-    })?;
+    let v = t
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Shape {
+            op: "tensor_to_vec",
+            expected: "f32 data".into(),
+            got: format!("{e:?}"),
+        })?;
     Ok((v, dims))
 }
 
@@ -77,29 +80,30 @@ pub fn save_grid(t: Tensor<4>, cols: usize, path: &Path) -> Result<()> {
 /// Encodes an image as PNG (whatever the extension says) and writes it atomically.
 pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Image {
-            path: path.to_path_buf(),
-            msg: format!("PNG encoding failed: {e}"),
-        })?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        msg: format!("PNG encoding failed: {e}"),
+    })?;
     write_atomic(path, &bytes)
 }
 
-/// Decodes an image file, detecting PNG/JPEG/BMP from its content, not its name.
+/// Decodes an image file, detecting PNG/JPEG/BMP from its content, never its name.
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, "open", e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, "read", e))?;
-    if reader.format().is_none() {
-        return Err(Error::Image {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let format = image::guess_format(&bytes)
+        .ok()
+        .filter(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp))
+        .ok_or_else(|| Error::Image {
             path: path.to_path_buf(),
             msg: "not a PNG, JPEG or BMP image (unrecognised content)".into(),
-        });
-    }
-    reader.decode().map_err(|e| Error::Image {
+        })?;
+    image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::Image {
         path: path.to_path_buf(),
-        msg: format!("cannot decode image: {e}"),
+        msg: format!("cannot decode {format:?} image: {e}"),
     })
 }
 
@@ -115,7 +119,12 @@ pub fn image_to_pixels(img: &DynamicImage, shape: [usize; 3]) -> Vec<u8> {
         (iw, iw * h / w)
     };
     let (cw, ch) = (cw.max(1), ch.max(1));
-    let cropped = img.crop_imm(((iw - cw) / 2) as u32, ((ih - ch) / 2) as u32, cw as u32, ch as u32);
+    let cropped = img.crop_imm(
+        ((iw - cw) / 2) as u32,
+        ((ih - ch) / 2) as u32,
+        cw as u32,
+        ch as u32,
+    );
     let resized = if (cw, ch) == (w, h) {
         cropped
     } else {
@@ -149,8 +158,12 @@ pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
     let plane = h * w;
     let img = if c == 1 {
         DynamicImage::ImageLuma8(
-            GrayImage::from_raw(w as u32, h as u32, v[..plane].iter().map(|&x| to_u8(x)).collect())
-                .expect("buffer is h*w bytes"),
+            GrayImage::from_raw(
+                w as u32,
+                h as u32,
+                v[..plane].iter().map(|&x| to_u8(x)).collect(),
+            )
+            .expect("buffer is h*w bytes"),
         )
     } else {
         let mut buf = Vec::with_capacity(3 * plane);
@@ -204,6 +217,9 @@ mod tests {
         let p = dir.path().join("notes.png");
         std::fs::write(&p, b"hello, not an image").expect("write");
         let err = read_image(&p).unwrap_err().to_string();
-        assert!(err.contains("notes.png") && err.contains("not a PNG"), "{err}");
+        assert!(
+            err.contains("notes.png") && err.contains("not a PNG"),
+            "{err}"
+        );
     }
 }

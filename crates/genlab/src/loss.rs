@@ -44,3 +44,60 @@ pub fn mse_per_image(pred: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     let n = pred.dims()[1] as f64;
     squared_error(pred, target).div_scalar(n)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Reference values from PyTorch 2.15 (float64), bench/reference/oracles.py:
+    //! ```python
+    //! l = torch.tensor([[-2.0, -0.5, 0.0, 0.5, 3.0, 20.0]], dtype=torch.float64)
+    //! t = torch.tensor([[0.0, 0.2, 0.5, 1.0, 0.9, 1.0]], dtype=torch.float64)
+    //! F.binary_cross_entropy_with_logits(l, t, reduction='none').sum(dim=1)   # 2.216816513598027
+    //! mu = torch.tensor([[0.5, -1.0, 0.0], [2.0, 0.1, -0.3]], dtype=torch.float64)
+    //! lv = torch.tensor([[0.0, 0.5, -1.0], [-2.0, 1.0, 0.3]], dtype=torch.float64)
+    //! -0.5 * (1 + lv - mu**2 - lv.exp()).sum(dim=1)  # [0.8833003559357853, 3.0017379596358307]
+    //! ```
+    use super::*;
+
+    fn close(a: f32, b: f64) {
+        assert!(
+            (f64::from(a) - b).abs() < 1e-5 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
+    }
+
+    #[test]
+    fn bce_matches_pytorch() {
+        let d = Device::flex();
+        let l = Tensor::<2>::from_floats([[-2.0, -0.5, 0.0, 0.5, 3.0, 20.0]], &d);
+        let t = Tensor::<2>::from_floats([[0.0, 0.2, 0.5, 1.0, 0.9, 1.0]], &d);
+        close(
+            bce_with_logits(l, t).into_scalar::<f32>(),
+            2.216816513598027,
+        );
+    }
+
+    #[test]
+    fn kl_matches_pytorch() {
+        let d = Device::flex();
+        let mu = Tensor::<2>::from_floats([[0.5, -1.0, 0.0], [2.0, 0.1, -0.3]], &d);
+        let lv = Tensor::<2>::from_floats([[0.0, 0.5, -1.0], [-2.0, 1.0, 0.3]], &d);
+        let v = kl_standard_normal(mu, lv)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        close(v[0], 0.8833003559357853);
+        close(v[1], 3.0017379596358307);
+    }
+
+    #[test]
+    fn squared_error_and_mse() {
+        let d = Device::flex();
+        let a = Tensor::<2>::from_floats([[1.0, 2.0], [0.0, 0.0]], &d);
+        let b = Tensor::<2>::from_floats([[0.0, 0.0], [0.0, 3.0]], &d);
+        let v = mse_per_image(a, b)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        assert_eq!(v, vec![2.5, 4.5]);
+    }
+}

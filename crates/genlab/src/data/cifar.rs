@@ -87,7 +87,9 @@ mod tests {
         assert_eq!(lb, vec![3]);
         assert_eq!(px.len(), 3072);
         assert_eq!(px[1024], (1024 % 251) as u8);
-        let err = parse_batch(&b[..100], Path::new("b")).unwrap_err().to_string();
+        let err = parse_batch(&b[..100], Path::new("b"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("3073-byte records"), "{err}");
     }
 }

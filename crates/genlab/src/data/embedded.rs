@@ -47,6 +47,9 @@ mod tests {
         assert_eq!(d.train.shape, [1, 28, 28]);
         // MNIST test labels start 7 2 1 0 4 1 4 9 5 9: index 9 (a 9) is the first test image.
         assert_eq!(d.test.labels.as_ref().map(|l| l[0]), Some(9));
-        assert_eq!(d.train.labels.as_ref().map(|l| l[..3].to_vec()), Some(vec![7, 2, 1]));
+        assert_eq!(
+            d.train.labels.as_ref().map(|l| l[..3].to_vec()),
+            Some(vec![7, 2, 1])
+        );
     }
 }

@@ -39,10 +39,7 @@ pub fn parse_idx(bytes: &[u8], expected_ndims: u8, path: &Path) -> Result<IdxArr
     if bytes.len() < 4 {
         return Err(Error::format(
             path,
-            format!(
-                "file is {} bytes, too short for an IDX header",
-                bytes.len()
-            ),
+            format!("file is {} bytes, too short for an IDX header", bytes.len()),
         ));
     }
     let expected_magic = u32::from_be_bytes([0, 0, TYPE_U8, expected_ndims]);
@@ -129,7 +126,9 @@ mod tests {
     fn rejects_wrong_magic_with_both_values() {
         let mut b = images_bytes(1, 2, 2);
         b[3] = 1;
-        let err = parse_idx(&b, 3, Path::new("f.idx")).unwrap_err().to_string();
+        let err = parse_idx(&b, 3, Path::new("f.idx"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "f.idx: expected IDX magic 0x00000803, found 0x00000801"

@@ -71,7 +71,11 @@ impl VaeConfig {
             return Err(Error::config("model.latent", self.latent, "> 0"));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
-            return Err(Error::config("model.beta", self.beta, "a finite number >= 0"));
+            return Err(Error::config(
+                "model.beta",
+                self.beta,
+                "a finite number >= 0",
+            ));
         }
         Ok(())
     }

@@ -191,7 +191,9 @@ impl BodyConfig {
                     return Err(crate::Error::config(
                         format!("{prefix}.image"),
                         format!("{:?}", self.image),
-                        format!("height and width divisible by 2^{n} = {m} for {n} stride-2 conv layers"),
+                        format!(
+                            "height and width divisible by 2^{n} = {m} for {n} stride-2 conv layers"
+                        ),
                     ));
                 }
             }
@@ -358,6 +360,67 @@ mod tests {
         let dec = ConvDecoder::new(16, &[32, 64], [1, 28, 28], &device);
         let z = Tensor::<2>::zeros([2, 16], &device);
         assert_eq!(dec.forward(z).dims(), [2, 1, 28, 28]);
+    }
+
+    /// Conv and transposed-conv layers against PyTorch 2.15 (bench/reference/oracles.py):
+    /// ```python
+    /// ct = nn.ConvTranspose2d(2, 1, kernel_size=4, stride=2, padding=1)
+    /// ct.weight = torch.arange(32.).reshape(2, 1, 4, 4) * 0.01 - 0.1; ct.bias = [0.05]
+    /// ct(torch.arange(18.).reshape(1, 2, 3, 3) * 0.1 - 0.5).flatten()
+    /// c = nn.Conv2d(1, 2, kernel_size=4, stride=2, padding=1)
+    /// c.weight = torch.arange(32.).reshape(2, 1, 4, 4) * 0.01 - 0.15; c.bias = [0.1, -0.2]
+    /// c(torch.arange(36.).reshape(1, 1, 6, 6) * 0.05 - 0.8).flatten()
+    /// ```
+    /// Same weight layout as PyTorch (conv `[out, in, k, k]`, transposed `[in, out, k, k]`), which
+    /// is what lets weights.safetensors load into the PyTorch reference models.
+    #[test]
+    fn conv_layers_match_pytorch() {
+        use burn::module::Param;
+        let d = Device::flex();
+        let ramp = |n: usize, scale: f32, shift: f32| -> Vec<f32> {
+            (0..n).map(|i| i as f32 * scale + shift).collect()
+        };
+        let mut dec = ConvDecoder::new(1, &[2], [1, 6, 6], &d);
+        let ct = &mut dec.deconvs[0];
+        ct.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(ramp(32, 0.01, -0.1), [2, 1, 4, 4]),
+            &d,
+        ));
+        ct.bias = Some(Param::from_tensor(Tensor::from_floats([0.05], &d)));
+        let x = Tensor::<4>::from_data(TensorData::new(ramp(18, 0.1, -0.5), [1, 2, 3, 3]), &d);
+        let y = ct
+            .forward(x)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let want_ct = [
+            0.1190, 0.1920, 0.1920, 0.2040, 0.2080, 0.1340, 0.1820, 0.3220, 0.3340, 0.3460, 0.3660,
+            0.2180, 0.1980, 0.3700, 0.3820, 0.4260, 0.4460, 0.2660, 0.2180, 0.3940, 0.4300, 0.4180,
+            0.4620, 0.2660, 0.2820, 0.5380, 0.5740, 0.5940, 0.6380, 0.3620, 0.1990, 0.3600, 0.3840,
+            0.3880, 0.4160, 0.2420,
+        ];
+        for (a, b) in y.iter().zip(want_ct) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert_eq!(y.len(), 36);
+
+        let mut enc = ConvEncoder::new(1, &[2], &d);
+        let c = &mut enc.convs[0];
+        c.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(ramp(32, 0.01, -0.15), [2, 1, 4, 4]),
+            &d,
+        ));
+        c.bias = Some(Param::from_tensor(Tensor::from_floats([0.1, -0.2], &d)));
+        let x = Tensor::<4>::from_data(TensorData::new(ramp(36, 0.05, -0.8), [1, 1, 6, 6]), &d);
+        let y = c.forward(x).into_data().try_into_vec::<f32>().expect("f32");
+        let want_c = [
+            0.3775, 0.4510, 0.3370, 0.2840, 0.2600, 0.1400, -0.1895, -0.3950, -0.3650, -0.5705,
+            -0.5690, -0.3950, -0.0160, 0.1520, 0.1280, 0.1585, 0.3130, 0.1990,
+        ];
+        for (a, b) in y.iter().zip(want_c) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert_eq!(y.len(), 18);
     }
 
     #[test]

@@ -292,7 +292,15 @@ fn fit<M: ImageModel>(
         // (6) end of epoch: evaluate, draw grids, log, plot, checkpoint.
         let valid = model.valid();
         let test = evaluate(&valid, &test_set, t.batch_size.max(256), t.seed, device)?;
-        save_epoch_grids(&valid, run, &test_set, epoch + 1, t.seed, t.grid_images, device)?;
+        save_epoch_grids(
+            &valid,
+            run,
+            &test_set,
+            epoch + 1,
+            t.seed,
+            t.grid_images,
+            device,
+        )?;
         let n = state.partial.images.max(1) as f64;
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -343,7 +351,12 @@ fn save_epoch_grids<M: ImageModel>(
 ) -> Result<()> {
     let cols = (n as f64).sqrt().ceil() as usize;
     if model.can_sample() {
-        let z = standard_normal(&mut rng_for(seed, stream::SAMPLE, 0), n, model.latent_dim(), device);
+        let z = standard_normal(
+            &mut rng_for(seed, stream::SAMPLE, 0),
+            n,
+            model.latent_dim(),
+            device,
+        );
         save_grid(model.decode_mean(z), cols, &run.samples(epoch))?;
     }
     let k = n.min(test.len()) / 2;
@@ -391,8 +404,7 @@ pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochRecord>> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::format(&p, format!("line {}: {e}", i + 1)))
+            serde_json::from_str(l).map_err(|e| Error::format(&p, format!("line {}: {e}", i + 1)))
         })
         .collect()
 }
@@ -417,4 +429,143 @@ fn plot_losses(run: &RunDir) -> Result<()> {
             },
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::load_weights;
+    use crate::models::{Vae, VaeConfig};
+
+    fn small_cfg(epochs: usize) -> RunConfig {
+        let mut c = RunConfig::preset("mnist-vae").expect("preset");
+        if let ModelConfig::Vae(m) = &mut c.model {
+            m.hidden = vec![64];
+            m.latent = 4;
+        }
+        c.train.epochs = epochs;
+        c.train.batch_size = 32;
+        c.train.max_train_images = 128;
+        c.train.max_test_images = 64;
+        c.train.grid_images = 4;
+        c
+    }
+
+    /// Sets the stop flag after `after` batches, like a Ctrl-C.
+    struct StopAfter<'a>(usize, &'a AtomicBool);
+    impl Observer for StopAfter<'_> {
+        fn on_event(&mut self, e: Event<'_>) {
+            if let Event::Batch { .. } = e {
+                self.0 -= 1;
+                if self.0 == 0 {
+                    self.1.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn loss_falls_and_interrupted_resume_matches_uninterrupted() {
+        let data = crate::data::embedded::mnist_10k().expect("embedded data");
+        let d = Device::flex();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = small_cfg(3);
+
+        let a = RunDir::new(tmp.path().join("a"));
+        let no = AtomicBool::new(false);
+        let out = train(&a, &cfg, false, &data, &d, &no, &mut Silent).expect("train a");
+        assert!(matches!(out, Outcome::Finished(Some(_))));
+        let ra = read_metrics(&a).expect("metrics a");
+        assert_eq!(ra.len(), 3);
+        assert!(ra[2].train_loss < ra[0].train_loss, "{ra:?}");
+
+        // Stop in the middle of epoch 2 (4 batches per epoch), then resume to the end.
+        let b = RunDir::new(tmp.path().join("b"));
+        let stop = AtomicBool::new(false);
+        let out =
+            train(&b, &cfg, false, &data, &d, &stop, &mut StopAfter(6, &stop)).expect("train b");
+        assert_eq!(out, Outcome::Interrupted { epoch: 2, step: 6 });
+        let st = b.load_state().expect("state");
+        assert_eq!(
+            (st.epochs_done, st.batches_done, st.status.as_str()),
+            (1, 2, "interrupted")
+        );
+        let again = train(&b, &cfg, false, &data, &d, &no, &mut Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("--resume"), "{again}");
+        train(&b, &cfg, true, &data, &d, &no, &mut Silent).expect("resume b");
+        let rb = read_metrics(&b).expect("metrics b");
+        assert_eq!(rb.len(), 3);
+        for (x, y) in ra.iter().zip(&rb) {
+            assert_eq!(x.step, y.step);
+            assert!(
+                (x.train_loss - y.train_loss).abs() < 1e-3,
+                "{} vs {}",
+                x.train_loss,
+                y.train_loss
+            );
+            assert!(
+                (x.test.loss - y.test.loss).abs() < 1e-3,
+                "{} vs {}",
+                x.test.loss,
+                y.test.loss
+            );
+        }
+
+        // Saved weights reload to a model giving identical outputs.
+        let ModelConfig::Vae(mc) = &cfg.model else {
+            unreachable!("preset is a vae")
+        };
+        let wa: Vae = load_weights(mc.init(&d), &a.weights()).expect("load a");
+        let wb: Vae =
+            load_weights(VaeConfig { ..mc.clone() }.init(&d), &b.weights()).expect("load b");
+        let x = batch_tensor(&data.test, &[0, 1, 2], &d);
+        let ya = wa
+            .decode(wa.encode(x.clone()).0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let yb = wb
+            .decode(wb.encode(x).0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let max = ya
+            .iter()
+            .zip(&yb)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-3, "max diff {max}");
+        // Only the latest resume pair is kept.
+        let n = std::fs::read_dir(b.dir.join("state")).expect("ls").count();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn non_finite_loss_stops_and_keeps_checkpoint() {
+        let data = crate::data::embedded::mnist_10k().expect("embedded data");
+        let d = Device::flex();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut cfg = small_cfg(1);
+        cfg.train.lr = 1e30;
+        let r = RunDir::new(tmp.path().join("nan"));
+        let err = train(
+            &r,
+            &cfg,
+            false,
+            &data,
+            &d,
+            &AtomicBool::new(false),
+            &mut Silent,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::NonFiniteLoss { .. }), "{err}");
+        let st = r.load_state().expect("initial checkpoint kept");
+        assert_eq!(st.step, 0);
+        let ModelConfig::Vae(mc) = &cfg.model else {
+            unreachable!("preset is a vae")
+        };
+        load_weights(mc.init(&d), &r.weights()).expect("weights still load");
+    }
 }

@@ -1,0 +1,259 @@
+//! The real `genlab` binary, end to end: a dry-run training, every command on its run folder, and
+//! every kind of bad input a user can give (one-line error, non-zero exit, no panic, nothing
+//! damaged).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn genlab(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genlab"))
+        .args(args)
+        .current_dir(cwd)
+        .env("GENLAB_DATA", cwd.join("no-such-data"))
+        .env("XDG_CACHE_HOME", cwd.join("no-cache"))
+        .output()
+        .expect("run genlab")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean failure: exit code 1, an `error:` line naming `needle`, no panic.
+fn fails_with(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(needle), "expected {needle:?} in {line:?}");
+}
+
+fn dry_run(dir: &Path, family: &str, out: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["train", family, "--dry-run", "-q", "--out", out];
+    args.extend(extra);
+    let o = genlab(&args, dir);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    dir.join(out)
+}
+
+#[test]
+fn vae_dry_run_then_every_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let run = dry_run(d, "vae", "runs/v", &[]);
+    for f in [
+        "config.toml",
+        "weights.safetensors",
+        "state.json",
+        "metrics.jsonl",
+        "loss.png",
+        "samples/epoch-001.png",
+        "reconstructions/epoch-001.png",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let ok = |args: &[&str]| {
+        let o = genlab(args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["sample", "runs/v", "-n", "9", "-o", "s.png"]);
+    let img = image::open(d.join("s.png")).expect("sample grid decodes");
+    assert_eq!(img.width(), 3 * 30 + 2);
+    ok(&["reconstruct", "runs/v", "-n", "4", "-o", "r.png"]);
+    ok(&["interpolate", "runs/v", "--steps", "5", "-o", "i.png"]);
+    let ev = ok(&["eval", "runs/v", "--json"]);
+    assert!(ev.contains("\"neg_elbo\""), "{ev}");
+    // Encode a real PNG (a reconstruction grid, converted to 28x28 grey) and decode it back.
+    let enc = ok(&["encode", "runs/v", "r.png", "-o", "c.glz"]);
+    assert!(enc.contains("92 bytes (20 latent values)"), "{enc}");
+    ok(&["decode", "runs/v", "c.glz", "-o", "back.png"]);
+    assert_eq!(
+        image::open(d.join("back.png")).expect("decoded").width(),
+        28
+    );
+    // Resume a finished run with more epochs.
+    let o = genlab(&["train", "--resume", "runs/v", "--epochs", "2", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    assert_eq!(lines.lines().count(), 2);
+}
+
+#[test]
+fn conv_autoencoder_dry_run_and_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    dry_run(d, "ae", "runs/a", &["--arch", "conv"]);
+    let o = genlab(&["reconstruct", "runs/a", "-o", "r.png"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    fails_with(&genlab(&["sample", "runs/a"], d), "autoencoder");
+    fails_with(&genlab(&["interpolate", "runs/a"], d), "autoencoder");
+}
+
+#[test]
+fn bad_datasets_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    // Wrong magic (an HTML error page saved as the data file).
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(
+        data.join("train-images-idx3-ubyte"),
+        b"<html>not found</html>",
+    )
+    .expect("write");
+    for f in [
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(data.join(f), b"").expect("write");
+    }
+    let o = genlab(
+        &[
+            "train",
+            "vae",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            "data",
+            "--dry-run",
+        ],
+        d,
+    );
+    fails_with(&o, "expected IDX magic 0x00000803, found 0x3c68746d");
+    // Truncated: a valid header promising more images than the file holds.
+    let mut b = vec![0u8, 0, 8, 3];
+    for v in [10u32, 28, 28] {
+        b.extend(v.to_be_bytes());
+    }
+    b.extend(vec![0u8; 100]);
+    std::fs::write(data.join("train-images-idx3-ubyte"), &b).expect("write");
+    let o = genlab(
+        &[
+            "train",
+            "vae",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            "data",
+            "--dry-run",
+        ],
+        d,
+    );
+    fails_with(&o, "truncated");
+    // Missing files entirely (mnist is looked for, not found).
+    let o = genlab(
+        &[
+            "train",
+            "vae",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "empty",
+            "--dry-run",
+        ],
+        d,
+    );
+    fails_with(&o, "genlab data fetch mnist");
+    // An image folder with no images, and one with a non-image file.
+    std::fs::create_dir_all(d.join("imgs")).expect("mkdir");
+    fails_with(
+        &genlab(&["train", "vae", "--dataset", "imgs", "--dry-run"], d),
+        "no image files",
+    );
+    std::fs::write(d.join("imgs/readme.txt"), "hello").expect("write");
+    fails_with(
+        &genlab(&["train", "vae", "--dataset", "imgs", "--dry-run"], d),
+        "readme.txt",
+    );
+    // Not a dataset name nor a folder.
+    fails_with(
+        &genlab(&["train", "vae", "--dataset", "nope", "--dry-run"], d),
+        "dataset = nope",
+    );
+}
+
+#[test]
+fn bad_flags_and_presets_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    fails_with(
+        &genlab(&["train", "vae", "--batch-size", "0"], d),
+        "train.batch_size = 0",
+    );
+    fails_with(&genlab(&["train", "vae", "--lr=-1"], d), "train.lr = -1");
+    fails_with(
+        &genlab(&["train", "vae", "--latent", "0", "--dry-run"], d),
+        "model.latent = 0",
+    );
+    fails_with(
+        &genlab(&["train", "vae", "--device", "wgpu"], d),
+        "--device wgpu",
+    );
+    std::fs::write(d.join("p.toml"), "[model]\nkind = \"vae\"\nlatnet = 3\n").expect("write");
+    fails_with(
+        &genlab(&["train", "vae", "--preset", "p.toml"], d),
+        "p.toml: line 3",
+    );
+    fails_with(
+        &genlab(&["train", "vae", "--preset", "nonexistent"], d),
+        "preset = nonexistent",
+    );
+    // Unknown flag: clap's usage error, exit 2.
+    let o = genlab(&["train", "vae", "--epohcs", "3"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors_and_nothing_is_damaged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    dry_run(d, "vae", "runs/v", &[]);
+    dry_run(d, "ae", "runs/a", &[]);
+    fails_with(
+        &genlab(&["sample", "runs/missing"], d),
+        "run folder does not exist",
+    );
+    // Weights from another model.
+    let v = d.join("runs/v/weights.safetensors");
+    let good = std::fs::read(&v).expect("read");
+    std::fs::copy(d.join("runs/a/weights.safetensors"), &v).expect("copy");
+    fails_with(
+        &genlab(&["sample", "runs/v", "-o", "x.png"], d),
+        "weights.safetensors",
+    );
+    // Truncated weights.
+    std::fs::write(&v, &good[..good.len() / 2]).expect("truncate");
+    fails_with(
+        &genlab(&["sample", "runs/v", "-o", "x.png"], d),
+        "weights.safetensors",
+    );
+    assert!(!d.join("x.png").exists());
+    std::fs::write(&v, &good).expect("restore");
+    // Output in a missing folder: refused before any work.
+    fails_with(
+        &genlab(&["sample", "runs/v", "-o", "nowhere/x.png"], d),
+        "does not exist",
+    );
+    // Training into an existing run folder without --resume leaves it untouched.
+    let before = std::fs::read(d.join("runs/v/state.json")).expect("read");
+    fails_with(
+        &genlab(&["train", "vae", "--dry-run", "--out", "runs/v"], d),
+        "--resume",
+    );
+    assert_eq!(
+        std::fs::read(d.join("runs/v/state.json")).expect("read"),
+        before
+    );
+    // A corrupt code file.
+    std::fs::write(d.join("bad.glz"), b"GENLABZ1\x05\0\0\0abc").expect("write");
+    fails_with(&genlab(&["decode", "runs/v", "bad.glz"], d), "bad.glz");
+    // A corrupt image to encode.
+    std::fs::write(d.join("bad.png"), b"\x89PNG\r\n\x1a\nbroken").expect("write");
+    fails_with(&genlab(&["encode", "runs/v", "bad.png"], d), "bad.png");
+}
