@@ -11,7 +11,7 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Parses one CIFAR-10 batch file's bytes into `(pixels [n,3,32,32], labels)`.
 pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::format(
             path,
             format!(

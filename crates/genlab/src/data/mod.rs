@@ -33,7 +33,7 @@ impl ImageSet {
     /// Builds a set, checking that the pixel count matches `shape` and the labels.
     pub fn new(pixels: Vec<u8>, labels: Option<Vec<u8>>, shape: [usize; 3]) -> Result<Self> {
         let per = shape.iter().product::<usize>();
-        if per == 0 || pixels.len() % per != 0 {
+        if per == 0 || !pixels.len().is_multiple_of(per) {
             return Err(Error::Shape {
                 op: "ImageSet::new",
                 expected: format!("a multiple of {per} pixels ({shape:?})"),

@@ -187,7 +187,7 @@ impl BodyConfig {
                         "at least one conv layer, channels > 0",
                     ));
                 }
-                if h % m != 0 || w % m != 0 {
+                if !h.is_multiple_of(m) || !w.is_multiple_of(m) {
                     return Err(crate::Error::config(
                         format!("{prefix}.image"),
                         format!("{:?}", self.image),
