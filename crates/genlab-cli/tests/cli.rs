@@ -257,3 +257,32 @@ fn bad_checkpoints_are_clear_errors_and_nothing_is_damaged() {
     std::fs::write(d.join("bad.png"), b"\x89PNG\r\n\x1a\nbroken").expect("write");
     fails_with(&genlab(&["encode", "runs/v", "bad.png"], d), "bad.png");
 }
+
+#[test]
+fn image_folder_trains_as_rgb_32x32() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let imgs = d.join("photos");
+    std::fs::create_dir_all(&imgs).expect("mkdir");
+    for i in 0..12u8 {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([i * 20, x as u8 * 6, y as u8 * 8])
+        });
+        img.save_with_format(imgs.join(format!("p{i:02}.png")), image::ImageFormat::Png)
+            .expect("save");
+    }
+    dry_run(
+        d,
+        "vae",
+        "runs/f",
+        &["--dataset", "photos", "--arch", "conv"],
+    );
+    let cfg = std::fs::read_to_string(d.join("runs/f/config.toml")).expect("config");
+    assert!(
+        cfg.contains("image = [\n    3,\n    32,\n    32,\n]")
+            || cfg.contains("image = [3, 32, 32]"),
+        "{cfg}"
+    );
+    let o = genlab(&["sample", "runs/f", "-n", "4", "-o", "s.png"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
