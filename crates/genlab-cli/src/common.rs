@@ -58,6 +58,24 @@ pub trait ModelFn<T> {
     fn call<M: ImageModel>(self, model: M) -> Result<T>;
 }
 
+/// The flags of every command that reads a run's test split.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Folder searched first for the dataset.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+}
+
+/// Opens a run folder, its device and its dataset: what reconstruct, interpolate and eval start with.
+pub fn open_with_data(run: &Path, a: DataArgs) -> Result<(Device, OpenRun, genlab::data::Dataset)> {
+    let device = device(a.device)?;
+    let run = OpenRun::open(run)?;
+    let data = dataset(&run, a.data_dir)?;
+    Ok((device, run, data))
+}
+
 /// Loads the run's dataset (for test images).
 pub fn dataset(run: &OpenRun, data_dir: Option<PathBuf>) -> Result<genlab::data::Dataset> {
     let t = &run.config.train;

@@ -8,20 +8,17 @@ use genlab::data::ImageSet;
 use genlab::metrics::{EvalReport, evaluate};
 use genlab::models::ImageModel;
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, dataset, device};
+use crate::common::{DataArgs, ModelFn, open_with_data};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Run folder.
     run: PathBuf,
-    /// Folder searched first for the dataset.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 struct Eval<'a> {
@@ -37,9 +34,7 @@ impl ModelFn<EvalReport> for Eval<'_> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let device = device(a.device)?;
-    let run = OpenRun::open(&a.run)?;
-    let data = dataset(&run, a.data_dir)?;
+    let (device, run, data) = open_with_data(&a.run, a.data)?;
     let r = run.with_model(
         &device,
         Eval {

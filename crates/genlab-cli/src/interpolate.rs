@@ -9,7 +9,7 @@ use genlab::data::ImageSet;
 use genlab::image_io::{batch_tensor, save_grid};
 use genlab::models::ImageModel;
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, dataset, device};
+use crate::common::{DataArgs, ModelFn, check_output, open_with_data};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,11 +27,8 @@ pub struct Args {
     /// Output PNG (default RUN/interpolation.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
-    /// Folder searched first for the dataset.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 struct Interp<'a> {
@@ -65,11 +62,9 @@ impl ModelFn<()> for Interp<'_> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let device = device(a.device)?;
-    let run = OpenRun::open(&a.run)?;
+    let (device, run, data) = open_with_data(&a.run, a.data)?;
     let out = a.out.unwrap_or_else(|| a.run.join("interpolation.png"));
     check_output(&out)?;
-    let data = dataset(&run, a.data_dir)?;
     for i in [a.from, a.to] {
         if i >= data.test.len() {
             bail!(

@@ -10,7 +10,7 @@ use genlab::metrics::psnr_from_mse;
 use genlab::models::ImageModel;
 use genlab::train::interleave_rows;
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, dataset, device};
+use crate::common::{DataArgs, ModelFn, check_output, open_with_data};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,11 +22,8 @@ pub struct Args {
     /// Output PNG (default RUN/reconstruction.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
-    /// Folder searched first for the dataset.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 struct Recon<'a> {
@@ -54,11 +51,9 @@ impl ModelFn<f64> for Recon<'_> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let device = device(a.device)?;
-    let run = OpenRun::open(&a.run)?;
+    let (device, run, data) = open_with_data(&a.run, a.data)?;
     let out = a.out.unwrap_or_else(|| a.run.join("reconstruction.png"));
     check_output(&out)?;
-    let data = dataset(&run, a.data_dir)?;
     let psnr = run.with_model(
         &device,
         Recon {
