@@ -19,14 +19,56 @@ pub enum DeviceArg {
     Cuda,
 }
 
-/// Turns `--device` into a burn device.
+/// Turns `--device` into a burn device. A GPU device is tried once here (a one-element tensor
+/// round trip), so a machine without a usable adapter gets an error instead of a panic later.
 pub fn device(arg: DeviceArg) -> Result<Device> {
     match arg {
         DeviceArg::Cpu => Ok(Device::flex()),
-        DeviceArg::Wgpu | DeviceArg::Cuda => bail!(
-            "--device {}: this genlab was built without GPU support; the CPU backend is the only one compiled in (use --device cpu)",
-            format!("{arg:?}").to_lowercase()
+        #[cfg(feature = "wgpu")]
+        DeviceArg::Wgpu => probe(
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            "wgpu",
         ),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => probe(Device::cuda(0), "cuda"),
+        #[allow(unreachable_patterns)]
+        other => {
+            let name = format!("{other:?}").to_lowercase();
+            bail!(
+                "--device {name}: this genlab was built without the `{name}` cargo feature (rebuild with `cargo build --release -p genlab-cli --features {name}`, or use --device cpu)"
+            )
+        }
+    }
+}
+
+/// Runs a tiny computation on `device`, turning a backend panic (no adapter, no driver) into an
+/// error.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe(device: Device, name: &str) -> Result<Device> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let d = device.clone();
+    let ok = std::panic::catch_unwind(move || {
+        Tensor::<1>::from_floats([1.0], &d)
+            .add_scalar(1.0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map(|v| v == [2.0])
+            .unwrap_or(false)
+    });
+    std::panic::set_hook(hook);
+    match ok {
+        Ok(true) => Ok(device),
+        Ok(false) => bail!("--device {name}: the device returned a wrong result for 1 + 1"),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            let first = msg.lines().next().unwrap_or(msg);
+            bail!("--device {name}: no usable GPU ({first}); use --device cpu")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod codec;
 mod common;
+mod data;
 mod eval;
 mod interpolate;
 mod reconstruct;
@@ -39,6 +40,8 @@ enum Command {
     Decode(codec::DecodeArgs),
     /// Evaluate a run on its test split: loss, -ELBO, MSE, PSNR.
     Eval(eval::Args),
+    /// Datasets: download (`fetch`) and locate (`where`).
+    Data(data::Args),
 }
 
 fn main() {
@@ -51,6 +54,7 @@ fn main() {
         Command::Encode(a) => codec::encode(a),
         Command::Decode(a) => codec::decode(a),
         Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

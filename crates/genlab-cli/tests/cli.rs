@@ -286,3 +286,92 @@ fn image_folder_trains_as_rgb_32x32() {
     let o = genlab(&["sample", "runs/f", "-n", "4", "-o", "s.png"], d);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `genlab data fetch` against a local HTTP server: the real MNIST test files (the copies embedded
+/// in the repo, which match the published SHA-256s) are downloaded and verified; a train-images
+/// file of the right size but wrong content is refused by SHA-256 and never appears on disk.
+#[test]
+fn data_fetch_verifies_against_published_checksums() {
+    use std::collections::HashMap;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("../genlab/data");
+    let mut files = HashMap::new();
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        files.insert(
+            f.to_string(),
+            std::fs::read(embedded.join(f)).expect("embedded file"),
+        );
+    }
+    files.insert("train-images-idx3-ubyte.gz".into(), vec![0u8; 9_912_422]);
+    let mirror = genlab::data::fetch::test_server::serve(files);
+
+    let o = genlab(
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--data-dir",
+            "dl",
+            "--mirror",
+            &mirror,
+            "-q",
+        ],
+        d,
+    );
+    fails_with(&o, "SHA-256 mismatch for train-images-idx3-ubyte.gz");
+    assert!(
+        stderr(&o).contains("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609")
+    );
+    let mut names: Vec<String> = std::fs::read_dir(d.join("dl/mnist"))
+        .expect("download folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"],
+        "only verified files, no partial downloads"
+    );
+    for f in &names {
+        let got = std::fs::read(d.join("dl/mnist").join(f)).expect("read");
+        assert_eq!(
+            got,
+            std::fs::read(embedded.join(f)).expect("embedded"),
+            "{f}"
+        );
+    }
+
+    // A second run finds the verified test files in place and fails again on the bad one.
+    let o = genlab(
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--data-dir",
+            "dl",
+            "--mirror",
+            &mirror,
+        ],
+        d,
+    );
+    fails_with(&o, "train-images-idx3-ubyte.gz");
+    assert!(stderr(&o).contains("t10k-images-idx3-ubyte.gz: already present, SHA-256 ok"));
+
+    fails_with(&genlab(&["data", "fetch", "imagenet"], d), "imagenet");
+    fails_with(
+        &genlab(
+            &[
+                "data",
+                "fetch",
+                "mnist",
+                "--mirror",
+                "http://127.0.0.1:9/",
+                "--data-dir",
+                "x",
+            ],
+            d,
+        ),
+        "127.0.0.1:9",
+    );
+}

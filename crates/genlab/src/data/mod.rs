@@ -6,6 +6,7 @@
 
 pub mod cifar;
 pub mod embedded;
+pub mod fetch;
 
 pub mod idx;
 pub mod image_dir;
