@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Training speed, genlab vs PyTorch, one after the other on the same (idle) machine.
-# genlab: per-epoch training images/s on mnist-10k (batch 128, Adam, evaluation excluded),
-# median over epochs; PyTorch: bench/reference/vae.py --speed (median of 7 ~2 s windows).
-# Usage: bash bench/vae_speed.sh   (needs: cargo build --release; python3 with torch)
+# Training speed, genlab vs PyTorch, one after the other on the same (idle) machine, same method:
+# batch 128 of mnist-10k's train split, 5 warm-up steps, median images/s of 7 two-second windows.
+# genlab: `genlab bench -w WORKLOAD` (one process per workload, so peak RSS is per workload);
+# PyTorch: bench/reference/vae.py --speed (same windows).
+# Usage: bash bench/vae_speed.sh   (needs: cargo build --release -p genlab-cli; python3 with torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/genlab
 tmp=$(mktemp -d)
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+trap 'rm -rf "$tmp"' EXIT
 for arch in mlp conv; do
-  epochs=5; [ "$arch" = conv ] && epochs=3
-  /usr/bin/time -f "%M" -o "$tmp/rss-$arch" "$bin" train vae --arch "$arch" --epochs "$epochs" --out "$tmp/$arch" -q >/dev/null
-  g=$(grep -o '"images_per_sec":[0-9.]*' "$tmp/$arch/metrics.jsonl" | cut -d: -f2 | median)
+  "$bin" bench -w "$arch-vae" --json "$tmp/g-$arch.json" >/dev/null
   python3 bench/reference/vae.py --speed --model "$arch" --dataset mnist-10k --threads 2 --json "$tmp/py-$arch.json" >/dev/null
-  p=$(python3 -c "import json,sys; d=json.load(open('$tmp/py-$arch.json')); print(d['median_images_per_s'])")
-  prss=$(python3 -c "import json; d=json.load(open('$tmp/py-$arch.json')); print(round(d['peak_rss_mib']))")
-  printf '%s VAE: genlab %.0f img/s (peak RSS %d MiB), PyTorch %.0f img/s (peak RSS %s MiB), ratio %.2f\n' \
-    "$arch" "$g" "$(( $(cat "$tmp/rss-$arch") / 1024 ))" "$p" "$prss" "$(python3 -c "print($g/$p)")"
+  python3 - "$arch" "$tmp/g-$arch.json" "$tmp/py-$arch.json" <<'PY'
+import json, sys
+arch, g, p = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+gi = g["workloads"][0]["median_images_per_s"]; pi = p["median_images_per_s"]
+print(f"{arch} VAE: genlab {gi:.0f} img/s (peak RSS {g['peak_rss_mib']:.0f} MiB), "
+      f"PyTorch {pi:.0f} img/s (peak RSS {p['peak_rss_mib']:.0f} MiB), ratio {gi/pi:.2f}")
+PY
 done
-rm -rf "$tmp"

@@ -2,6 +2,7 @@
 //! models. Parses, validates, then runs; errors print on one line and exit with status 1
 //! (2 for usage errors, from clap; 130 when interrupted by Ctrl-C).
 
+mod bench;
 mod codec;
 mod common;
 mod data;
@@ -42,6 +43,8 @@ enum Command {
     Eval(eval::Args),
     /// Datasets: download (`fetch`) and locate (`where`).
     Data(data::Args),
+    /// Training speed (images/s, median of timed windows) of the reference workloads.
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -55,6 +58,7 @@ fn main() {
         Command::Decode(a) => codec::decode(a),
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

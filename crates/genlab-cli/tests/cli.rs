@@ -375,3 +375,44 @@ fn data_fetch_verifies_against_published_checksums() {
         "127.0.0.1:9",
     );
 }
+
+/// `genlab bench` times a workload and writes its JSON report; bad values are one-line errors.
+#[test]
+fn bench_reports_images_per_second() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let o = genlab(
+        &[
+            "bench",
+            "-w",
+            "mlp-vae",
+            "--batch-size",
+            "8",
+            "--windows",
+            "2",
+            "--window-seconds",
+            "0.05",
+            "--warmup",
+            "1",
+            "--json",
+            "b.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("b.json")).expect("json")).expect("parse");
+    let w = &doc["workloads"][0];
+    assert_eq!(w["workload"], "mlp-vae");
+    assert!(w["median_images_per_s"].as_f64().expect("number") > 0.0);
+    assert_eq!(w["windows"].as_array().expect("windows").len(), 2);
+    fails_with(&genlab(&["bench", "-w", "resnet"], d), "resnet");
+    fails_with(
+        &genlab(&["bench", "--window-seconds", "0"], d),
+        "--window-seconds 0",
+    );
+    fails_with(
+        &genlab(&["bench", "--json", "no/such/dir/b.json"], d),
+        "no/such/dir",
+    );
+}

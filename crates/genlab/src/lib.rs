@@ -16,6 +16,7 @@
 //! - [`checkpoint`]: weights (safetensors) + config (TOML) + training state.
 //! - [`plot`]: the loss-curve PNG.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -1,0 +1,275 @@
+//! Training-speed measurement (`genlab bench`): the training step of a model family, timed in
+//! windows after a warm-up, reported as the median images/s. The step is the training loop's
+//! own: batch to tensor, objective with fresh noise, loss read back (as the loop does for its NaN
+//! guard), backward, Adam step.
+//!
+//! Workloads are the reference architectures of BENCHMARKS.md (see [`WORKLOADS`]); the PyTorch
+//! side is `bench/reference/vae.py --speed` with the same windows, so a ratio taken in one run on
+//! one machine compares like with like.
+
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::config::RunConfig;
+use crate::data::{ImageSet, shuffled_order};
+use crate::error::{Error, Result};
+use crate::image_io::batch_tensor;
+use crate::models::{ImageModel, ModelConfig};
+use crate::rng::{rng_for, standard_normal, stream};
+
+/// A benchmark workload: a name and the preset whose model it times.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// The `--workload` name.
+    pub name: &'static str,
+    /// What it is, for the report.
+    pub about: &'static str,
+    /// The built-in preset holding its model config.
+    pub preset: &'static str,
+}
+
+/// The workloads `genlab bench` knows (W1, W2 of BENCHMARKS.md).
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "mlp-vae",
+        about: "W1: MLP VAE 784-400-20, Bernoulli, Adam",
+        preset: "mnist-vae",
+    },
+    Workload {
+        name: "conv-vae",
+        about: "W2: conv VAE 1-32-64 (k4 s2 p1), latent 16, convT 64-32-1, Adam",
+        preset: "mnist-conv-vae",
+    },
+];
+
+/// Looks a workload up by name.
+pub fn workload(name: &str) -> Result<Workload> {
+    WORKLOADS
+        .iter()
+        .find(|w| w.name == name)
+        .copied()
+        .ok_or_else(|| Error::Config {
+            field: "workload".into(),
+            value: name.into(),
+            expected: format!(
+                "one of {}",
+                WORKLOADS
+                    .iter()
+                    .map(|w| w.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+}
+
+/// How to time.
+#[derive(Debug, Clone)]
+pub struct SpeedOptions {
+    /// Images per step.
+    pub batch_size: usize,
+    /// Untimed steps first (allocator, caches, autotuning).
+    pub warmup_steps: usize,
+    /// Timed windows; the median is reported.
+    pub windows: usize,
+    /// Seconds per window (each window runs whole steps until it is at least this long).
+    pub window_secs: f64,
+    /// Seed for the weights, the batch order and the noise.
+    pub seed: u64,
+}
+
+impl Default for SpeedOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            warmup_steps: 5,
+            windows: 7,
+            window_secs: 2.0,
+            seed: 0,
+        }
+    }
+}
+
+/// The result of timing one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedReport {
+    /// Workload name.
+    pub workload: String,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Images/s of each window, in order.
+    pub windows: Vec<f64>,
+    /// Median of `windows`.
+    pub median_images_per_s: f64,
+    /// Steps timed in all.
+    pub steps: usize,
+}
+
+/// Times the training step of `workload` on batches drawn from `data` (uniform noise in [0, 1]
+/// of the model's image shape when `data` is `None`).
+pub fn train_speed(
+    workload: &Workload,
+    data: Option<&ImageSet>,
+    opts: &SpeedOptions,
+    device: &Device,
+) -> Result<SpeedReport> {
+    if opts.batch_size == 0
+        || opts.windows == 0
+        || opts.window_secs.is_nan()
+        || opts.window_secs <= 0.0
+    {
+        return Err(Error::config(
+            "bench",
+            format!(
+                "batch {} windows {} seconds {}",
+                opts.batch_size, opts.windows, opts.window_secs
+            ),
+            "a positive batch size, window count and window length",
+        ));
+    }
+    let cfg = RunConfig::preset(workload.preset)?;
+    let shape = cfg.model.image();
+    let synthetic;
+    let set = match data {
+        Some(d) => {
+            if d.shape != shape {
+                return Err(Error::config(
+                    "bench data",
+                    format!("{:?}", d.shape),
+                    format!("images of shape {shape:?} for {}", workload.name),
+                ));
+            }
+            d
+        }
+        None => {
+            let n = opts.batch_size.max(1024);
+            let mut rng = rng_for(opts.seed, stream::SHUFFLE, 0);
+            let pixels = (0..n * shape.iter().product::<usize>())
+                .map(|_| rand::RngExt::random::<u8>(&mut rng))
+                .collect();
+            synthetic = ImageSet::new(pixels, None, shape)?;
+            &synthetic
+        }
+    };
+    device.seed(opts.seed);
+    let ad = device.clone().autodiff();
+    let mut report = match &cfg.model {
+        ModelConfig::Ae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
+        ModelConfig::Vae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
+    };
+    report.workload = workload.name.into();
+    Ok(report)
+}
+
+fn time_steps<M: ImageModel>(
+    mut model: M,
+    set: &ImageSet,
+    opts: &SpeedOptions,
+    ad: &Device,
+) -> Result<SpeedReport> {
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let params = model.num_params();
+    let latent = model.latent_dim();
+    let b = opts.batch_size.min(set.len());
+    let mut order = Vec::new();
+    let mut step = 0usize;
+    let mut run_step = |model: M| -> Result<M> {
+        if order.len() < b {
+            order = shuffled_order(set.len(), opts.seed, step);
+        }
+        let idx: Vec<usize> = order.drain(..b).collect();
+        let x = batch_tensor(set, &idx, ad); // [b, c, h, w]
+        let mut rng = rng_for(opts.seed, stream::TRAIN_NOISE, step as u64);
+        let eps = standard_normal(&mut rng, b, latent, ad); // [b, latent]
+        let obj = model.objective(x, eps);
+        let loss = obj.loss.clone().into_scalar::<f32>();
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: loss.to_string(),
+                epoch: 0,
+                step,
+            });
+        }
+        let grads = GradientsParams::from_grads(obj.loss.backward(), &model);
+        step += 1;
+        Ok(optim.step(1e-3, model, grads))
+    };
+    for _ in 0..opts.warmup_steps {
+        model = run_step(model)?;
+    }
+    let mut windows = Vec::with_capacity(opts.windows);
+    let mut steps = 0;
+    for _ in 0..opts.windows {
+        let t0 = Instant::now();
+        let mut n = 0usize;
+        while t0.elapsed().as_secs_f64() < opts.window_secs {
+            model = run_step(model)?;
+            n += 1;
+        }
+        steps += n;
+        windows.push((n * b) as f64 / t0.elapsed().as_secs_f64());
+    }
+    Ok(SpeedReport {
+        workload: String::new(),
+        batch_size: b,
+        params,
+        median_images_per_s: median(&windows),
+        windows,
+        steps,
+    })
+}
+
+/// Median of a non-empty slice (mean of the middle two for even lengths).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn times_every_workload_briefly_and_rejects_bad_options() {
+        let opts = SpeedOptions {
+            batch_size: 8,
+            warmup_steps: 1,
+            windows: 3,
+            window_secs: 0.01,
+            seed: 1,
+        };
+        for w in WORKLOADS {
+            let r = train_speed(w, None, &opts, &Device::flex()).expect("bench");
+            assert_eq!(r.windows.len(), 3);
+            assert!(r.steps >= 3 && r.median_images_per_s > 0.0, "{r:?}");
+            assert!(r.params > 0);
+        }
+        let bad = SpeedOptions { windows: 0, ..opts };
+        assert!(train_speed(&WORKLOADS[0], None, &bad, &Device::flex()).is_err());
+        assert!(
+            workload("resnet")
+                .unwrap_err()
+                .to_string()
+                .contains("mlp-vae")
+        );
+    }
+}
