@@ -11,12 +11,13 @@ use crate::common::{DeviceArg, device};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Workloads to time (repeatable): mlp-vae, conv-vae; default: all.
+    /// Workloads to time (repeatable): mlp-vae, conv-vae, fsrcnn (training images/s),
+    /// fsrcnn-upscale (upscaling input megapixels/s); default: all.
     #[arg(long = "workload", short = 'w')]
     workloads: Vec<String>,
-    /// Images per step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
+    /// Images per step (default: 128 for the VAEs, 32 for fsrcnn, as in BENCHMARKS.md).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
     /// Timed windows per workload (the median is reported).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
     windows: u64,
@@ -65,8 +66,8 @@ pub fn run(a: Args) -> Result<i32> {
         Input::Real => Some(genlab::data::embedded::mnist_10k()?.train),
         Input::Synthetic => None,
     };
-    let opts = SpeedOptions {
-        batch_size: a.batch_size as usize,
+    let mut opts = SpeedOptions {
+        batch_size: a.batch_size.unwrap_or(128) as usize,
         warmup_steps: a.warmup,
         windows: a.windows as usize,
         window_secs: a.window_seconds,
@@ -75,18 +76,34 @@ pub fn run(a: Args) -> Result<i32> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let device_name = format!("{:?}", a.device).to_lowercase();
     println!(
-        "genlab bench: device {device_name}, {threads} threads, batch {}, {} x {} s windows after {} warm-up steps",
-        opts.batch_size, opts.windows, opts.window_secs, opts.warmup_steps
+        "genlab bench: device {device_name}, {threads} threads, {} x {} s windows after {} warm-up steps",
+        opts.windows, opts.window_secs, opts.warmup_steps
     );
     let mut reports = Vec::new();
     for w in &workloads {
-        let r = bench::train_speed(w, data.as_ref(), &opts, &device)?;
+        opts.batch_size = a.batch_size.unwrap_or(if w.kind == bench::Kind::SrTrain {
+            32
+        } else {
+            128
+        }) as usize;
+        let r = if w.is_upscale() {
+            bench::upscale_speed(1000, &opts, &device)?
+        } else {
+            bench::train_speed(w, data.as_ref(), &opts, &device)?
+        };
         let lo = r.windows.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = r.windows.iter().copied().fold(0.0, f64::max);
-        println!(
-            "{:<9} {:>10.0} img/s median  (windows {lo:.0}..{hi:.0}, {} steps, {} params)  {}",
-            r.workload, r.median_images_per_s, r.steps, r.params, w.about
-        );
+        if w.is_upscale() {
+            println!(
+                "{:<14} {:>8.3} MP/s median  (windows {lo:.3}..{hi:.3}, {} runs)  {}",
+                r.workload, r.median_images_per_s, r.steps, w.about
+            );
+        } else {
+            println!(
+                "{:<14} {:>8.0} img/s median  (batch {}, windows {lo:.0}..{hi:.0}, {} steps, {} params)  {}",
+                r.workload, r.median_images_per_s, r.batch_size, r.steps, r.params, w.about
+            );
+        }
         reports.push(r);
     }
     let peak = peak_rss_mib();

@@ -12,13 +12,16 @@ use crate::common::{DataArgs, ModelFn, open_with_data};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run folder.
+    /// Run folder, or the word `sr` to score a super-resolution model (the shipped one for
+    /// --scale, or --model RUN) by the standard protocol.
     run: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    sr: crate::eval_sr::SrArgs,
 }
 
 struct Eval<'a> {
@@ -34,6 +37,25 @@ impl ModelFn<EvalReport> for Eval<'_> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    // `sr` is the keyword (a folder named sr is ./sr); an SR run folder is scored the same way.
+    let keyword = a.run.as_os_str() == "sr";
+    let sr_run = !keyword
+        && genlab::checkpoint::run_kind(&a.run)
+            .is_ok_and(|k| matches!(k.as_str(), "fsrcnn" | "espcn"));
+    if keyword || sr_run {
+        if sr_run && a.sr.model.is_some() {
+            anyhow::bail!("give the SR run either as RUN or as --model, not both");
+        }
+        let model = if sr_run {
+            Some(a.run.clone())
+        } else {
+            a.sr.model.clone()
+        };
+        return crate::eval_sr::run(model.as_deref(), a.sr, a.json, a.data.device);
+    }
+    if a.sr.model.is_some() || a.sr.scale.is_some() || !a.sr.sets.is_empty() || a.sr.per_image {
+        anyhow::bail!("--model, --scale, --set and --per-image apply to `genlab eval sr` only");
+    }
     let (device, run, data) = open_with_data(&a.run, a.data)?;
     let r = run.with_model(
         &device,

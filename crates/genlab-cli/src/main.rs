@@ -7,10 +7,14 @@ mod codec;
 mod common;
 mod data;
 mod eval;
+mod eval_sr;
 mod interpolate;
 mod reconstruct;
 mod sample;
+mod sr_model;
 mod train;
+mod train_sr;
+mod upscale;
 
 use clap::{Parser, Subcommand};
 
@@ -27,8 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model (ae or vae) and write a run folder.
-    Train(train::Args),
+    /// Train a model (vae, ae, or sr for super-resolution) and write a run folder.
+    Train(Box<train::Args>),
     /// Decode z ~ N(0, I) into a grid of new images.
     Sample(sample::Args),
     /// Original test images above their reconstructions, as a grid.
@@ -39,8 +43,11 @@ enum Command {
     Encode(codec::EncodeArgs),
     /// Decode a latent code file back to an image.
     Decode(codec::DecodeArgs),
-    /// Evaluate a run on its test split: loss, -ELBO, MSE, PSNR.
+    /// Evaluate a run on its test split (loss, -ELBO, MSE, PSNR), or a super-resolution model
+    /// (`genlab eval sr`: Y-PSNR/SSIM on Set5/Set14, bicubic alongside).
     Eval(eval::Args),
+    /// Upscale an image (or a folder of them) with a super-resolution network.
+    Upscale(upscale::Args),
     /// Datasets: download (`fetch`) and locate (`where`).
     Data(data::Args),
     /// Training speed (images/s, median of timed windows) of the reference workloads.
@@ -50,13 +57,14 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Sample(a) => sample::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Interpolate(a) => interpolate::run(a),
         Command::Encode(a) => codec::encode(a),
         Command::Decode(a) => codec::decode(a),
         Command::Eval(a) => eval::run(a),
+        Command::Upscale(a) => upscale::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
     };

@@ -19,6 +19,8 @@ pub enum Family {
     Vae,
     /// Plain autoencoder.
     Ae,
+    /// Super-resolution network (FSRCNN by default; --net espcn) trained on photos.
+    Sr,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -31,56 +33,110 @@ pub enum ArchArg {
 pub struct Args {
     /// Model family; not needed with --resume.
     #[arg(value_enum)]
-    family: Option<Family>,
+    pub family: Option<Family>,
     /// Preset: a built-in name (mnist-vae, mnist-conv-vae, mnist-ae, mnist-conv-ae, fashion-vae,
     /// fashion-conv-vae) or a TOML file. Default: mnist-vae / mnist-ae (mnist-conv-* with --arch conv).
     #[arg(long)]
-    preset: Option<String>,
+    pub preset: Option<String>,
     /// Network body, to pick the default preset.
     #[arg(long, value_enum)]
-    arch: Option<ArchArg>,
+    pub arch: Option<ArchArg>,
     /// Dataset: mnist-10k (embedded), mnist, fashion-mnist, cifar10, or a folder of images.
     #[arg(long)]
-    dataset: Option<String>,
+    pub dataset: Option<String>,
     /// Folder searched first for dataset files.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     #[arg(long)]
-    epochs: Option<usize>,
+    pub epochs: Option<usize>,
     #[arg(long)]
-    batch_size: Option<usize>,
+    pub batch_size: Option<usize>,
     /// Adam learning rate.
     #[arg(long)]
-    lr: Option<f64>,
+    pub lr: Option<f64>,
     #[arg(long)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
     /// KL weight (VAE only): 1 = VAE, > 1 = beta-VAE.
     #[arg(long)]
-    beta: Option<f64>,
+    pub beta: Option<f64>,
     /// Latent (VAE) or code (AE) size.
     #[arg(long)]
-    latent: Option<usize>,
+    pub latent: Option<usize>,
     /// Run folder to create (default runs/FAMILY-DATASET, numbered if taken).
     #[arg(long, short)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out"])]
-    resume: Option<PathBuf>,
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every", "loss_crop"])]
+    pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
     #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    pub device: DeviceArg,
+    /// sr: upscaling factor (2, 3 or 4).
+    #[arg(long)]
+    pub scale: Option<usize>,
+    /// sr: folder of training photos (default ../shared/data/sr/train).
+    #[arg(long)]
+    pub images: Option<String>,
+    /// sr: folder of validation images (*_HR/*_LR pairs, or HR images).
+    #[arg(long)]
+    pub val: Option<String>,
+    /// sr: network.
+    #[arg(long, value_enum)]
+    pub net: Option<crate::train_sr::NetArg>,
+    /// sr: optimizer steps per epoch.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// sr: low-resolution patch side.
+    #[arg(long)]
+    pub patch: Option<usize>,
+    /// sr: LR pixels cut from each side of a patch's output before the loss.
+    #[arg(long)]
+    pub loss_crop: Option<usize>,
+    /// sr: halve the learning rate every N epochs (0: never).
+    #[arg(long)]
+    pub lr_halve_every: Option<usize>,
+    /// sr: start from the weights of this SR run (all layers but the upsampler when the scale
+    /// differs, as the FSRCNN paper does to train x3/x4 from x2).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+}
+
+impl Args {
+    /// The SR-only flags that were given (to refuse them for other families).
+    fn sr_flags(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (set, name) in [
+            (self.scale.is_some(), "--scale"),
+            (self.images.is_some(), "--images"),
+            (self.val.is_some(), "--val"),
+            (self.net.is_some(), "--net"),
+            (self.steps.is_some(), "--steps"),
+            (self.patch.is_some(), "--patch"),
+            (self.init_from.is_some(), "--init-from"),
+            (self.lr_halve_every.is_some(), "--lr-halve-every"),
+            (self.loss_crop.is_some(), "--loss-crop"),
+        ] {
+            if set {
+                v.push(name);
+            }
+        }
+        v
+    }
 }
 
 /// Builds the validated config from the preset and flags.
 fn build_config(a: &Args) -> Result<RunConfig> {
     let family = a
         .family
-        .context("name a model family (vae or ae), or use --resume RUN")?;
+        .context("name a model family (vae, ae or sr), or use --resume RUN")?;
+    if let Some(f) = a.sr_flags().first() {
+        bail!("{f} applies to `genlab train sr` only");
+    }
     let conv = matches!(a.arch, Some(ArchArg::Conv));
     let preset = a.preset.clone().unwrap_or_else(|| {
         match (family, conv) {
@@ -88,6 +144,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
             (Family::Vae, true) => "mnist-conv-vae",
             (Family::Ae, false) => "mnist-ae",
             (Family::Ae, true) => "mnist-conv-ae",
+            (Family::Sr, _) => unreachable!("sr is handled by train_sr"),
         }
         .to_string()
     });
@@ -95,6 +152,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
     let wanted = match family {
         Family::Vae => "vae",
         Family::Ae => "ae",
+        Family::Sr => "sr",
     };
     if cfg.model.kind() != wanted {
         bail!(
@@ -178,9 +236,9 @@ fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
     p
 }
 
-struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
+pub struct Progress {
+    pub bar: Option<ProgressBar>,
+    pub quiet: bool,
 }
 
 impl Observer for Progress {
@@ -229,6 +287,21 @@ impl Observer for Progress {
                 bar.set_position(batch as u64);
                 bar.set_message(format!("loss {loss:.3} {images_per_sec:.0} img/s"));
             }
+            Event::SrEpoch(r) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {:>3}  train mse {:.6}  val Y-PSNR {:.3} dB SSIM {:.4}  (bicubic {:.3} / {:.4})  {:.0} patches/s",
+                    r.epoch,
+                    r.train_mse,
+                    r.val_psnr,
+                    r.val_ssim,
+                    r.bicubic_psnr,
+                    r.bicubic_ssim,
+                    r.patches_per_sec
+                );
+            }
             Event::Epoch(r) => {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
@@ -247,7 +320,31 @@ impl Observer for Progress {
     }
 }
 
+/// A flag Ctrl-C sets: the loop checkpoints after the current batch and returns. A second
+/// Ctrl-C exits at once (the last checkpoint is intact).
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch and saving a checkpoint (Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
 pub fn run(a: Args) -> Result<i32> {
+    let is_sr = match (&a.resume, a.family) {
+        (Some(dir), _) => genlab::checkpoint::run_kind(std::path::Path::new(dir))
+            .is_ok_and(|k| matches!(k.as_str(), "fsrcnn" | "espcn")),
+        (None, Some(Family::Sr)) => true,
+        _ => false,
+    };
+    if is_sr {
+        return crate::train_sr::run(a);
+    }
     let device = device(a.device)?;
     let (run, cfg, resume) = match &a.resume {
         Some(dir) => {
@@ -277,16 +374,7 @@ pub fn run(a: Args) -> Result<i32> {
         cfg.model.validate()?;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: the user wants out now; the last checkpoint is intact.
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this batch and saving a checkpoint (Ctrl-C again to quit now)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = stop_flag()?;
 
     eprintln!(
         "{} {} on {} ({} train / {} test images) -> {}",

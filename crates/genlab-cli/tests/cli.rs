@@ -416,3 +416,166 @@ fn bench_reports_images_per_second() {
         "no/such/dir",
     );
 }
+
+/// Super-resolution end to end: a dry-run training on the T91 photos, `eval` on its run and on
+/// the shipped model, `upscale` of grey / RGB / RGBA / 16-bit / palette images and folders, and
+/// every bad input the issue lists.
+#[test]
+fn super_resolution_train_eval_upscale_and_bad_input() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sr");
+    let train = shared.join("train");
+    let set5 = shared.join("Set5/x2");
+    let (train, set5) = (train.to_str().expect("utf8"), set5.to_str().expect("utf8"));
+
+    // Training: a dry run writes a complete run folder.
+    let o = genlab(
+        &[
+            "train",
+            "sr",
+            "--dry-run",
+            "-q",
+            "--images",
+            train,
+            "--val",
+            set5,
+            "--out",
+            "srrun",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.toml",
+        "weights.safetensors",
+        "state.json",
+        "metrics.jsonl",
+        "loss.png",
+    ] {
+        assert!(d.join("srrun").join(f).is_file(), "missing {f}");
+    }
+    // A resumable SR run is recognised by `train --resume`.
+    let o = genlab(&["train", "--resume", "srrun", "--epochs", "2", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Evaluation: the run folder, and the shipped model, on Set5 with bicubic alongside.
+    let o = genlab(&["eval", "sr", "--set", set5, "--json"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let set = &v["sets"][0];
+    assert_eq!(set["images"], 5);
+    let bicubic = set["bicubic_psnr"].as_f64().expect("bicubic");
+    assert!((bicubic - 33.64).abs() < 0.01, "Set5 x2 bicubic {bicubic}");
+    assert!(set["psnr"].as_f64().expect("psnr") > bicubic + 1.0, "{set}");
+    let o = genlab(&["eval", "sr", "--set", set5], d);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("bicubic"));
+    let o = genlab(&["eval", "srrun", "--set", set5], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Upscaling every kind of picture with the shipped model.
+    let write = |name: &str, img: image::DynamicImage| {
+        let p = d.join(name);
+        img.save(&p).expect("fixture");
+        p.to_str().expect("utf8").to_string()
+    };
+    let grey = write(
+        "grey.png",
+        image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8])).into(),
+    );
+    let rgba = write(
+        "rgba.png",
+        image::RgbaImage::from_fn(40, 30, |x, y| {
+            image::Rgba([x as u8 * 5, y as u8 * 7, 90, (x * 6) as u8])
+        })
+        .into(),
+    );
+    let deep = write(
+        "deep.png",
+        image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_fn(40, 30, |x, y| {
+            image::Rgb([x as u16 * 1500, y as u16 * 2000, 30000])
+        })
+        .into(),
+    );
+    let palette = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/palette.png");
+    let palette = palette.to_str().expect("utf8");
+    for (inp, out, channels) in [
+        (grey.as_str(), "grey-x2.png", 1u8),
+        (rgba.as_str(), "rgba-x2.png", 4),
+        (deep.as_str(), "deep-x2.jpg", 3),
+        (palette, "palette-x2.bmp", 3),
+    ] {
+        let o = genlab(&["upscale", inp, "-o", out, "-q"], d);
+        assert!(o.status.success(), "{inp}: {}", stderr(&o));
+        let img = image::open(d.join(out)).expect("output");
+        assert_eq!((img.width(), img.height()), (80, 60), "{out}");
+        if out.ends_with(".png") {
+            assert_eq!(img.color().channel_count(), channels, "{out}");
+        }
+    }
+    let o = genlab(
+        &["upscale", &grey, "-o", "grey-x3.png", "--scale", "3", "-q"],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(d.join("grey-x3.png")).expect("x3").width(), 120);
+    // A folder in, a folder out.
+    std::fs::create_dir(d.join("in")).expect("mkdir");
+    std::fs::copy(&grey, d.join("in/a.png")).expect("copy");
+    std::fs::copy(palette, d.join("in/b.png")).expect("copy");
+    std::fs::write(d.join("in/README.txt"), "not an image: skipped").expect("write");
+    let o = genlab(&["upscale", "in", "-o", "out", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.join("out/a.png").is_file() && d.join("out/b.png").is_file());
+    assert_eq!(std::fs::read_dir(d.join("out")).expect("ls").count(), 2);
+
+    // Bad input: one-line errors, nothing written.
+    std::fs::write(d.join("corrupt.png"), b"\x89PNG\r\n\x1a\nnot really").expect("write");
+    let full = std::fs::read(&grey).expect("read");
+    std::fs::write(d.join("truncated.png"), &full[..full.len() / 2]).expect("write");
+    let tiny = write(
+        "tiny.png",
+        image::GrayImage::from_pixel(4, 4, image::Luma([9])).into(),
+    );
+    fails_with(
+        &genlab(&["upscale", "corrupt.png", "-o", "x.png"], d),
+        "corrupt.png",
+    );
+    fails_with(
+        &genlab(&["upscale", "truncated.png", "-o", "x.png"], d),
+        "truncated.png",
+    );
+    fails_with(&genlab(&["upscale", &tiny, "-o", "x.png"], d), "tiny.png");
+    fails_with(
+        &genlab(
+            &[
+                "upscale", &grey, "-o", "x.png", "--model", "srrun", "--scale", "3",
+            ],
+            d,
+        ),
+        "--scale 3",
+    );
+    fails_with(
+        &genlab(&["upscale", &grey, "-o", "x.png", "--scale", "8"], d),
+        "scale",
+    );
+    fails_with(
+        &genlab(&["upscale", &grey, "-o", "missing/x.png"], d),
+        "missing",
+    );
+    fails_with(&genlab(&["upscale", &grey, "-o", "x.gif"], d), "x.gif");
+    fails_with(
+        &genlab(&["upscale", "nothing.png", "-o", "x.png"], d),
+        "nothing.png",
+    );
+    assert!(!d.join("x.png").exists());
+    fails_with(
+        &genlab(&["train", "sr", "--images", "nowhere", "--dry-run"], d),
+        "nowhere",
+    );
+    fails_with(
+        &genlab(&["train", "vae", "--scale", "2", "--dry-run"], d),
+        "--scale",
+    );
+    fails_with(&genlab(&["sample", "srrun"], d), "super-resolution run");
+}

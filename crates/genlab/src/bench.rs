@@ -20,15 +20,33 @@ use crate::image_io::batch_tensor;
 use crate::models::{ImageModel, ModelConfig};
 use crate::rng::{rng_for, standard_normal, stream};
 
-/// A benchmark workload: a name and the preset whose model it times.
+/// What a workload times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Training steps of the generative model in the named preset (images/s).
+    Train(&'static str),
+    /// Training steps of FSRCNN x2 (56, 12, 4) on 32x32 LR patches (patches/s).
+    SrTrain,
+    /// The shipped FSRCNN x2 upscaling a 1000x1000 Y plane (input megapixels/s).
+    Upscale,
+}
+
+/// A benchmark workload.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     /// The `--workload` name.
     pub name: &'static str,
     /// What it is, for the report.
     pub about: &'static str,
-    /// The built-in preset holding its model config.
-    pub preset: &'static str,
+    /// What it times.
+    pub kind: Kind,
+}
+
+impl Workload {
+    /// Whether this workload times upscaling (inference) rather than training.
+    pub fn is_upscale(&self) -> bool {
+        self.kind == Kind::Upscale
+    }
 }
 
 /// The workloads `genlab bench` knows (W1, W2 of BENCHMARKS.md).
@@ -36,14 +54,74 @@ pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "mlp-vae",
         about: "W1: MLP VAE 784-400-20, Bernoulli, Adam",
-        preset: "mnist-vae",
+        kind: Kind::Train("mnist-vae"),
     },
     Workload {
         name: "conv-vae",
         about: "W2: conv VAE 1-32-64 (k4 s2 p1), latent 16, convT 64-32-1, Adam",
-        preset: "mnist-conv-vae",
+        kind: Kind::Train("mnist-conv-vae"),
+    },
+    Workload {
+        name: "fsrcnn",
+        about: "W4: FSRCNN x2 (56,12,4), LR 32x32 patches, 9x9 stride-2 convT, MSE, Adam",
+        kind: Kind::SrTrain,
+    },
+    Workload {
+        name: "fsrcnn-upscale",
+        about: "shipped FSRCNN x2 upscaling a 1000x1000 Y plane (tiles of 128), input MP/s",
+        kind: Kind::Upscale,
     },
 ];
+
+/// Times the shipped FSRCNN x2 upscaling a `side x side` Y plane, the way `genlab upscale` runs
+/// it (tiles with margins). Reports input megapixels/s as "images"/s x 1e-6 in `windows`.
+pub fn upscale_speed(side: usize, opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
+    use crate::checkpoint::load_weights_bytes;
+    use crate::models::SrModelConfig;
+    use crate::sr::upscale::{DEFAULT_TILE, upscale_y};
+    let (shipped, cfg) = crate::sr::shipped::shipped(2)?;
+    let SrModelConfig::Fsrcnn(c) = &cfg.model else {
+        return Err(Error::Unsupported(
+            "the shipped x2 model is not an FSRCNN".into(),
+        ));
+    };
+    let net = load_weights_bytes(
+        c.init(device),
+        shipped.weights.to_vec(),
+        std::path::Path::new(shipped.path),
+    )?;
+    let mut rng = rng_for(opts.seed, stream::SHUFFLE, 0);
+    let y = crate::sr::Plane::new(
+        side,
+        side,
+        (0..side * side)
+            .map(|_| f64::from(rand::RngExt::random::<u8>(&mut rng)))
+            .collect(),
+    );
+    for _ in 0..opts.warmup_steps.min(1) {
+        upscale_y(&net, &y, DEFAULT_TILE, device)?;
+    }
+    let mut windows = Vec::new();
+    let mut steps = 0;
+    for _ in 0..opts.windows {
+        let t0 = Instant::now();
+        let mut n = 0usize;
+        while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
+            upscale_y(&net, &y, DEFAULT_TILE, device)?;
+            n += 1;
+        }
+        steps += n;
+        windows.push((n * side * side) as f64 / 1e6 / t0.elapsed().as_secs_f64());
+    }
+    Ok(SpeedReport {
+        workload: "fsrcnn-upscale".into(),
+        batch_size: 1,
+        params: 0,
+        median_images_per_s: median(&windows),
+        windows,
+        steps,
+    })
+}
 
 /// Looks a workload up by name.
 pub fn workload(name: &str) -> Result<Workload> {
@@ -131,7 +209,17 @@ pub fn train_speed(
             "a positive batch size, window count and window length",
         ));
     }
-    let cfg = RunConfig::preset(workload.preset)?;
+    let preset = match workload.kind {
+        Kind::Train(p) => p,
+        Kind::SrTrain => return sr_train_speed(opts, device),
+        Kind::Upscale => {
+            return Err(Error::Unsupported(format!(
+                "{} times upscaling, not training (use upscale_speed)",
+                workload.name
+            )));
+        }
+    };
+    let cfg = RunConfig::preset(preset)?;
     let shape = cfg.model.image();
     let synthetic;
     let set = match data {
@@ -223,6 +311,56 @@ fn time_steps<M: ImageModel>(
     })
 }
 
+/// W4: FSRCNN x2 training steps on uniform-noise 32x32 LR / 64x64 HR patches (the loop of
+/// `genlab train sr`: forward, MSE, loss read back, backward, Adam).
+fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
+    use crate::models::{FsrcnnConfig, SrNet};
+    device.seed(opts.seed);
+    let ad = device.clone().autodiff();
+    let mut net = crate::nn::with_stable_ids(FsrcnnConfig::default().init(&ad));
+    let params = net.num_params();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let b = opts.batch_size;
+    let x = Tensor::<4>::random([b, 1, 32, 32], burn::tensor::Distribution::Default, &ad);
+    let y = Tensor::<4>::random([b, 1, 64, 64], burn::tensor::Distribution::Default, &ad);
+    let mut step = |net: crate::models::Fsrcnn| -> Result<crate::models::Fsrcnn> {
+        let loss = (net.forward(x.clone()) - y.clone()).powi_scalar(2).mean();
+        let l = loss.clone().into_scalar::<f32>();
+        if !l.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: l.to_string(),
+                epoch: 0,
+                step: 0,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        Ok(optim.step(1e-3, net, grads))
+    };
+    for _ in 0..opts.warmup_steps {
+        net = step(net)?;
+    }
+    let mut windows = Vec::new();
+    let mut steps = 0;
+    for _ in 0..opts.windows {
+        let t0 = Instant::now();
+        let mut n = 0usize;
+        while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
+            net = step(net)?;
+            n += 1;
+        }
+        steps += n;
+        windows.push((n * b) as f64 / t0.elapsed().as_secs_f64());
+    }
+    Ok(SpeedReport {
+        workload: "fsrcnn".into(),
+        batch_size: b,
+        params,
+        median_images_per_s: median(&windows),
+        windows,
+        steps,
+    })
+}
+
 /// Median of a non-empty slice (mean of the middle two for even lengths).
 pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
@@ -257,12 +395,16 @@ mod tests {
             window_secs: 0.01,
             seed: 1,
         };
-        for w in WORKLOADS {
+        for w in WORKLOADS.iter().filter(|w| !w.is_upscale()) {
             let r = train_speed(w, None, &opts, &Device::flex()).expect("bench");
+            assert_eq!(r.workload, w.name);
             assert_eq!(r.windows.len(), 3);
             assert!(r.steps >= 3 && r.median_images_per_s > 0.0, "{r:?}");
             assert!(r.params > 0);
         }
+        let up = upscale_speed(40, &opts, &Device::flex()).expect("upscale bench");
+        assert_eq!(up.windows.len(), 3);
+        assert!(up.median_images_per_s > 0.0);
         let bad = SpeedOptions { windows: 0, ..opts };
         assert!(train_speed(&WORKLOADS[0], None, &bad, &Device::flex()).is_err());
         assert!(

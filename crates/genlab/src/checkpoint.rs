@@ -129,6 +129,14 @@ impl RunDir {
         if !self.dir.is_dir() {
             return Err(Error::checkpoint(&self.dir, "run folder does not exist"));
         }
+        if let Ok(kind) = run_kind(&self.dir)
+            && matches!(kind.as_str(), "fsrcnn" | "espcn")
+        {
+            return Err(Error::Unsupported(format!(
+                "{}: a super-resolution run ({kind}); use `genlab upscale` or `genlab eval sr` with it",
+                self.dir.display()
+            )));
+        }
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
         let cfg = RunConfig::from_toml(&text, &p)?;
         cfg.validate()?;
@@ -204,6 +212,25 @@ fn one_line(s: impl std::fmt::Display) -> String {
         .join(" ")
 }
 
+/// The `[model] kind` of a run folder's `config.toml` (`vae`, `ae`, `fsrcnn`, ...), without
+/// parsing the rest: how commands tell a super-resolution run from a generative one.
+pub fn run_kind(dir: &Path) -> Result<String> {
+    let p = dir.join("config.toml");
+    if !dir.is_dir() {
+        return Err(Error::checkpoint(dir, "run folder does not exist"));
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+    let v: toml::Table = toml::from_str(&text).map_err(|e| Error::Toml {
+        path: p.clone(),
+        msg: one_line(e.message()),
+    })?;
+    v.get("model")
+        .and_then(|m| m.get("kind"))
+        .and_then(|k| k.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::checkpoint(&p, "no [model] kind"))
+}
+
 /// Writes a model's weights to a safetensors file in PyTorch's layout, atomically.
 pub fn save_weights<M: Module>(model: &M, path: &Path, kind: &str, step: usize) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None)
@@ -221,8 +248,14 @@ pub fn save_weights<M: Module>(model: &M, path: &Path, kind: &str, step: usize) 
 
 /// Loads weights saved by [`save_weights`] into `model`, which must have exactly the same
 /// parameters and shapes.
-pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    load_weights_bytes(model, bytes, path)
+}
+
+/// [`load_weights`] from bytes in memory (e.g. weights compiled into the binary); `path` names
+/// them in errors.
+pub fn load_weights_bytes<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(false)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataOptions, DatasetSpec};
 use crate::error::{Error, Result};
-use crate::models::ModelConfig;
+use crate::models::{FsrcnnConfig, ModelConfig, SrModelConfig};
 
 /// The built-in presets, `configs/NAME.toml`, compiled into the binary.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -177,6 +177,146 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.train.validate()
+    }
+}
+
+/// How to train a super-resolution network (`genlab train sr`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrTrainConfig {
+    /// Folder of training photos (PNG/JPEG/BMP, by content).
+    pub images: String,
+    /// Folder of validation images ("" for none): `*_HR`/`*_LR` pairs, or HR images only.
+    pub val: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Optimizer steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Patches per step.
+    pub batch_size: usize,
+    /// Low-resolution patch side (the HR patch is `scale` times larger).
+    pub patch: usize,
+    /// Low-resolution pixels cut from each side of a patch's output before the loss (0: none),
+    /// so the loss sees only outputs whose receptive field lies inside the patch, as the
+    /// FSRCNN paper's unpadded training does.
+    pub loss_crop: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Halve the learning rate every this many epochs (0: never).
+    pub lr_halve_every: usize,
+    /// Adam beta1 and beta2.
+    pub betas: [f64; 2],
+    /// Adam epsilon.
+    pub eps: f64,
+    /// Seed of weight init and patch draws.
+    pub seed: u64,
+    /// Random flips and 90-degree rotations of patches.
+    pub augment: bool,
+    /// Each photo is also used shrunk by these factors (FSRCNN's augmentation); 1.0 = as is.
+    pub rescale: Vec<f64>,
+    /// Cap on validation images (0 = all).
+    pub max_val_images: usize,
+    /// Start from this SR run's weights ("" = fresh init). Shapes must match: FSRCNN's x2
+    /// weights fit its x3 and x4 networks (the upsampler's stride is not a weight), which is how
+    /// the paper trains the other scales.
+    pub init_from: String,
+}
+
+impl Default for SrTrainConfig {
+    fn default() -> Self {
+        Self {
+            images: "../shared/data/sr/train".into(),
+            val: String::new(),
+            epochs: 20,
+            steps_per_epoch: 500,
+            batch_size: 16,
+            patch: 16,
+            loss_crop: 0,
+            lr: 1e-3,
+            lr_halve_every: 0,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            seed: 0,
+            augment: true,
+            rescale: vec![1.0, 0.9, 0.8, 0.7, 0.6],
+            max_val_images: 0,
+            init_from: String::new(),
+        }
+    }
+}
+
+/// A super-resolution run: the network and how to train it; saved as the run's `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrRunConfig {
+    /// The network.
+    pub model: SrModelConfig,
+    /// Training settings.
+    #[serde(default)]
+    pub train: SrTrainConfig,
+}
+
+impl Default for SrRunConfig {
+    fn default() -> Self {
+        Self {
+            model: SrModelConfig::Fsrcnn(FsrcnnConfig::default()),
+            train: SrTrainConfig::default(),
+        }
+    }
+}
+
+impl SrRunConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| toml_error(text, origin, &e))
+    }
+
+    /// The TOML text saved in a run folder.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("an SrRunConfig always serialises to TOML")
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let t = &self.train;
+        for (k, v) in [
+            ("train.epochs", t.epochs),
+            ("train.steps_per_epoch", t.steps_per_epoch),
+            ("train.batch_size", t.batch_size),
+        ] {
+            if v == 0 {
+                return Err(Error::config(k, v, "> 0"));
+            }
+        }
+        if t.patch < 4 {
+            return Err(Error::config("train.patch", t.patch, ">= 4 pixels"));
+        }
+        if 2 * t.loss_crop >= t.patch {
+            return Err(Error::config(
+                "train.loss_crop",
+                t.loss_crop,
+                format!("less than half the patch ({})", t.patch),
+            ));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(Error::config("train.lr", t.lr, "a finite number > 0"));
+        }
+        if t.rescale.is_empty() || t.rescale.iter().any(|k| !(*k > 0.0 && *k <= 1.0)) {
+            return Err(Error::config(
+                "train.rescale",
+                format!("{:?}", t.rescale),
+                "factors in (0, 1]",
+            ));
+        }
+        if t.images.is_empty() {
+            return Err(Error::config(
+                "train.images",
+                "\"\"",
+                "a folder of training photos",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,38 @@ pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
 }
 
+/// Saves an image in the format its extension names (`.png`, `.jpg`/`.jpeg`, `.bmp`),
+/// atomically. JPEG and BMP get no alpha channel: it is dropped.
+pub fn save_image_by_extension(img: &DynamicImage, path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let format = match ext.as_str() {
+        "png" => ImageFormat::Png,
+        "jpg" | "jpeg" => ImageFormat::Jpeg,
+        "bmp" => ImageFormat::Bmp,
+        _ => {
+            return Err(Error::Image {
+                path: path.to_path_buf(),
+                msg: format!("unknown output format {ext:?}; use .png, .jpg or .bmp"),
+            });
+        }
+    };
+    let img = match (format, img.color().has_alpha()) {
+        (ImageFormat::Png, _) | (_, false) => img.clone(),
+        _ if img.color().has_color() => DynamicImage::ImageRgb8(img.to_rgb8()),
+        _ => DynamicImage::ImageLuma8(img.to_luma8()),
+    };
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            msg: format!("{format:?} encoding failed: {e}"),
+        })?;
+    write_atomic(path, &bytes)
+}
+
 /// Reads a `[b, c, h, w]` tensor back to host floats, with its shape.
 pub fn tensor_to_vec(t: Tensor<4>) -> Result<(Vec<f32>, [usize; 4])> {
     let dims = t.dims();

@@ -2,12 +2,16 @@
 //! alike.
 
 pub mod autoencoder;
+pub mod espcn;
+pub mod fsrcnn;
 pub mod vae;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
+pub use espcn::{Espcn, EspcnConfig};
+pub use fsrcnn::{Fsrcnn, FsrcnnConfig};
 pub use vae::{Vae, VaeConfig};
 
 /// Decoder likelihood of a VAE.
@@ -122,5 +126,59 @@ impl ImageModel for Autoencoder {
     }
     fn can_sample(&self) -> bool {
         false
+    }
+}
+
+/// A super-resolution network: low-resolution Y in, high-resolution Y out.
+pub trait SrNet: Module + Sized {
+    /// The upscaling factor.
+    fn scale(&self) -> usize;
+    /// `[b, 1, h, w]` in [0, 1] -> `[b, 1, scale h, scale w]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4>;
+    /// Low-resolution pixels beyond a tile's edge that affect its output (for seamless tiling).
+    fn margin(&self) -> usize;
+}
+
+/// The model part of a super-resolution run's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SrModelConfig {
+    /// FSRCNN (transposed-convolution upsampler).
+    Fsrcnn(FsrcnnConfig),
+    /// ESPCN (sub-pixel upsampler).
+    Espcn(EspcnConfig),
+}
+
+impl SrModelConfig {
+    /// The family name (`fsrcnn`, `espcn`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SrModelConfig::Fsrcnn(_) => "fsrcnn",
+            SrModelConfig::Espcn(_) => "espcn",
+        }
+    }
+
+    /// The upscaling factor.
+    pub fn scale(&self) -> usize {
+        match self {
+            SrModelConfig::Fsrcnn(c) => c.scale,
+            SrModelConfig::Espcn(c) => c.scale,
+        }
+    }
+
+    /// Sets the upscaling factor.
+    pub fn set_scale(&mut self, scale: usize) {
+        match self {
+            SrModelConfig::Fsrcnn(c) => c.scale = scale,
+            SrModelConfig::Espcn(c) => c.scale = scale,
+        }
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            SrModelConfig::Fsrcnn(c) => c.validate(),
+            SrModelConfig::Espcn(c) => c.validate(),
+        }
     }
 }

@@ -22,6 +22,8 @@ use crate::nn::with_stable_ids;
 use crate::plot::{Series, line_plot};
 use crate::rng::{rng_for, standard_normal, stream};
 
+pub mod sr;
+
 /// One line of `metrics.jsonl`: an epoch's training averages and test evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -74,6 +76,8 @@ pub enum Event<'a> {
     },
     /// An epoch ended and was evaluated and checkpointed.
     Epoch(&'a EpochRecord),
+    /// A super-resolution epoch ended and was validated and checkpointed.
+    SrEpoch(&'a sr::SrEpochRecord),
 }
 
 /// Receives progress [`Event`]s.
@@ -167,19 +171,7 @@ fn fit<M: ImageModel>(
             ));
         }
         (model, optim) = run.load_resume(model, optim, &state)?;
-        // A kill between logging an epoch and checkpointing it would repeat that epoch: drop
-        // log lines past the checkpoint so the log has each epoch once.
-        if run.metrics().exists() {
-            let kept: Vec<EpochRecord> = read_metrics(run)?
-                .into_iter()
-                .filter(|r| r.epoch <= state.epochs_done)
-                .collect();
-            let text: String = kept
-                .iter()
-                .map(|r| serde_json::to_string(r).expect("EpochRecord serialises") + "\n")
-                .collect();
-            crate::fsutil::write_atomic(&run.metrics(), text.as_bytes())?;
-        }
+        trim_records::<EpochRecord>(run, state.epochs_done, |r| r.epoch)?;
         state
     } else {
         if run.state().exists() {
@@ -312,7 +304,7 @@ fn fit<M: ImageModel>(
             images_per_sec: seen_this_call as f64 / train_secs.max(1e-9),
             elapsed_secs: state.elapsed_secs,
         };
-        append_metrics(run, &record)?;
+        append_record(run, &record)?;
         plot_losses(run)?;
         state.epochs_done = epoch + 1;
         state.batches_done = 0;
@@ -385,19 +377,20 @@ pub fn interleave_rows(a: Tensor<4>, b: Tensor<4>, cols: usize) -> Tensor<4> {
     Tensor::cat(parts, 0)
 }
 
-fn append_metrics(run: &RunDir, r: &EpochRecord) -> Result<()> {
+/// Appends one record as a line of `metrics.jsonl`.
+pub(crate) fn append_record<T: Serialize>(run: &RunDir, r: &T) -> Result<()> {
     let p = run.metrics();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&p)
         .map_err(|e| Error::io(&p, "open", e))?;
-    let line = serde_json::to_string(r).expect("EpochRecord serialises");
+    let line = serde_json::to_string(r).expect("records serialise");
     writeln!(f, "{line}").map_err(|e| Error::io(&p, "write", e))
 }
 
-/// Reads `metrics.jsonl`.
-pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochRecord>> {
+/// Reads `metrics.jsonl` as records of type `T`.
+pub fn read_records<T: serde::de::DeserializeOwned>(run: &RunDir) -> Result<Vec<T>> {
     let p = run.metrics();
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
     text.lines()
@@ -407,6 +400,29 @@ pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochRecord>> {
             serde_json::from_str(l).map_err(|e| Error::format(&p, format!("line {}: {e}", i + 1)))
         })
         .collect()
+}
+
+/// Reads a generative run's `metrics.jsonl`.
+pub fn read_metrics(run: &RunDir) -> Result<Vec<EpochRecord>> {
+    read_records(run)
+}
+
+/// On resume: drops log lines past the checkpoint (a kill between logging an epoch and
+/// checkpointing it would otherwise repeat that epoch), so the log has each epoch once.
+pub(crate) fn trim_records<T: Serialize + serde::de::DeserializeOwned>(
+    run: &RunDir,
+    epochs_done: usize,
+    epoch_of: impl Fn(&T) -> usize,
+) -> Result<()> {
+    if !run.metrics().exists() {
+        return Ok(());
+    }
+    let text: String = read_records::<T>(run)?
+        .into_iter()
+        .filter(|r| epoch_of(r) <= epochs_done)
+        .map(|r| serde_json::to_string(&r).expect("records serialise") + "\n")
+        .collect();
+    crate::fsutil::write_atomic(&run.metrics(), text.as_bytes())
 }
 
 fn plot_losses(run: &RunDir) -> Result<()> {

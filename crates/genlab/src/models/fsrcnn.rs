@@ -1,0 +1,233 @@
+//! FSRCNN (Dong, Loy & Tang, "Accelerating the Super-Resolution Convolutional Neural Network",
+//! ECCV 2016): works on the low-resolution image directly and upscales only at the end, with a
+//! learned transposed convolution ("deconvolution").
+//!
+//! ```text
+//! LR Y [b, 1, h, w]
+//!   -> conv 5x5, d      + PReLU   feature extraction   [b, d, h, w]
+//!   -> conv 1x1, s      + PReLU   shrinking            [b, s, h, w]
+//!   -> m x (conv 3x3, s + PReLU)  non-linear mapping   [b, s, h, w]
+//!   -> conv 1x1, d      + PReLU   expanding            [b, d, h, w]
+//!   -> conv-transpose 9x9, stride = scale, padding 4, output padding scale - 1
+//!                                                      [b, 1, scale h, scale w]
+//! ```
+//! Defaults are the paper's FSRCNN(56, 12, 4). Init as the paper and its reference PyTorch ports:
+//! He-normal convolutions (std = sqrt(2 / (out_channels k k))), N(0, 0.001) deconvolution, zero
+//! biases, PReLU slopes 0.25.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Initializer, PRelu, PReluConfig, PaddingConfig2d};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::SrNet;
+use crate::error::{Error, Result};
+
+/// Configuration of an [`Fsrcnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FsrcnnConfig {
+    /// Upscaling factor (2, 3 or 4).
+    pub scale: usize,
+    /// Feature channels `d` (default 56).
+    pub d: usize,
+    /// Shrunk channels `s` (default 12).
+    pub s: usize,
+    /// Mapping layers `m` (default 4).
+    pub m: usize,
+}
+
+impl Default for FsrcnnConfig {
+    fn default() -> Self {
+        Self {
+            scale: 2,
+            d: 56,
+            s: 12,
+            m: 4,
+        }
+    }
+}
+
+/// A conv layer followed by a per-channel PReLU.
+#[derive(Module, Debug)]
+pub struct ConvPrelu {
+    conv: Conv2d,
+    act: PRelu,
+}
+
+impl ConvPrelu {
+    fn new(cin: usize, cout: usize, k: usize, device: &Device) -> Self {
+        let std = (2.0 / (cout * k * k) as f64).sqrt();
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+            .with_initializer(Initializer::Normal { mean: 0.0, std })
+            .init(device);
+        let conv = Conv2d {
+            bias: conv.bias.map(|b| Param::from_tensor(b.val().zeros_like())),
+            ..conv
+        };
+        Self {
+            conv,
+            act: PReluConfig::new().with_num_parameters(cout).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.act.forward(self.conv.forward(x))
+    }
+}
+
+/// FSRCNN; see the module docs.
+#[derive(Module, Debug)]
+pub struct Fsrcnn {
+    layers: Vec<ConvPrelu>,
+    deconv: ConvTranspose2d,
+    scale: usize,
+}
+
+impl FsrcnnConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        crate::sr::check_scale(self.scale)
+            .map_err(|_| Error::config("model.scale", self.scale, "2, 3 or 4"))?;
+        for (k, v) in [("model.d", self.d), ("model.s", self.s)] {
+            if v == 0 {
+                return Err(Error::config(k, v, "> 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A freshly initialised network.
+    pub fn init(&self, device: &Device) -> Fsrcnn {
+        let (d, s) = (self.d, self.s);
+        let mut layers = vec![
+            ConvPrelu::new(1, d, 5, device),
+            ConvPrelu::new(d, s, 1, device),
+        ];
+        for _ in 0..self.m {
+            layers.push(ConvPrelu::new(s, s, 3, device));
+        }
+        layers.push(ConvPrelu::new(s, d, 1, device));
+        let r = self.scale;
+        let deconv = ConvTranspose2dConfig::new([d, 1], [9, 9])
+            .with_stride([r, r])
+            .with_padding([4, 4])
+            .with_padding_out([r - 1, r - 1])
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.001,
+            })
+            .init(device);
+        let deconv = ConvTranspose2d {
+            bias: deconv
+                .bias
+                .map(|b| Param::from_tensor(b.val().zeros_like())),
+            ..deconv
+        };
+        Fsrcnn {
+            layers,
+            deconv,
+            scale: r,
+        }
+    }
+}
+
+impl SrNet for Fsrcnn {
+    fn scale(&self) -> usize {
+        self.scale
+    }
+
+    /// `[b, 1, h, w]` LR Y in [0, 1] -> `[b, 1, scale h, scale w]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = x;
+        for l in &self.layers {
+            x = l.forward(x);
+        }
+        self.deconv.forward(x)
+    }
+
+    fn margin(&self) -> usize {
+        // LR pixels that reach an output pixel: 2 (5x5) + m (3x3 layers) + ceil(4 / scale) + 1.
+        2 + self.layers.len().saturating_sub(3) + 4usize.div_ceil(self.scale) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::load_weights;
+
+    /// PyTorch as the oracle: a randomly initialised FSRCNN x3 saved by
+    /// `python3 bench/reference/fsrcnn.py --make-fixture crates/genlab/tests/fixtures/fsrcnn-x3-seed0.safetensors`
+    /// (torch.nn.Conv2d / PReLU / ConvTranspose2d(stride 3, padding 4, output_padding 2)), loaded
+    /// here, run on the same input; the script printed the values below.
+    #[test]
+    fn forward_matches_pytorch() {
+        let device = Device::flex();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fsrcnn-x3-seed0.safetensors");
+        let net = load_weights(
+            FsrcnnConfig {
+                scale: 3,
+                ..Default::default()
+            }
+            .init(&device),
+            &path,
+        )
+        .expect("fixture weights");
+        // (3 y + 5 x) % 11 / 10 on a 6 x 7 grid.
+        let x: Vec<f32> = (0..6)
+            .flat_map(|y| (0..7).map(move |x| ((3 * y + 5 * x) % 11) as f32 / 10.0))
+            .collect();
+        let x = Tensor::<1>::from_floats(x.as_slice(), &device).reshape([1, 1, 6, 7]);
+        let y = net.forward(x);
+        assert_eq!(y.dims(), [1, 1, 18, 21]);
+        let v = y.into_data().try_into_vec::<f32>().expect("f32");
+        let row0 = [
+            0.065459, 0.072784, 0.095739, -0.006908, 0.068096, 0.096823, -0.009443, 0.067791,
+        ];
+        let row5 = [
+            0.046561, 0.018441, -0.016151, 0.070648, 0.002556, -0.013042, 0.076606, 0.00098,
+        ];
+        for (k, want) in row0.iter().enumerate() {
+            assert!(
+                (v[k] - want).abs() < 2e-5,
+                "row 0 col {k}: {} vs {want}",
+                v[k]
+            );
+        }
+        for (k, want) in row5.iter().enumerate() {
+            assert!(
+                (v[5 * 21 + k] - want).abs() < 2e-5,
+                "row 5 col {k}: {} vs {want}",
+                v[5 * 21 + k]
+            );
+        }
+        let sum: f32 = v.iter().sum();
+        assert!((sum - 12.64356).abs() < 1e-3, "sum {sum}");
+    }
+
+    #[test]
+    fn output_is_scale_times_input_for_every_scale() {
+        let device = Device::flex();
+        for scale in [2, 3, 4] {
+            let net = FsrcnnConfig {
+                scale,
+                ..Default::default()
+            }
+            .init(&device);
+            let y = net.forward(Tensor::<4>::zeros([2, 1, 9, 11], &device));
+            assert_eq!(y.dims(), [2, 1, 9 * scale, 11 * scale]);
+        }
+        assert!(
+            FsrcnnConfig {
+                scale: 5,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
