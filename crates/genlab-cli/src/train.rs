@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every", "loss_crop"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -94,9 +94,6 @@ pub struct Args {
     /// sr: low-resolution patch side.
     #[arg(long)]
     pub patch: Option<usize>,
-    /// sr: LR pixels cut from each side of a patch's output before the loss.
-    #[arg(long)]
-    pub loss_crop: Option<usize>,
     /// sr: halve the learning rate every N epochs (0: never).
     #[arg(long)]
     pub lr_halve_every: Option<usize>,
@@ -119,7 +116,6 @@ impl Args {
             (self.patch.is_some(), "--patch"),
             (self.init_from.is_some(), "--init-from"),
             (self.lr_halve_every.is_some(), "--lr-halve-every"),
-            (self.loss_crop.is_some(), "--loss-crop"),
         ] {
             if set {
                 v.push(name);

@@ -65,9 +65,6 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(v) = a.seed {
         t.seed = v;
     }
-    if let Some(v) = a.loss_crop {
-        t.loss_crop = v;
-    }
     if let Some(v) = a.lr_halve_every {
         t.lr_halve_every = v;
     }

@@ -196,10 +196,6 @@ pub struct SrTrainConfig {
     pub batch_size: usize,
     /// Low-resolution patch side (the HR patch is `scale` times larger).
     pub patch: usize,
-    /// Low-resolution pixels cut from each side of a patch's output before the loss (0: none),
-    /// so the loss sees only outputs whose receptive field lies inside the patch, as the
-    /// FSRCNN paper's unpadded training does.
-    pub loss_crop: usize,
     /// Adam learning rate.
     pub lr: f64,
     /// Halve the learning rate every this many epochs (0: never).
@@ -231,7 +227,6 @@ impl Default for SrTrainConfig {
             steps_per_epoch: 500,
             batch_size: 16,
             patch: 16,
-            loss_crop: 0,
             lr: 1e-3,
             lr_halve_every: 0,
             betas: [0.9, 0.999],
@@ -291,13 +286,6 @@ impl SrRunConfig {
         }
         if t.patch < 4 {
             return Err(Error::config("train.patch", t.patch, ">= 4 pixels"));
-        }
-        if 2 * t.loss_crop >= t.patch {
-            return Err(Error::config(
-                "train.loss_crop",
-                t.loss_crop,
-                format!("less than half the patch ({})", t.patch),
-            ));
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(Error::config("train.lr", t.lr, "a finite number > 0"));

@@ -445,14 +445,7 @@ fn fit_sr<N: SrNet>(
         while state.batches_done < batches {
             // (2) forward on this step's patches.
             let (x, y) = draw_batch(&pairs, cfg, state.step, &ad); // [b,1,p,p], [b,1,ps,ps]
-            let (mut out, mut y) = (net.forward(x), y); // [b, 1, ps, ps] each
-            if t.loss_crop > 0 {
-                let q = t.patch * cfg.model.scale();
-                let c = t.loss_crop * cfg.model.scale();
-                out = out.slice([0..t.batch_size, 0..1, c..q - c, c..q - c]);
-                y = y.slice([0..t.batch_size, 0..1, c..q - c, c..q - c]);
-            }
-            let loss = (out - y).powi_scalar(2).mean();
+            let loss = (net.forward(x) - y).powi_scalar(2).mean();
             let l = f64::from(loss.clone().into_scalar::<f32>());
             // (3) guard: never step on a NaN/inf loss.
             if !l.is_finite() {
