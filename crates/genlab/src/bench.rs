@@ -98,21 +98,12 @@ pub fn upscale_speed(side: usize, opts: &SpeedOptions, device: &Device) -> Resul
             .map(|_| f64::from(rand::RngExt::random::<u8>(&mut rng)))
             .collect(),
     );
-    for _ in 0..opts.warmup_steps.min(1) {
-        upscale_y(&net, &y, DEFAULT_TILE, device)?;
-    }
-    let mut windows = Vec::new();
-    let mut steps = 0;
-    for _ in 0..opts.windows {
-        let t0 = Instant::now();
-        let mut n = 0usize;
-        while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
-            upscale_y(&net, &y, DEFAULT_TILE, device)?;
-            n += 1;
-        }
-        steps += n;
-        windows.push((n * side * side) as f64 / 1e6 / t0.elapsed().as_secs_f64());
-    }
+    let (windows, steps) = timed_windows(
+        opts,
+        opts.warmup_steps.min(1),
+        (side * side) as f64 / 1e6,
+        || upscale_y(&net, &y, DEFAULT_TILE, device).map(|_| ()),
+    )?;
     Ok(SpeedReport {
         workload: "fsrcnn-upscale".into(),
         batch_size: 1,
@@ -254,7 +245,7 @@ pub fn train_speed(
 }
 
 fn time_steps<M: ImageModel>(
-    mut model: M,
+    model: M,
     set: &ImageSet,
     opts: &SpeedOptions,
     ad: &Device,
@@ -286,21 +277,13 @@ fn time_steps<M: ImageModel>(
         step += 1;
         Ok(optim.step(1e-3, model, grads))
     };
-    for _ in 0..opts.warmup_steps {
-        model = run_step(model)?;
-    }
-    let mut windows = Vec::with_capacity(opts.windows);
-    let mut steps = 0;
-    for _ in 0..opts.windows {
-        let t0 = Instant::now();
-        let mut n = 0usize;
-        while t0.elapsed().as_secs_f64() < opts.window_secs {
-            model = run_step(model)?;
-            n += 1;
-        }
-        steps += n;
-        windows.push((n * b) as f64 / t0.elapsed().as_secs_f64());
-    }
+    let mut slot = Some(model);
+    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
+        slot = Some(run_step(
+            slot.take().expect("model is put back after every step"),
+        )?);
+        Ok(())
+    })?;
     Ok(SpeedReport {
         workload: String::new(),
         batch_size: b,
@@ -317,7 +300,7 @@ fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
     use crate::models::{FsrcnnConfig, SrNet};
     device.seed(opts.seed);
     let ad = device.clone().autodiff();
-    let mut net = crate::nn::with_stable_ids(FsrcnnConfig::default().init(&ad));
+    let net = crate::nn::with_stable_ids(FsrcnnConfig::default().init(&ad));
     let params = net.num_params();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let b = opts.batch_size;
@@ -336,21 +319,13 @@ fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         Ok(optim.step(1e-3, net, grads))
     };
-    for _ in 0..opts.warmup_steps {
-        net = step(net)?;
-    }
-    let mut windows = Vec::new();
-    let mut steps = 0;
-    for _ in 0..opts.windows {
-        let t0 = Instant::now();
-        let mut n = 0usize;
-        while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
-            net = step(net)?;
-            n += 1;
-        }
-        steps += n;
-        windows.push((n * b) as f64 / t0.elapsed().as_secs_f64());
-    }
+    let mut slot = Some(net);
+    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
+        slot = Some(step(
+            slot.take().expect("network is put back after every step"),
+        )?);
+        Ok(())
+    })?;
     Ok(SpeedReport {
         workload: "fsrcnn".into(),
         batch_size: b,
@@ -359,6 +334,32 @@ fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
         windows,
         steps,
     })
+}
+
+/// Runs `warmup` untimed steps, then `opts.windows` windows of whole steps lasting at least
+/// `opts.window_secs` each; returns each window's `items` per second and the timed step count.
+fn timed_windows(
+    opts: &SpeedOptions,
+    warmup: usize,
+    items_per_step: f64,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<(Vec<f64>, usize)> {
+    for _ in 0..warmup {
+        step()?;
+    }
+    let mut windows = Vec::with_capacity(opts.windows);
+    let mut steps = 0;
+    for _ in 0..opts.windows {
+        let t0 = Instant::now();
+        let mut n = 0usize;
+        while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
+            step()?;
+            n += 1;
+        }
+        steps += n;
+        windows.push(n as f64 * items_per_step / t0.elapsed().as_secs_f64());
+    }
+    Ok((windows, steps))
 }
 
 /// Median of a non-empty slice (mean of the middle two for even lengths).
