@@ -126,6 +126,17 @@ pub fn dataset(run: &OpenRun, data_dir: Option<PathBuf>) -> Result<genlab::data:
         .with_context(|| format!("loading the run's dataset {}", t.dataset))
 }
 
+/// `runs/BASE`, or `runs/BASE-2`, `-3`, ... if taken: the default run folder of `genlab train`.
+pub fn first_free_run_dir(base: &str) -> PathBuf {
+    let mut p = PathBuf::from("runs").join(base);
+    let mut i = 2;
+    while p.exists() {
+        p = PathBuf::from("runs").join(format!("{base}-{i}"));
+        i += 1;
+    }
+    p
+}
+
 /// Fails unless the output's folder exists, so a long job does not end in a write error.
 pub fn check_output(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent()

@@ -94,13 +94,7 @@ fn default_out(cfg: &SrRunConfig, dry: bool) -> PathBuf {
         cfg.model.scale(),
         if dry { "-dry-run" } else { "" }
     );
-    let mut p = PathBuf::from("runs").join(&base);
-    let mut i = 2;
-    while p.exists() {
-        p = PathBuf::from("runs").join(format!("{base}-{i}"));
-        i += 1;
-    }
-    p
+    crate::common::first_free_run_dir(&base)
 }
 
 pub fn run(a: Args) -> Result<i32> {
