@@ -211,7 +211,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
     Ok(cfg)
 }
 
-/// `runs/NAME`, or `runs/NAME-2`, `-3`, ... if taken.
+/// The default run folder: `runs/KIND-DATASET`, numbered if taken.
 fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
     let ds = PathBuf::from(&cfg.train.dataset);
     let ds = ds
@@ -223,13 +223,7 @@ fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
         cfg.model.kind(),
         if dry { "-dry-run" } else { "" }
     );
-    let mut p = PathBuf::from("runs").join(&base);
-    let mut i = 2;
-    while p.exists() {
-        p = PathBuf::from("runs").join(format!("{base}-{i}"));
-        i += 1;
-    }
-    p
+    crate::common::first_free_run_dir(&base)
 }
 
 pub struct Progress {
@@ -287,15 +281,17 @@ impl Observer for Progress {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
+                let val = if r.val_psnr.is_nan() {
+                    "no validation folder".to_string()
+                } else {
+                    format!(
+                        "val Y-PSNR {:.3} dB SSIM {:.4}  (bicubic {:.3} / {:.4})",
+                        r.val_psnr, r.val_ssim, r.bicubic_psnr, r.bicubic_ssim
+                    )
+                };
                 println!(
-                    "epoch {:>3}  train mse {:.6}  val Y-PSNR {:.3} dB SSIM {:.4}  (bicubic {:.3} / {:.4})  {:.0} patches/s",
-                    r.epoch,
-                    r.train_mse,
-                    r.val_psnr,
-                    r.val_ssim,
-                    r.bicubic_psnr,
-                    r.bicubic_ssim,
-                    r.patches_per_sec
+                    "epoch {:>3}  train mse {:.6}  {val}  {:.0} patches/s",
+                    r.epoch, r.train_mse, r.patches_per_sec
                 );
             }
             Event::Epoch(r) => {

@@ -455,6 +455,12 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
     ] {
         assert!(d.join("srrun").join(f).is_file(), "missing {f}");
     }
+    // Without a validation folder, and with the default run folder (numbered when taken).
+    for _ in 0..2 {
+        let o = genlab(&["train", "sr", "--dry-run", "-q", "--images", train], d);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(d.join("runs/fsrcnn-x2-dry-run-2/metrics.jsonl").is_file());
     // A resumable SR run is recognised by `train --resume`.
     let o = genlab(&["train", "--resume", "srrun", "--epochs", "2", "-q"], d);
     assert!(o.status.success(), "{}", stderr(&o));

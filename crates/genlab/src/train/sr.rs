@@ -44,17 +44,39 @@ pub struct SrEpochRecord {
     /// Mean training MSE on [0, 1] Y values over the epoch.
     pub train_mse: f64,
     /// Validation Y-PSNR of the network (dB), mean over images; NaN without a validation folder.
+    #[serde(with = "nan_as_null")]
     pub val_psnr: f64,
     /// Validation SSIM of the network.
+    #[serde(with = "nan_as_null")]
     pub val_ssim: f64,
     /// The same for bicubic upscaling.
+    #[serde(with = "nan_as_null")]
     pub bicubic_psnr: f64,
     /// The same for bicubic upscaling.
+    #[serde(with = "nan_as_null")]
     pub bicubic_ssim: f64,
     /// Training patches per second over the epoch.
     pub patches_per_sec: f64,
     /// Training wall time so far, seconds.
     pub elapsed_secs: f64,
+}
+
+/// JSON has no NaN: the scores of a run without a validation folder are written as `null` and
+/// read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 /// Aligned training planes: HR Y (rounded, [0, 255]) and its bicubic downscale.
@@ -594,6 +616,24 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn records_without_validation_round_trip_through_json() {
+        let r = SrEpochRecord {
+            epoch: 1,
+            step: 2,
+            train_mse: 0.5,
+            val_psnr: f64::NAN,
+            val_ssim: f64::NAN,
+            bicubic_psnr: f64::NAN,
+            bicubic_ssim: f64::NAN,
+            patches_per_sec: 3.0,
+            elapsed_secs: 4.0,
+        };
+        let back: SrEpochRecord =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parse");
+        assert!(back.val_psnr.is_nan() && back.train_mse == 0.5);
     }
 
     #[test]
