@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::checkpoint::{RunDir, load_weights};
-use genlab::models::ImageModel;
+use genlab::models::{Generative, ImageModel};
 use genlab::{ModelConfig, RunConfig};
 
 /// `--device`: where tensors live.
@@ -91,8 +91,35 @@ impl OpenRun {
         match &self.config.model {
             ModelConfig::Ae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::Dcgan(_) | ModelConfig::Classifier(_) => bail!(
+                "{}: a {} has no encoder, so it cannot reconstruct or encode images (use `genlab sample` or `genlab interpolate`)",
+                self.dir.dir.display(),
+                self.config.model.kind()
+            ),
         }
     }
+
+    /// Calls `f` with the loaded generator (VAE decoder, GAN generator).
+    pub fn with_generator<T>(&self, device: &Device, f: impl GenFn<T>) -> Result<T> {
+        let w = self.dir.weights();
+        match &self.config.model {
+            ModelConfig::Ae(_) => bail!(
+                "{}: an autoencoder has no prior to draw codes from, so it cannot generate images (train a vae or a gan)",
+                self.dir.dir.display()
+            ),
+            ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::Dcgan(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::Classifier(_) => bail!(
+                "{}: a classifier run; it scores images (`genlab eval --classifier`), it does not generate them",
+                self.dir.dir.display()
+            ),
+        }
+    }
+}
+
+/// A function generic over the generative families.
+pub trait GenFn<T> {
+    fn call<G: Generative>(self, model: G) -> Result<T>;
 }
 
 /// A function generic over the model family (closures cannot be generic).

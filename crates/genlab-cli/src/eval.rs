@@ -1,20 +1,55 @@
-//! `genlab eval RUN`: the run's loss, -ELBO (VAEs), reconstruction MSE and PSNR on its test split.
+//! `genlab eval RUN`: what the run's family supports, on its test split. Encoders: the loss,
+//! -ELBO (VAEs), reconstruction MSE and PSNR. Generators: Fréchet distance and precision/recall of
+//! `-n` samples in a classifier's features. VAEs with `--nll`: importance-weighted NLL.
+//! Classifiers: test accuracy. `genlab eval --samples FOLDER --dataset D` scores a folder of
+//! images from anywhere on the same scale; `genlab eval sr` scores super-resolution.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::data::ImageSet;
+use genlab::metrics::generative::{
+    FeatureNet, SampleQuality, classifier_from_run, sample_quality, shipped_classifier,
+};
+use genlab::metrics::iwae::{NllReport, iwae_nll};
 use genlab::metrics::{EvalReport, evaluate};
-use genlab::models::ImageModel;
+use genlab::models::{Generative, ImageModel};
+use genlab::{ModelConfig, RunConfig};
+use serde::Serialize;
 
-use crate::common::{DataArgs, ModelFn, open_with_data};
+use crate::common::{DataArgs, GenFn, ModelFn, OpenRun, dataset, device};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Run folder, or the word `sr` to score a super-resolution model (the shipped one for
-    /// --scale, or --model RUN) by the standard protocol.
-    run: PathBuf,
+    /// --scale, or --model RUN) by the standard protocol. Not needed with --samples.
+    run: Option<PathBuf>,
+    /// Score a folder of images (PNG/JPEG/BMP, the dataset's size) instead of a run's samples.
+    #[arg(long, conflicts_with = "run")]
+    samples: Option<PathBuf>,
+    /// With --samples: the dataset whose test split they are compared with.
+    #[arg(long, requires = "samples")]
+    dataset: Option<String>,
+    /// Generated images to score (generative runs).
+    #[arg(short, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
+    n: u32,
+    /// Feature classifier: a `genlab train classifier` run (default: the one genlab ships for
+    /// mnist / fashion-mnist).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// VAEs: also estimate the negative log-likelihood by importance sampling (slow).
+    #[arg(long)]
+    nll: bool,
+    /// Importance samples per image for --nll (Burda et al. use 5000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
+    /// Cap on the test images used (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_images: usize,
+    /// Noise seed of the generated images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -22,6 +57,22 @@ pub struct Args {
     data: DataArgs,
     #[command(flatten)]
     sr: crate::eval_sr::SrArgs,
+}
+
+/// Everything `genlab eval` measured, for `--json`.
+#[derive(Serialize, Default)]
+struct Report {
+    run: Option<String>,
+    kind: String,
+    dataset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconstruction: Option<EvalReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<SampleQuality>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nll: Option<NllReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_accuracy: Option<f64>,
 }
 
 struct Eval<'a> {
@@ -36,54 +87,243 @@ impl ModelFn<EvalReport> for Eval<'_> {
     }
 }
 
+struct Quality<'a> {
+    net: &'a FeatureNet,
+    real: &'a genlab::metrics::frechet::Features,
+    n: usize,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl GenFn<SampleQuality> for Quality<'_> {
+    fn call<G: Generative>(self, m: G) -> Result<SampleQuality> {
+        let fake = self
+            .net
+            .features_of_generator(&m, self.n, self.seed, self.device)?;
+        Ok(sample_quality(
+            self.real,
+            &fake,
+            &self.net.name,
+            self.device,
+        )?)
+    }
+}
+
+/// The classifier named by --classifier, or the shipped one for `dataset`.
+fn feature_net(classifier: Option<&Path>, dataset: &str, device: &Device) -> Result<FeatureNet> {
+    Ok(match classifier {
+        Some(dir) => classifier_from_run(dir, device)?,
+        None => shipped_classifier(dataset, device)?,
+    })
+}
+
+fn cap(set: &ImageSet, n: usize) -> ImageSet {
+    if n > 0 { set.take(n) } else { set.clone() }
+}
+
 pub fn run(a: Args) -> Result<i32> {
+    if let Some(folder) = &a.samples {
+        return score_folder(folder, &a);
+    }
+    let Some(run_path) = a.run.clone() else {
+        bail!("name a run folder to evaluate, `sr`, or --samples FOLDER --dataset NAME");
+    };
     // `sr` is the keyword (a folder named sr is ./sr); an SR run folder is scored the same way.
-    let keyword = a.run.as_os_str() == "sr";
+    let keyword = run_path.as_os_str() == "sr";
     let sr_run = !keyword
-        && genlab::checkpoint::run_kind(&a.run)
+        && genlab::checkpoint::run_kind(&run_path)
             .is_ok_and(|k| matches!(k.as_str(), "fsrcnn" | "espcn"));
     if keyword || sr_run {
         if sr_run && a.sr.model.is_some() {
-            anyhow::bail!("give the SR run either as RUN or as --model, not both");
+            bail!("give the SR run either as RUN or as --model, not both");
         }
         let model = if sr_run {
-            Some(a.run.clone())
+            Some(run_path.clone())
         } else {
             a.sr.model.clone()
         };
         return crate::eval_sr::run(model.as_deref(), a.sr, a.json, a.data.device);
     }
     if a.sr.model.is_some() || a.sr.scale.is_some() || !a.sr.sets.is_empty() || a.sr.per_image {
-        anyhow::bail!("--model, --scale, --set and --per-image apply to `genlab eval sr` only");
+        bail!("--model, --scale, --set and --per-image apply to `genlab eval sr` only");
     }
-    let (device, run, data) = open_with_data(&a.run, a.data)?;
-    let r = run.with_model(
-        &device,
-        Eval {
-            set: &data.test,
-            seed: run.config.train.seed,
-            device: &device,
-        },
-    )?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("run       {}", a.run.display());
-        println!(
-            "model     {} on {} test split ({} images)",
-            run.config.model.kind(),
-            data.name,
-            r.images
+    let run = OpenRun::open(&run_path)?;
+    let m = &run.config.model;
+    if a.nll && !matches!(m, ModelConfig::Vae(_)) {
+        bail!(
+            "--nll: a {} has no likelihood to estimate (NLL is defined for vae runs)",
+            m.kind()
         );
-        println!("loss      {:.4} nats/image (training objective)", r.loss);
-        if run.config.model.kind() == "vae" {
-            println!(
-                "-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})",
-                r.neg_elbo, r.recon, r.kl
+    }
+    let device = device(a.data.device)?;
+    let data = dataset(&run, a.data.data_dir.clone())?;
+    let test = cap(&data.test, a.max_images);
+    let mut r = Report {
+        run: Some(run_path.display().to_string()),
+        kind: m.kind().into(),
+        dataset: data.name.clone(),
+        ..Report::default()
+    };
+    if let ModelConfig::Classifier(c) = m {
+        let clf = genlab::checkpoint::load_weights(c.init(&device), &run.dir.weights())?;
+        let (_, acc) = genlab::train::classifier::accuracy(&clf, &test, 500, &device)?;
+        r.test_accuracy = Some(acc);
+    }
+    if m.can_encode() {
+        r.reconstruction = Some(run.with_model(
+            &device,
+            Eval {
+                set: &test,
+                seed: run.config.train.seed,
+                device: &device,
+            },
+        )?);
+    }
+    if m.can_generate() {
+        let net = feature_net(a.classifier.as_deref(), &data.name, &device)?;
+        if !a.json {
+            eprintln!(
+                "scoring {} generated vs {} test images in {} features",
+                a.n,
+                test.len(),
+                net.name
             );
         }
-        println!("MSE       {:.6}", r.mse);
-        println!("PSNR      {:.2} dB", r.psnr);
+        let real = net.features_of_set(&test, &device)?;
+        r.samples = Some(run.with_generator(
+            &device,
+            Quality {
+                net: &net,
+                real: &real,
+                n: a.n as usize,
+                seed: a.seed,
+                device: &device,
+            },
+        )?);
+    }
+    if a.nll {
+        r.nll = Some(nll(
+            &run.config,
+            &run,
+            &test,
+            a.k as usize,
+            a.json,
+            &device,
+        )?);
+    }
+    print(&r, a.json)
+}
+
+fn nll(
+    cfg: &RunConfig,
+    run: &OpenRun,
+    test: &ImageSet,
+    k: usize,
+    quiet: bool,
+    device: &Device,
+) -> Result<NllReport> {
+    let ModelConfig::Vae(c) = &cfg.model else {
+        bail!("--nll needs a vae run");
+    };
+    let vae = genlab::checkpoint::load_weights(c.init(device), &run.dir.weights())?;
+    let bar = (!quiet).then(|| {
+        let b = indicatif::ProgressBar::new(test.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "NLL (k = {msg}) [{bar:30}] {pos}/{len} eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        b.set_message(k.to_string());
+        b
+    });
+    let r = iwae_nll(&vae, test, k, cfg.train.seed, device, |done, _| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(r)
+}
+
+fn score_folder(folder: &Path, a: &Args) -> Result<i32> {
+    let Some(ds) = &a.dataset else {
+        bail!(
+            "--samples needs --dataset NAME: the dataset whose test split the images are compared with"
+        );
+    };
+    let device = device(a.data.device)?;
+    let spec: genlab::data::DatasetSpec = ds.parse()?;
+    let cfg = genlab::TrainConfig {
+        dataset: ds.clone(),
+        ..genlab::TrainConfig::default()
+    };
+    let data = genlab::data::load(&spec, &cfg.data_options(a.data.data_dir.clone()))
+        .with_context(|| format!("loading dataset {ds}"))?;
+    let net = feature_net(a.classifier.as_deref(), &data.name, &device)?;
+    let images = genlab::data::image_dir::load_exact(folder, net.image())?;
+    let test = cap(&data.test, a.max_images);
+    let real = net.features_of_set(&test, &device)?;
+    let fake = net.features_of_set(&images, &device)?;
+    let r = Report {
+        run: None,
+        kind: format!("samples from {}", folder.display()),
+        dataset: data.name.clone(),
+        samples: Some(sample_quality(&real, &fake, &net.name, &device)?),
+        ..Report::default()
+    };
+    print(&r, a.json)
+}
+
+fn print(r: &Report, json: bool) -> Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(0);
+    }
+    if let Some(run) = &r.run {
+        println!("run       {run}");
+    }
+    println!("model     {} on {} test split", r.kind, r.dataset);
+    if let Some(acc) = r.test_accuracy {
+        println!("accuracy  {:.4}", acc);
+    }
+    if let Some(e) = &r.reconstruction {
+        println!("images    {}", e.images);
+        println!("loss      {:.4} nats/image (training objective)", e.loss);
+        if r.kind == "vae" {
+            println!(
+                "-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})",
+                e.neg_elbo, e.recon, e.kl
+            );
+        }
+        println!("MSE       {:.6}", e.mse);
+        println!("PSNR      {:.2} dB", e.psnr);
+    }
+    if let Some(n) = &r.nll {
+        println!(
+            "NLL       {:.2} nats/image (importance-weighted, k = {}, {} images{})",
+            n.nll,
+            n.k,
+            n.images,
+            if n.binarized {
+                ", dynamically binarized"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(s) = &r.samples {
+        println!(
+            "FD        {:.3}  (Fréchet distance in {} features, {} generated vs {} real; not Inception FID)",
+            s.fd, s.features, s.generated, s.real
+        );
+        println!(
+            "precision {:.4}  recall {:.4}  (k = 3 nearest neighbours)",
+            s.precision, s.recall
+        );
     }
     Ok(0)
 }

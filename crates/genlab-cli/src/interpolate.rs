@@ -1,5 +1,6 @@
-//! `genlab interpolate RUN`: encode two test images, decode evenly spaced points on the line
-//! between their latent means, and save the row.
+//! `genlab interpolate RUN`: decode evenly spaced points on a line in latent space and save the
+//! row. For a VAE the line joins the latent means of two test images; for a GAN (no encoder) it
+//! joins two noise vectors drawn with `--seed`.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,10 @@ use anyhow::{Result, bail};
 use burn::prelude::*;
 use genlab::data::ImageSet;
 use genlab::image_io::{batch_tensor, save_grid};
-use genlab::models::ImageModel;
+use genlab::models::{Generative, ImageModel};
+use genlab::rng::{rng_for, standard_normal, stream};
 
-use crate::common::{DataArgs, ModelFn, check_output, open_with_data};
+use crate::common::{DataArgs, GenFn, ModelFn, OpenRun, check_output, dataset, device};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +29,9 @@ pub struct Args {
     /// Output PNG (default RUN/interpolation.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
+    /// GAN runs: seed of the two endpoint noise vectors.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -39,32 +44,76 @@ struct Interp<'a> {
     device: &'a Device,
 }
 
+/// `steps` points from `ends[0]` to `ends[1]` (`[2, latent] -> [steps, latent]`).
+fn line(ends: Tensor<2>, steps: usize) -> Tensor<2> {
+    let a = ends.clone().narrow(0, 0, 1);
+    let b = ends.narrow(0, 1, 1);
+    let rows: Vec<Tensor<2>> = (0..steps)
+        .map(|i| {
+            let t = i as f64 / (steps - 1) as f64;
+            a.clone().mul_scalar(1.0 - t) + b.clone().mul_scalar(t)
+        })
+        .collect();
+    Tensor::cat(rows, 0)
+}
+
 impl ModelFn<()> for Interp<'_> {
     fn call<M: ImageModel>(self, m: M) -> Result<()> {
         if !m.can_sample() {
             bail!(
-                "this run is an autoencoder: its codes have no prior, so points between them need not decode to images; interpolate a vae run"
+                "this run is an autoencoder: its codes have no prior, so points between them need not decode to images; interpolate a vae or gan run"
             );
         }
         let x = batch_tensor(self.set, &self.pair, self.device); // [2, c, h, w]
-        let z = m.encode_mean(x); // [2, latent]
-        let a = z.clone().narrow(0, 0, 1);
-        let b = z.narrow(0, 1, 1);
-        let rows: Vec<Tensor<2>> = (0..self.steps)
-            .map(|i| {
-                let t = i as f64 / (self.steps - 1) as f64;
-                a.clone().mul_scalar(1.0 - t) + b.clone().mul_scalar(t)
-            })
-            .collect();
-        save_grid(m.decode_mean(Tensor::cat(rows, 0)), self.steps, self.out)?;
+        let z = line(m.encode_mean(x), self.steps); // [steps, latent]
+        save_grid(m.decode_mean(z), self.steps, self.out)?;
+        Ok(())
+    }
+}
+
+struct NoiseInterp<'a> {
+    seed: u64,
+    steps: usize,
+    out: &'a std::path::Path,
+    device: &'a Device,
+}
+
+impl GenFn<()> for NoiseInterp<'_> {
+    fn call<G: Generative>(self, m: G) -> Result<()> {
+        let ends = standard_normal(
+            &mut rng_for(self.seed, stream::SAMPLE, 2),
+            2,
+            m.noise_dim(),
+            self.device,
+        );
+        save_grid(m.generate(line(ends, self.steps)), self.steps, self.out)?;
         Ok(())
     }
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let (device, run, data) = open_with_data(&a.run, a.data)?;
-    let out = a.out.unwrap_or_else(|| a.run.join("interpolation.png"));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.run.join("interpolation.png"));
     check_output(&out)?;
+    let run = OpenRun::open(&a.run)?;
+    if !run.config.model.can_encode() {
+        let device = device(a.data.device)?;
+        run.with_generator(
+            &device,
+            NoiseInterp {
+                seed: a.seed,
+                steps: a.steps as usize,
+                out: &out,
+                device: &device,
+            },
+        )?;
+        println!("{}", out.display());
+        return Ok(0);
+    }
+    let device = device(a.data.device)?;
+    let data = dataset(&run, a.data.data_dir)?;
     for i in [a.from, a.to] {
         if i >= data.test.len() {
             bail!(

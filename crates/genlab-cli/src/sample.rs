@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::prelude::*;
 use genlab::image_io::save_grid;
-use genlab::models::ImageModel;
+use genlab::models::Generative;
 use genlab::rng::{rng_for, standard_normal, stream};
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, device};
+use crate::common::{DeviceArg, GenFn, OpenRun, check_output, device};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,21 +34,16 @@ struct Sample<'a> {
     device: &'a Device,
 }
 
-impl ModelFn<()> for Sample<'_> {
-    fn call<M: ImageModel>(self, m: M) -> Result<()> {
-        if !m.can_sample() {
-            bail!(
-                "this run is an autoencoder: it has no prior to sample from (train a vae, or use `genlab reconstruct`)"
-            );
-        }
+impl GenFn<()> for Sample<'_> {
+    fn call<G: Generative>(self, m: G) -> Result<()> {
         let z = standard_normal(
             &mut rng_for(self.seed, stream::SAMPLE, 1),
             self.n,
-            m.latent_dim(),
+            m.noise_dim(),
             self.device,
         );
         let cols = (self.n as f64).sqrt().ceil() as usize;
-        save_grid(m.decode_mean(z), cols, self.out)?;
+        save_grid(m.generate(z), cols, self.out)?;
         Ok(())
     }
 }
@@ -58,7 +53,7 @@ pub fn run(a: Args) -> Result<i32> {
     let run = OpenRun::open(&a.run)?;
     let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
     check_output(&out)?;
-    run.with_model(
+    run.with_generator(
         &device,
         Sample {
             n: a.n as usize,

@@ -19,8 +19,19 @@ pub enum Family {
     Vae,
     /// Plain autoencoder.
     Ae,
+    /// DCGAN (generator + discriminator).
+    #[value(alias = "dcgan")]
+    Gan,
+    /// The feature classifier of `genlab eval`'s Fréchet distance and precision/recall.
+    Classifier,
     /// Super-resolution network (FSRCNN by default; --net espcn) trained on photos.
     Sr,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum GanLossArg {
+    NonSaturating,
+    Hinge,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -35,7 +46,8 @@ pub struct Args {
     #[arg(value_enum)]
     pub family: Option<Family>,
     /// Preset: a built-in name (mnist-vae, mnist-conv-vae, mnist-ae, mnist-conv-ae, fashion-vae,
-    /// fashion-conv-vae) or a TOML file. Default: mnist-vae / mnist-ae (mnist-conv-* with --arch conv).
+    /// fashion-conv-vae, mnist-dcgan, fashion-dcgan, cifar10-dcgan) or a TOML file. Default:
+    /// mnist-vae / mnist-ae (mnist-conv-* with --arch conv) / mnist-dcgan.
     #[arg(long)]
     pub preset: Option<String>,
     /// Network body, to pick the default preset.
@@ -59,14 +71,20 @@ pub struct Args {
     /// KL weight (VAE only): 1 = VAE, > 1 = beta-VAE.
     #[arg(long)]
     pub beta: Option<f64>,
-    /// Latent (VAE) or code (AE) size.
+    /// Latent (VAE, GAN) or code (AE) size.
     #[arg(long)]
     pub latent: Option<usize>,
+    /// gan: adversarial loss.
+    #[arg(long, value_enum)]
+    pub loss: Option<GanLossArg>,
+    /// gan: one-sided label smoothing s (D's target for real images is 1 - s).
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
     /// Run folder to create (default runs/FAMILY-DATASET, numbered if taken).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -129,7 +147,7 @@ impl Args {
 fn build_config(a: &Args) -> Result<RunConfig> {
     let family = a
         .family
-        .context("name a model family (vae, ae or sr), or use --resume RUN")?;
+        .context("name a model family (vae, ae, gan or sr), or use --resume RUN")?;
     if let Some(f) = a.sr_flags().first() {
         bail!("{f} applies to `genlab train sr` only");
     }
@@ -140,6 +158,8 @@ fn build_config(a: &Args) -> Result<RunConfig> {
             (Family::Vae, true) => "mnist-conv-vae",
             (Family::Ae, false) => "mnist-ae",
             (Family::Ae, true) => "mnist-conv-ae",
+            (Family::Gan, _) => "mnist-dcgan",
+            (Family::Classifier, _) => "mnist-classifier",
             (Family::Sr, _) => unreachable!("sr is handled by train_sr"),
         }
         .to_string()
@@ -148,6 +168,8 @@ fn build_config(a: &Args) -> Result<RunConfig> {
     let wanted = match family {
         Family::Vae => "vae",
         Family::Ae => "ae",
+        Family::Gan => "dcgan",
+        Family::Classifier => "classifier",
         Family::Sr => "sr",
     };
     if cfg.model.kind() != wanted {
@@ -164,6 +186,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
         match &mut cfg.model {
             genlab::ModelConfig::Ae(m) => m.arch = arch,
             genlab::ModelConfig::Vae(m) => m.arch = arch,
+            _ => bail!("--arch applies to vae and ae only"),
         }
     }
     let t = &mut cfg.train;
@@ -198,6 +221,36 @@ fn build_config(a: &Args) -> Result<RunConfig> {
             if let Some(l) = a.latent {
                 m.code = l;
             }
+        }
+        genlab::ModelConfig::Dcgan(m) => {
+            if a.beta.is_some() {
+                bail!("--beta applies to vae only");
+            }
+            if let Some(l) = a.latent {
+                m.latent = l;
+            }
+            if let Some(l) = a.loss {
+                m.loss = match l {
+                    GanLossArg::NonSaturating => genlab::loss::GanLoss::NonSaturating,
+                    GanLossArg::Hinge => genlab::loss::GanLoss::Hinge,
+                };
+            }
+            if let Some(s) = a.label_smoothing {
+                m.label_smoothing = s;
+            }
+        }
+        genlab::ModelConfig::Classifier(_) => {
+            if a.beta.is_some() || a.latent.is_some() {
+                bail!("--beta and --latent do not apply to a classifier");
+            }
+        }
+    }
+    if !matches!(cfg.model, genlab::ModelConfig::Dcgan(_)) {
+        if a.loss.is_some() {
+            bail!("--loss applies to gan only");
+        }
+        if a.label_smoothing.is_some() {
+            bail!("--label-smoothing applies to gan only");
         }
     }
     if a.dry_run {
@@ -294,6 +347,29 @@ impl Observer for Progress {
                     r.epoch, r.train_mse, r.patches_per_sec
                 );
             }
+            Event::GanEpoch(r) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}  {:.0} img/s",
+                    r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.images_per_sec
+                );
+            }
+            Event::ClassifierEpoch(r) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s",
+                    r.epoch,
+                    r.train_loss,
+                    r.train_accuracy,
+                    r.test_loss,
+                    r.test_accuracy,
+                    r.images_per_sec
+                );
+            }
             Event::Epoch(r) => {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
@@ -385,8 +461,12 @@ pub fn run(a: Args) -> Result<i32> {
     match outcome {
         Outcome::Finished(_) => {
             println!(
-                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png, samples/, reconstructions/)",
-                run.dir.display()
+                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png, samples/{})",
+                run.dir.display(),
+                match &cfg.model {
+                    m if m.can_encode() => ", reconstructions/",
+                    _ => "",
+                }
             );
             Ok(0)
         }

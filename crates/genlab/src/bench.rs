@@ -49,7 +49,7 @@ impl Workload {
     }
 }
 
-/// The workloads `genlab bench` knows (W1, W2 of BENCHMARKS.md).
+/// The workloads `genlab bench` knows (W1-W4 of BENCHMARKS.md, and upscaling).
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "mlp-vae",
@@ -60,6 +60,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "conv-vae",
         about: "W2: conv VAE 1-32-64 (k4 s2 p1), latent 16, convT 64-32-1, Adam",
         kind: Kind::Train("mnist-conv-vae"),
+    },
+    Workload {
+        name: "dcgan",
+        about: "W3: DCGAN 28x28, G linear-BN-convT(128-64)-BN-convT(64-1), D conv(1-64)-conv(64-128)-BN-linear, batch 64, one D + one G step",
+        kind: Kind::Train("mnist-dcgan"),
     },
     Workload {
         name: "fsrcnn",
@@ -239,6 +244,13 @@ pub fn train_speed(
     let mut report = match &cfg.model {
         ModelConfig::Ae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
         ModelConfig::Vae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
+        ModelConfig::Dcgan(m) => time_gan_steps(m.init(&ad), set, opts, &ad)?,
+        ModelConfig::Classifier(_) => {
+            return Err(Error::Unsupported(format!(
+                "workload {}: classifier training is not a benchmark workload",
+                workload.name
+            )));
+        }
     };
     report.workload = workload.name.into();
     Ok(report)
@@ -282,6 +294,50 @@ fn time_steps<M: ImageModel>(
         slot = Some(run_step(
             slot.take().expect("model is put back after every step"),
         )?);
+        Ok(())
+    })?;
+    Ok(SpeedReport {
+        workload: String::new(),
+        batch_size: b,
+        params,
+        median_images_per_s: median(&windows),
+        windows,
+        steps,
+    })
+}
+
+/// W3: the DCGAN step of `genlab train gan` (update D, then G; both losses read back).
+fn time_gan_steps(
+    model: crate::models::Dcgan,
+    set: &ImageSet,
+    opts: &SpeedOptions,
+    ad: &Device,
+) -> Result<SpeedReport> {
+    use crate::train::gan::dcgan_step;
+    let model = crate::nn::with_stable_ids(model);
+    let mut optim = AdamConfig::new().with_beta_1(0.5).with_epsilon(1e-8).init();
+    let params = model.num_params();
+    let latent = model.config.latent;
+    let b = opts.batch_size.min(set.len());
+    let mut order = Vec::new();
+    let mut step = 0usize;
+    let mut slot = Some(model);
+    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
+        if order.len() < b {
+            order = shuffled_order(set.len(), opts.seed, step);
+        }
+        let idx: Vec<usize> = order.drain(..b).collect();
+        let x = batch_tensor(set, &idx, ad); // [b, c, h, w]
+        let z = standard_normal(
+            &mut rng_for(opts.seed, stream::TRAIN_NOISE, step as u64),
+            b,
+            latent,
+            ad,
+        ); // [b, latent]
+        let gan = slot.take().expect("model is put back after every step");
+        let (gan, _) = dcgan_step(gan, &mut optim, x, z, 2e-4, (0, step))?;
+        slot = Some(gan);
+        step += 1;
         Ok(())
     })?;
     Ok(SpeedReport {

@@ -63,6 +63,21 @@ pub struct EpochSums {
     pub recon: f64,
     /// Sum of the KL term.
     pub kl: f64,
+    /// GANs: sum of the discriminator's loss.
+    #[serde(default)]
+    pub d_loss: f64,
+    /// GANs: sum of the generator's (adversarial) loss.
+    #[serde(default)]
+    pub g_loss: f64,
+    /// GANs: sum of `D(x)` over real images.
+    #[serde(default)]
+    pub d_real: f64,
+    /// GANs: sum of `D(G(z))` over generated images (before the discriminator's update).
+    #[serde(default)]
+    pub d_fake: f64,
+    /// Classifiers: correctly classified images.
+    #[serde(default)]
+    pub correct: f64,
 }
 
 /// Paths inside a run folder.

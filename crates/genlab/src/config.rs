@@ -30,6 +30,26 @@ pub const PRESETS: &[(&str, &str)] = &[
         "fashion-conv-vae",
         include_str!("../../../configs/fashion-conv-vae.toml"),
     ),
+    (
+        "mnist-dcgan",
+        include_str!("../../../configs/mnist-dcgan.toml"),
+    ),
+    (
+        "fashion-dcgan",
+        include_str!("../../../configs/fashion-dcgan.toml"),
+    ),
+    (
+        "cifar10-dcgan",
+        include_str!("../../../configs/cifar10-dcgan.toml"),
+    ),
+    (
+        "mnist-classifier",
+        include_str!("../../../configs/mnist-classifier.toml"),
+    ),
+    (
+        "fashion-classifier",
+        include_str!("../../../configs/fashion-classifier.toml"),
+    ),
 ];
 
 /// How to train.

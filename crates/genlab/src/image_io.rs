@@ -22,6 +22,38 @@ pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
 }
 
+/// [`batch_tensor`] with each image translated by `(dy, dx)` pixels (from `shifts`, one per
+/// image), the vacated border filled with 0: the classifier's augmentation.
+pub fn shifted_batch_tensor(
+    set: &ImageSet,
+    indices: &[usize],
+    shifts: &[(isize, isize)],
+    device: &Device,
+) -> Tensor<4> {
+    let [c, h, w] = set.shape;
+    let mut buf = vec![0f32; indices.len() * c * h * w];
+    for (k, (&i, &(dy, dx))) in indices.iter().zip(shifts).enumerate() {
+        let img = set.image(i);
+        let out = &mut buf[k * c * h * w..(k + 1) * c * h * w];
+        for ch in 0..c {
+            for y in 0..h {
+                let sy = y as isize - dy;
+                if sy < 0 || sy >= h as isize {
+                    continue;
+                }
+                for x in 0..w {
+                    let sx = x as isize - dx;
+                    if sx >= 0 && sx < w as isize {
+                        out[(ch * h + y) * w + x] =
+                            f32::from(img[(ch * h + sy as usize) * w + sx as usize]) / 255.0;
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
+}
+
 /// Saves an image in the format its extension names (`.png`, `.jpg`/`.jpeg`, `.bmp`),
 /// atomically. JPEG and BMP get no alpha channel: it is dropped.
 pub fn save_image_by_extension(img: &DynamicImage, path: &Path) -> Result<()> {
@@ -224,6 +256,25 @@ mod tests {
         assert_eq!(g.get_pixel(2, 2).0, [0, 0, 0]);
         assert_eq!(g.get_pixel(6, 3).0, [255, 255, 255]);
         assert_eq!(g.get_pixel(0, 0).0, [32, 32, 32]);
+    }
+
+    #[test]
+    fn shifted_batch_moves_pixels_and_zero_fills() {
+        // One 1x3x3 image 1..9 (as u8 * 25), shifted down 1 and left 1.
+        let px: Vec<u8> = (1..=9).map(|v| v * 25).collect();
+        let set = ImageSet::new(px, None, [1, 3, 3]).expect("set");
+        let d = Device::flex();
+        let t = shifted_batch_tensor(&set, &[0], &[(1, -1)], &d);
+        let v: Vec<u8> = t
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32")
+            .iter()
+            .map(|p| (p * 255.0).round() as u8)
+            .collect();
+        assert_eq!(v, vec![0, 0, 0, 50, 75, 0, 125, 150, 0]);
+        let same = shifted_batch_tensor(&set, &[0], &[(0, 0)], &d);
+        assert_eq!(same.into_data(), batch_tensor(&set, &[0], &d).into_data());
     }
 
     #[test]

@@ -45,6 +45,56 @@ pub fn mse_per_image(pred: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     squared_error(pred, target).div_scalar(n)
 }
 
+/// Which adversarial objective a GAN trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GanLoss {
+    /// Goodfellow et al. 2014's cross-entropy discriminator, with the generator maximising
+    /// `log D(G(z))` instead of minimising `log(1 - D(G(z)))` (Section 3: strong gradients early on).
+    NonSaturating,
+    /// The hinge loss (Lim & Ye 2017; Miyato et al. 2018, Eq. 17): `D` minimises
+    /// `relu(1 - D(x)) + relu(1 + D(G(z)))`, `G` minimises `-D(G(z))`. Its discriminator stops
+    /// pushing on samples it already separates by a margin, which keeps training steadier.
+    Hinge,
+}
+
+impl GanLoss {
+    /// The discriminator's loss per image, from its logits on real and generated images.
+    /// `real_target` is 1, or `1 - s` with one-sided label smoothing (Salimans et al. 2016,
+    /// Section 3.4); the hinge loss scales its real margin the same way.
+    ///
+    /// # Shapes
+    /// `[b, 1], [b, 1] -> [b]`
+    pub fn discriminator(self, real: Tensor<2>, fake: Tensor<2>, real_target: f64) -> Tensor<1> {
+        match self {
+            GanLoss::NonSaturating => {
+                let ones = real.ones_like().mul_scalar(real_target);
+                let zeros = fake.zeros_like();
+                bce_with_logits(real, ones) + bce_with_logits(fake, zeros)
+            }
+            GanLoss::Hinge => {
+                let r = real.neg().add_scalar(real_target).clamp_min(0.0);
+                let f = fake.add_scalar(1.0).clamp_min(0.0);
+                (r + f).squeeze_dim(1)
+            }
+        }
+    }
+
+    /// The generator's loss per image, from the discriminator's logits on its images.
+    ///
+    /// # Shapes
+    /// `[b, 1] -> [b]`
+    pub fn generator(self, fake: Tensor<2>) -> Tensor<1> {
+        match self {
+            GanLoss::NonSaturating => {
+                let ones = fake.ones_like();
+                bce_with_logits(fake, ones)
+            }
+            GanLoss::Hinge => fake.neg().squeeze_dim(1),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Reference values from PyTorch 2.15 (float64), bench/reference/oracles.py:
@@ -87,6 +137,43 @@ mod tests {
             .expect("f32");
         close(v[0], 0.8833003559357853);
         close(v[1], 3.0017379596358307);
+    }
+
+    /// PyTorch 2.15, float64:
+    /// ```python
+    /// r = torch.tensor([2.0, -1.0, 0.3]); f = torch.tensor([-0.5, 1.5, 0.0])
+    /// bce = lambda l, t: F.binary_cross_entropy_with_logits(l, torch.full_like(l, t), reduction='none')
+    /// bce(r, 0.9) + bce(f, 0.0)  # [0.8010049952230791, 2.9146749655009754, 1.2775024250284726]
+    /// bce(f, 1.0)                # [0.9740769841801067, 0.2014132779827524, 0.6931471805599453]
+    /// F.relu(0.9 - r) + F.relu(1 + f)  # [0.5, 4.4, 1.6]
+    /// ```
+    #[test]
+    fn gan_losses_match_pytorch() {
+        let d = Device::flex();
+        let r = Tensor::<2>::from_floats([[2.0], [-1.0], [0.3]], &d);
+        let f = Tensor::<2>::from_floats([[-0.5], [1.5], [0.0]], &d);
+        let v = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("f32");
+        let ns = GanLoss::NonSaturating;
+        for (a, b) in v(ns.discriminator(r.clone(), f.clone(), 0.9))
+            .into_iter()
+            .zip([0.8010049952230791, 2.9146749655009754, 1.2775024250284726])
+        {
+            close(a, b);
+        }
+        for (a, b) in v(ns.generator(f.clone())).into_iter().zip([
+            0.9740769841801067,
+            0.2014132779827524,
+            0.6931471805599453,
+        ]) {
+            close(a, b);
+        }
+        for (a, b) in v(GanLoss::Hinge.discriminator(r, f.clone(), 0.9))
+            .into_iter()
+            .zip([0.5, 4.4, 1.6])
+        {
+            close(a, b);
+        }
+        assert_eq!(v(GanLoss::Hinge.generator(f)), vec![0.5, -1.5, 0.0]);
     }
 
     #[test]

@@ -68,6 +68,60 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
     })
 }
 
+/// Loads every image under `dir` as it is, with no resizing: each must be `shape[1] x shape[2]`
+/// pixels, and grey when `shape[0]` is 1 (an RGB file whose three channels are equal counts as
+/// grey, as written by `torchvision.utils.save_image`) or colour when it is 3. What `genlab eval
+/// --samples` scores, so that a wrong-sized folder is an error rather than a silent resize.
+pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<ImageSet> {
+    if !dir.is_dir() {
+        return Err(Error::DatasetNotFound {
+            name: dir.display().to_string(),
+            msg: "not a folder".into(),
+        });
+    }
+    let files = list_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::DatasetNotFound {
+            name: dir.display().to_string(),
+            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
+        });
+    }
+    let [c, h, w] = shape;
+    let mut pixels = Vec::with_capacity(files.len() * c * h * w);
+    for f in &files {
+        let img = read_image(f)?;
+        let bad = |msg: String| Error::Image {
+            path: f.clone(),
+            msg,
+        };
+        if (img.width() as usize, img.height() as usize) != (w, h) {
+            return Err(bad(format!(
+                "image is {}x{}, expected {w}x{h} (the size the model and classifier work at)",
+                img.width(),
+                img.height()
+            )));
+        }
+        let rgb = img.to_rgb8();
+        let grey = rgb.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]);
+        match (c, grey) {
+            (1, false) => {
+                return Err(bad("colour image, expected grey (1 channel) images".into()));
+            }
+            (1, true) => pixels.extend(rgb.pixels().map(|p| p.0[0])),
+            _ => {
+                if !img.color().has_color() {
+                    return Err(bad("grey image, expected colour (3 channel) images".into()));
+                }
+                // Planar [3, h, w].
+                for ch in 0..3 {
+                    pixels.extend(rgb.pixels().map(|p| p.0[ch]));
+                }
+            }
+        }
+    }
+    ImageSet::new(pixels, None, shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,10 @@
 //! Evaluation on a held-out image set: the model's loss, -ELBO (VAEs), reconstruction MSE and
 //! PSNR. Every number is a mean over images; losses are in nats per image.
 
+pub mod frechet;
+pub mod generative;
+pub mod iwae;
+
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 

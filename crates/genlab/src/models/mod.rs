@@ -2,6 +2,8 @@
 //! alike.
 
 pub mod autoencoder;
+pub mod classifier;
+pub mod dcgan;
 pub mod espcn;
 pub mod fsrcnn;
 pub mod vae;
@@ -10,6 +12,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
+pub use classifier::{Classifier, ClassifierConfig};
+pub use dcgan::{Dcgan, DcganConfig};
 pub use espcn::{Espcn, EspcnConfig};
 pub use fsrcnn::{Fsrcnn, FsrcnnConfig};
 pub use vae::{Vae, VaeConfig};
@@ -42,6 +46,10 @@ pub enum ModelConfig {
     Ae(AutoencoderConfig),
     /// A (beta-)VAE.
     Vae(VaeConfig),
+    /// A DCGAN.
+    Dcgan(DcganConfig),
+    /// The feature classifier of the Fréchet distance.
+    Classifier(ClassifierConfig),
 }
 
 impl ModelConfig {
@@ -50,6 +58,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(_) => "ae",
             ModelConfig::Vae(_) => "vae",
+            ModelConfig::Dcgan(_) => "dcgan",
+            ModelConfig::Classifier(_) => "classifier",
         }
     }
 
@@ -58,6 +68,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => c.validate(),
             ModelConfig::Vae(c) => c.validate(),
+            ModelConfig::Dcgan(c) => c.validate(),
+            ModelConfig::Classifier(c) => c.validate(),
         }
     }
 
@@ -66,6 +78,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => c.image = shape,
             ModelConfig::Vae(c) => c.image = shape,
+            ModelConfig::Dcgan(c) => c.image = shape,
+            ModelConfig::Classifier(c) => c.image = shape,
         }
     }
 
@@ -74,7 +88,49 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => c.image,
             ModelConfig::Vae(c) => c.image,
+            ModelConfig::Dcgan(c) => c.image,
+            ModelConfig::Classifier(c) => c.image,
         }
+    }
+
+    /// Whether the family has an encoder (reconstruction, codes, ELBO).
+    pub fn can_encode(&self) -> bool {
+        matches!(self, ModelConfig::Ae(_) | ModelConfig::Vae(_))
+    }
+
+    /// Whether the family generates images from z ~ N(0, I).
+    pub fn can_generate(&self) -> bool {
+        matches!(self, ModelConfig::Vae(_) | ModelConfig::Dcgan(_))
+    }
+}
+
+/// A model that turns noise z ~ N(0, I) into images: what `genlab sample`, `interpolate` and the
+/// Fréchet distance need.
+pub trait Generative: Module + Sized {
+    /// Width of z.
+    fn noise_dim(&self) -> usize;
+    /// Images in `[0, 1]`.
+    ///
+    /// # Shapes
+    /// `[b, noise_dim] -> [b, c, h, w]`
+    fn generate(&self, z: Tensor<2>) -> Tensor<4>;
+}
+
+impl Generative for Vae {
+    fn noise_dim(&self) -> usize {
+        self.config.latent
+    }
+    fn generate(&self, z: Tensor<2>) -> Tensor<4> {
+        self.decode(z)
+    }
+}
+
+impl Generative for Dcgan {
+    fn noise_dim(&self) -> usize {
+        self.config.latent
+    }
+    fn generate(&self, z: Tensor<2>) -> Tensor<4> {
+        Dcgan::generate(self, z)
     }
 }
 

@@ -2,6 +2,8 @@
 //! transposed-conv decoder. Parameter names (`layers.0.weight`, `convs.1.bias`, ...) are part of
 //! the checkpoint format: keep them stable.
 
+pub mod gan;
+
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{EpochSums, RunDir, TrainState};
 use crate::config::RunConfig;
-use crate::data::{Batches, Dataset, shuffled_order};
+use crate::data::{Batches, Dataset, ImageSet, shuffled_order};
 use crate::error::{Error, Result};
 use crate::image_io::{batch_tensor, save_grid};
 use crate::metrics::{EvalReport, evaluate};
@@ -22,6 +22,8 @@ use crate::nn::with_stable_ids;
 use crate::plot::{Series, line_plot};
 use crate::rng::{rng_for, standard_normal, stream};
 
+pub mod classifier;
+pub mod gan;
 pub mod sr;
 
 /// One line of `metrics.jsonl`: an epoch's training averages and test evaluation.
@@ -78,6 +80,10 @@ pub enum Event<'a> {
     Epoch(&'a EpochRecord),
     /// A super-resolution epoch ended and was validated and checkpointed.
     SrEpoch(&'a sr::SrEpochRecord),
+    /// A GAN epoch ended and was checkpointed.
+    GanEpoch(&'a gan::GanEpochRecord),
+    /// A classifier epoch ended and was tested and checkpointed.
+    ClassifierEpoch(&'a classifier::ClassifierEpochRecord),
 }
 
 /// Receives progress [`Event`]s.
@@ -95,7 +101,8 @@ impl Observer for Silent {
 /// How a training call ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// All epochs done; holds the last epoch's record.
+    /// All epochs done; holds the last epoch's record (reconstruction families; `None` for
+    /// GANs, whose records are in `metrics.jsonl`).
     Finished(Option<EpochRecord>),
     /// Stopped on request after `step` steps; `genlab train --resume` continues it.
     Interrupted {
@@ -130,6 +137,12 @@ pub fn train(
     match &cfg.model {
         ModelConfig::Ae(m) => fit(m.init(&ad), run, cfg, resume, data, device, stop, obs),
         ModelConfig::Vae(m) => fit(m.init(&ad), run, cfg, resume, data, device, stop, obs),
+        ModelConfig::Dcgan(m) => {
+            gan::fit_dcgan(m.init(&ad), run, cfg, resume, data, device, stop, obs)
+        }
+        ModelConfig::Classifier(m) => {
+            classifier::fit_classifier(m.init(&ad), run, cfg, resume, data, device, stop, obs)
+        }
     }
 }
 
@@ -158,58 +171,12 @@ fn fit<M: ImageModel>(
     let mut optim = adam(cfg);
 
     // (0) start fresh or pick up the saved state.
-    let mut state = if resume {
-        let state = run.load_state()?;
-        if state.kind != cfg.model.kind() {
-            return Err(Error::checkpoint(
-                run.state(),
-                format!(
-                    "state is for a {} model, config.toml for a {}",
-                    state.kind,
-                    cfg.model.kind()
-                ),
-            ));
-        }
-        (model, optim) = run.load_resume(model, optim, &state)?;
-        trim_records::<EpochRecord>(run, state.epochs_done, |r| r.epoch)?;
-        state
-    } else {
-        if run.state().exists() {
-            return Err(Error::checkpoint(
-                run.state(),
-                "a run already exists here; use --resume to continue it or choose another --out",
-            ));
-        }
-        run.create()?;
-        run.save_config(cfg)?;
-        let _ = std::fs::remove_file(run.metrics());
-        let mut s = TrainState {
-            kind: cfg.model.kind().into(),
-            step: 0,
-            epochs_done: 0,
-            batches_done: 0,
-            partial: EpochSums::default(),
-            status: "running".into(),
-            elapsed_secs: 0.0,
-            weights: String::new(),
-            optimizer: String::new(),
-        };
-        // A checkpoint of the initial weights, so a run that fails in its first epoch still
-        // leaves a consistent, resumable folder.
-        run.save_checkpoint(&model, &optim, &mut s)?;
-        s
-    };
+    let mut state;
+    (model, optim, state) = begin(run, cfg, resume, model, optim, |run, done| {
+        trim_records::<EpochRecord>(run, done, |r| r.epoch)
+    })?;
 
-    let train_set = if t.max_train_images > 0 {
-        data.train.take(t.max_train_images)
-    } else {
-        data.train.clone()
-    };
-    let test_set = if t.max_test_images > 0 {
-        data.test.take(t.max_test_images)
-    } else {
-        data.test.clone()
-    };
+    let (train_set, test_set) = splits(data, t);
     let batches = Batches::count(train_set.len(), t.batch_size);
     let latent = model.latent_dim();
     obs.on_event(Event::Start {
@@ -328,6 +295,66 @@ fn fit<M: ImageModel>(
         }
     }
     Ok(Outcome::Finished(last))
+}
+
+/// Stage (0) of every training loop: creates the run folder with its config and a checkpoint of
+/// the initial weights (so a run that fails in its first epoch still leaves a consistent,
+/// resumable folder), or loads the saved resume pair; `trim` drops log lines past the checkpoint.
+pub(crate) fn begin<M: Module>(
+    run: &RunDir,
+    cfg: &RunConfig,
+    resume: bool,
+    model: M,
+    optim: ModuleOptimizer,
+    trim: impl FnOnce(&RunDir, usize) -> Result<()>,
+) -> Result<(M, ModuleOptimizer, TrainState)> {
+    if resume {
+        let state = run.load_state()?;
+        if state.kind != cfg.model.kind() {
+            return Err(Error::checkpoint(
+                run.state(),
+                format!(
+                    "state is for a {} model, config.toml for a {}",
+                    state.kind,
+                    cfg.model.kind()
+                ),
+            ));
+        }
+        let (model, optim) = run.load_resume(model, optim, &state)?;
+        trim(run, state.epochs_done)?;
+        return Ok((model, optim, state));
+    }
+    if run.state().exists() {
+        return Err(Error::checkpoint(
+            run.state(),
+            "a run already exists here; use --resume to continue it or choose another --out",
+        ));
+    }
+    run.create()?;
+    run.save_config(cfg)?;
+    let _ = std::fs::remove_file(run.metrics());
+    let mut s = TrainState {
+        kind: cfg.model.kind().into(),
+        step: 0,
+        epochs_done: 0,
+        batches_done: 0,
+        partial: EpochSums::default(),
+        status: "running".into(),
+        elapsed_secs: 0.0,
+        weights: String::new(),
+        optimizer: String::new(),
+    };
+    run.save_checkpoint(&model, &optim, &mut s)?;
+    Ok((model, optim, s))
+}
+
+/// The training and test images a run uses (capped by `max_train_images` / `max_test_images`).
+pub(crate) fn splits(data: &Dataset, t: &crate::config::TrainConfig) -> (ImageSet, ImageSet) {
+    let cap = |set: &ImageSet, n: usize| if n > 0 { set.take(n) } else { set.clone() };
+    (
+        cap(&data.train, t.max_train_images),
+        cap(&data.test, t.max_test_images),
+    )
 }
 
 /// Samples from fixed noise (same every epoch, so a user sees the same samples improve) and

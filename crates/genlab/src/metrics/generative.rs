@@ -1,0 +1,215 @@
+//! Sample quality of a generative model, or of any set of images, against a dataset's test split:
+//! Fréchet distance and precision/recall in the features of a classifier trained on that dataset
+//! (see [`super::frechet`]). genlab ships one classifier per MNIST-like dataset so every user's
+//! numbers are comparable; other datasets need one trained with `genlab train classifier`.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::frechet::{Features, fit_gaussian, frechet_distance, precision_recall};
+use crate::checkpoint::load_weights_bytes;
+use crate::config::RunConfig;
+use crate::data::ImageSet;
+use crate::error::{Error, Result};
+use crate::image_io::batch_tensor;
+use crate::models::{Classifier, ClassifierConfig, Generative, ModelConfig};
+use crate::rng::{rng_for, standard_normal, stream};
+
+/// k of the k-NN manifolds (Kynkäänniemi et al. 2019 use 3).
+pub const PR_K: usize = 3;
+
+/// Images per feature batch.
+const BATCH: usize = 500;
+
+/// Scores of a set of generated images against real ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleQuality {
+    /// Fréchet distance in the classifier's features (lower is better; 0 for identical statistics).
+    pub fd: f64,
+    /// Improved precision, k = 3 (higher is better).
+    pub precision: f64,
+    /// Improved recall, k = 3 (higher is better).
+    pub recall: f64,
+    /// Generated images scored.
+    pub generated: usize,
+    /// Real (test) images compared against.
+    pub real: usize,
+    /// Which feature network: `genlab-classifier/<dataset>` or a run folder.
+    pub features: String,
+}
+
+/// A classifier genlab ships, compiled into the binary.
+struct ShippedClassifier {
+    datasets: &'static [&'static str],
+    path: &'static str,
+    config: &'static str,
+    weights: &'static [u8],
+}
+
+const SHIPPED: &[ShippedClassifier] = &[
+    ShippedClassifier {
+        datasets: &["mnist", "mnist-10k"],
+        path: "models/classifier-mnist/weights.safetensors",
+        config: include_str!("../../../../models/classifier-mnist/config.toml"),
+        weights: include_bytes!("../../../../models/classifier-mnist/weights.safetensors"),
+    },
+    ShippedClassifier {
+        datasets: &["fashion-mnist"],
+        path: "models/classifier-fashion-mnist/weights.safetensors",
+        config: include_str!("../../../../models/classifier-fashion-mnist/config.toml"),
+        weights: include_bytes!("../../../../models/classifier-fashion-mnist/weights.safetensors"),
+    },
+];
+
+/// A feature network and its name for reports.
+pub struct FeatureNet {
+    /// The classifier (validation mode).
+    pub model: Classifier,
+    /// `genlab-classifier/<dataset>` for a shipped one, else the run folder.
+    pub name: String,
+}
+
+/// The shipped classifier for a dataset name (`mnist`, `mnist-10k`, `fashion-mnist`).
+pub fn shipped_classifier(dataset: &str, device: &Device) -> Result<FeatureNet> {
+    let s = SHIPPED
+        .iter()
+        .find(|s| s.datasets.contains(&dataset))
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "genlab ships feature classifiers for mnist and fashion-mnist only, not {dataset:?}; train one with `genlab train classifier --dataset {dataset}` and pass it with --classifier RUN"
+            ))
+        })?;
+    let cfg = RunConfig::from_toml(s.config, Path::new(s.path))?;
+    let ModelConfig::Classifier(c) = &cfg.model else {
+        return Err(Error::checkpoint(
+            s.path,
+            "shipped config is not a classifier",
+        ));
+    };
+    Ok(FeatureNet {
+        model: load_weights_bytes(c.init(device), s.weights.to_vec(), Path::new(s.path))?,
+        name: format!("genlab-classifier/{}", s.datasets[0]),
+    })
+}
+
+/// A classifier from a run folder trained with `genlab train classifier`.
+pub fn classifier_from_run(dir: &Path, device: &Device) -> Result<FeatureNet> {
+    let run = crate::checkpoint::RunDir::new(dir);
+    let cfg = run.load_config()?;
+    let ModelConfig::Classifier(c) = &cfg.model else {
+        return Err(Error::Unsupported(format!(
+            "{}: a {} run, not a classifier (train one with `genlab train classifier`)",
+            dir.display(),
+            cfg.model.kind()
+        )));
+    };
+    Ok(FeatureNet {
+        model: crate::checkpoint::load_weights(c.init(device), &run.weights())?,
+        name: dir.display().to_string(),
+    })
+}
+
+impl FeatureNet {
+    /// The image shape the classifier takes.
+    pub fn image(&self) -> [usize; 3] {
+        self.model.config.image
+    }
+
+    fn check(&self, shape: [usize; 3], what: &str) -> Result<()> {
+        if shape != self.image() {
+            return Err(Error::Shape {
+                op: "feature classifier",
+                expected: format!("{what} of shape {:?} (the classifier's)", self.image()),
+                got: format!("{shape:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Features of every image of `set`.
+    pub fn features_of_set(&self, set: &ImageSet, device: &Device) -> Result<Features> {
+        self.check(set.shape, "images")?;
+        let all: Vec<usize> = (0..set.len()).collect();
+        let mut values = Vec::with_capacity(set.len() * self.model.config.features);
+        for idx in all.chunks(BATCH) {
+            values.extend(self.features_of(batch_tensor(set, idx, device))?);
+        }
+        Ok(Features {
+            values,
+            dim: self.model.config.features,
+        })
+    }
+
+    /// Features of `n` images from `model`, with noise from `seed` (stream `EVAL_NOISE`).
+    pub fn features_of_generator<G: Generative>(
+        &self,
+        model: &G,
+        n: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Features> {
+        let mut values = Vec::with_capacity(n * self.model.config.features);
+        let mut done = 0;
+        let mut chunk = 0u64;
+        while done < n {
+            let b = BATCH.min(n - done);
+            let z = standard_normal(
+                &mut rng_for(seed, stream::EVAL_NOISE, 1_000_000 + chunk),
+                b,
+                model.noise_dim(),
+                device,
+            );
+            let x = model.generate(z); // [b, c, h, w]
+            let [_, c, h, w] = x.dims();
+            self.check([c, h, w], "generated images")?;
+            values.extend(self.features_of(x)?);
+            done += b;
+            chunk += 1;
+        }
+        Ok(Features {
+            values,
+            dim: self.model.config.features,
+        })
+    }
+
+    fn features_of(&self, x: Tensor<4>) -> Result<Vec<f32>> {
+        self.model
+            .features(x)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Unsupported(format!("feature readback: {e:?}")))
+    }
+}
+
+/// Fréchet distance and precision/recall of `fake` against `real`.
+pub fn sample_quality(
+    real: &Features,
+    fake: &Features,
+    features: &str,
+    device: &Device,
+) -> Result<SampleQuality> {
+    let fd = frechet_distance(&fit_gaussian(real)?, &fit_gaussian(fake)?);
+    let pr = precision_recall(real, fake, PR_K, device)?;
+    Ok(SampleQuality {
+        fd,
+        precision: pr.precision,
+        recall: pr.recall,
+        generated: fake.len(),
+        real: real.len(),
+        features: features.into(),
+    })
+}
+
+/// The config the shipped classifiers were trained with, for tests and docs.
+pub fn shipped_config(dataset: &str) -> Option<ClassifierConfig> {
+    let s = SHIPPED.iter().find(|s| s.datasets.contains(&dataset))?;
+    match RunConfig::from_toml(s.config, Path::new(s.path))
+        .ok()?
+        .model
+    {
+        ModelConfig::Classifier(c) => Some(c),
+        _ => None,
+    }
+}

@@ -1,0 +1,145 @@
+//! The DCGAN discriminator (Radford et al. 2016, Section 3): strided 4x4 convolutions with
+//! LeakyReLU(0.2), batch norm on every layer but the first, no pooling, and a linear layer to one
+//! logit. Shared by the DCGAN and the VAE-GAN (Larsen et al. 2016), whose feature-wise
+//! reconstruction loss reads the last conv layer's activations.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+
+/// DCGAN's weight init (Section 4): every conv / transposed-conv / linear weight ~ N(0, 0.02).
+pub const DCGAN_INIT: Initializer = Initializer::Normal {
+    mean: 0.0,
+    std: 0.02,
+};
+
+/// LeakyReLU slope in the discriminator (Section 3).
+pub const LEAKY_SLOPE: f64 = 0.2;
+
+/// A batch norm with DCGAN's init: scale ~ N(1, 0.02), shift 0 (pytorch/examples dcgan
+/// `weights_init`).
+pub fn dcgan_batch_norm(features: usize, device: &Device) -> BatchNorm {
+    let mut bn = BatchNormConfig::new(features).init(device);
+    bn.gamma = Param::from_tensor(
+        Initializer::Normal {
+            mean: 1.0,
+            std: 0.02,
+        }
+        .init([features], device)
+        .val(),
+    );
+    bn
+}
+
+/// Image -> realness logit.
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    /// Stride-2 4x4 convs (padding 1, no bias), `c -> channels[0] -> ... -> channels[n-1]`.
+    pub convs: Vec<Conv2d>,
+    /// Batch norms after `convs[1..]` (empty when batch norm is off).
+    pub norms: Vec<BatchNorm>,
+    /// Flattened features -> 1 logit.
+    pub fc: Linear,
+}
+
+impl Discriminator {
+    /// A discriminator for `[c, h, w]` images; `h` and `w` must be divisible by `2^channels.len()`.
+    pub fn new(image: [usize; 3], channels: &[usize], batch_norm: bool, device: &Device) -> Self {
+        let mut prev = image[0];
+        let convs: Vec<Conv2d> = channels
+            .iter()
+            .map(|&c| {
+                let conv = Conv2dConfig::new([prev, c], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_bias(false)
+                    .with_initializer(DCGAN_INIT)
+                    .init(device);
+                prev = c;
+                conv
+            })
+            .collect();
+        let norms = if batch_norm {
+            channels[1..]
+                .iter()
+                .map(|&c| dcgan_batch_norm(c, device))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let features = Self::features(image, channels);
+        let fc = LinearConfig::new(features, 1)
+            .with_initializer(DCGAN_INIT)
+            .init(device);
+        Self { convs, norms, fc }
+    }
+
+    /// Width of the flattened last conv layer.
+    pub fn features(image: [usize; 3], channels: &[usize]) -> usize {
+        let n = channels.len() as u32;
+        channels.last().copied().unwrap_or(image[0]) * (image[1] >> n) * (image[2] >> n)
+    }
+
+    /// Logits and the last conv layer's activations (after its LeakyReLU), flattened.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1] -> (`[b, 1]`, `[b, features]`)
+    pub fn forward_features(&self, mut x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(x); // [b, channels[i], h / 2^(i+1), w / 2^(i+1)]
+            if i > 0
+                && let Some(bn) = self.norms.get(i - 1)
+            {
+                x = bn.forward(x);
+            }
+            x = leaky_relu(x, LEAKY_SLOPE);
+        }
+        let f = x.flatten(1, 3); // [b, features]
+        (self.fc.forward(f.clone()), f)
+    }
+
+    /// Realness logits.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1] -> `[b, 1]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_features(x).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_init() {
+        let d = Device::flex();
+        d.seed(1);
+        let disc = Discriminator::new([1, 28, 28], &[64, 128], true, &d);
+        assert_eq!(disc.norms.len(), 1);
+        let (logit, f) = disc.forward_features(Tensor::zeros([3, 1, 28, 28], &d));
+        assert_eq!(logit.dims(), [3, 1]);
+        assert_eq!(f.dims(), [3, 128 * 7 * 7]);
+        let w = disc.convs[1]
+            .weight
+            .val()
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        let std = (w.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt();
+        assert!(
+            mean.abs() < 0.002 && (std - 0.02).abs() < 0.002,
+            "{mean} {std}"
+        );
+        assert!(disc.convs[0].bias.is_none());
+        let rgb = Discriminator::new([3, 32, 32], &[64, 128, 256], false, &d);
+        assert!(rgb.norms.is_empty());
+        assert_eq!(
+            rgb.forward(Tensor::zeros([2, 3, 32, 32], &d)).dims(),
+            [2, 1]
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! The adversarial training loop (DCGAN): one flat function whose step reads as two labelled
+//! stages, update D then update G, as in pytorch/examples' dcgan. Same run folder, resume,
+//! Ctrl-C and NaN guard as the other families; every epoch draws the same fixed noise through the
+//! generator, so a user sees the same samples improve.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::ParamGroup;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use serde::{Deserialize, Serialize};
+
+use super::{Event, Observer, Outcome, append_record, begin, read_records, splits, trim_records};
+use crate::checkpoint::{EpochSums, RunDir};
+use crate::config::RunConfig;
+use crate::data::{Batches, Dataset, shuffled_order};
+use crate::error::{Error, Result};
+use crate::image_io::{batch_tensor, save_grid};
+use crate::models::Dcgan;
+use crate::models::dcgan::to_tanh;
+use crate::nn::with_stable_ids;
+use crate::plot::{Series, line_plot};
+use crate::rng::{rng_for, standard_normal, stream};
+
+/// One line of a GAN run's `metrics.jsonl`: the epoch's training averages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanEpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Steps so far (one D and one G update each).
+    pub step: usize,
+    /// Mean discriminator loss.
+    pub d_loss: f64,
+    /// Mean generator loss.
+    pub g_loss: f64,
+    /// Mean `D(x)` on real images: sigmoid of the logit (1 = "real").
+    pub d_real: f64,
+    /// Mean `D(G(z))` on generated images, before the discriminator's update.
+    pub d_fake: f64,
+    /// Training throughput over the epoch, real images per second.
+    pub images_per_sec: f64,
+    /// Training wall time so far, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// Adam for each network: one [`ModuleOptimizer`] holding a separate Adam for the generator's
+/// parameter group and for the discriminator's (the rest), so the two never share state and
+/// the checkpoint keeps both in one file.
+pub(crate) fn gan_optimizer(
+    cfg: &RunConfig,
+    generator: &impl burn::module::Module,
+) -> ModuleOptimizer {
+    let t = &cfg.train;
+    let adam = AdamConfig::new()
+        .with_beta_1(t.betas[0] as f32)
+        .with_beta_2(t.betas[1] as f32)
+        .with_epsilon(t.eps as f32);
+    adam.init().with_group(
+        ParamGroup::ids_from_module(generator.clone()),
+        adam.build(),
+        None,
+    )
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    f64::from(t.into_scalar::<f32>())
+}
+
+fn guard(value: f64, what: &str, (epoch, step): (usize, usize)) -> Result<()> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    Err(Error::NonFiniteLoss {
+        value: format!("{} ({what})", if value.is_nan() { "NaN" } else { "inf" }),
+        epoch,
+        step,
+    })
+}
+
+/// What one GAN step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct GanStep {
+    /// Discriminator loss (batch mean).
+    pub d_loss: f64,
+    /// Generator loss (batch mean).
+    pub g_loss: f64,
+    /// Sum over the batch of `D(x)`.
+    pub d_real_sum: f64,
+    /// Sum over the batch of `D(G(z))` before D's update.
+    pub d_fake_sum: f64,
+}
+
+/// One DCGAN step on real images `x` (in [0, 1]) and noise `z`: update D, then update G.
+/// `at` (epoch, step) names the step if a loss is not finite; then nothing is updated (D's
+/// update is dropped with the returned error's model).
+///
+/// # Shapes
+/// `x: [b, c, h, w]`, `z: [b, latent]`
+pub fn dcgan_step(
+    mut gan: Dcgan,
+    optim: &mut ModuleOptimizer,
+    x: Tensor<4>,
+    z: Tensor<2>,
+    lr: f64,
+    at: (usize, usize),
+) -> Result<(Dcgan, GanStep)> {
+    let (loss, real_target) = (gan.config.loss, gan.config.real_target());
+    let x = to_tanh(x); // [b, c, h, w] in [-1, 1]
+
+    // (1) update D: real images towards "real", G(z) (detached: no G gradient) towards "fake".
+    let fake = gan.generator.forward(z); // [b, c, h, w]
+    let real_logit = gan.discriminator.forward(x); // [b, 1]
+    let fake_logit = gan.discriminator.forward(fake.clone().detach()); // [b, 1]
+    let d_loss_t = loss
+        .discriminator(real_logit.clone(), fake_logit.clone(), real_target)
+        .mean();
+    let d_loss = scalar(d_loss_t.clone());
+    guard(d_loss, "discriminator loss", at)?;
+    let grads = GradientsParams::from_grads(d_loss_t.backward(), &gan.discriminator);
+    gan.discriminator = optim.step(lr, gan.discriminator, grads);
+
+    // (2) update G: the updated D's verdict on the same images, pushed towards "real".
+    let g_loss_t = loss.generator(gan.discriminator.forward(fake)).mean();
+    let g_loss = scalar(g_loss_t.clone());
+    guard(g_loss, "generator loss", at)?;
+    let grads = GradientsParams::from_grads(g_loss_t.backward(), &gan.generator);
+    gan.generator = optim.step(lr, gan.generator, grads);
+
+    let stats = GanStep {
+        d_loss,
+        g_loss,
+        d_real_sum: scalar(sigmoid(real_logit).sum()),
+        d_fake_sum: scalar(sigmoid(fake_logit).sum()),
+    };
+    Ok((gan, stats))
+}
+
+/// Trains (or resumes) a DCGAN run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_dcgan(
+    model: Dcgan,
+    run: &RunDir,
+    cfg: &RunConfig,
+    resume: bool,
+    data: &Dataset,
+    device: &Device,
+    stop: &AtomicBool,
+    obs: &mut dyn Observer,
+) -> Result<Outcome> {
+    let t = &cfg.train;
+    let ad = device.clone().autodiff();
+    let mut gan = with_stable_ids(model);
+    let mut optim = gan_optimizer(cfg, &gan.generator);
+    let latent = gan.config.latent;
+
+    // (0) start fresh or pick up the saved state.
+    let mut state;
+    (gan, optim, state) = begin(run, cfg, resume, gan, optim, |run, done| {
+        trim_records::<GanEpochRecord>(run, done, |r| r.epoch)
+    })?;
+
+    let (train_set, _) = splits(data, t);
+    let batches = Batches::count(train_set.len(), t.batch_size);
+    obs.on_event(Event::Start {
+        epoch: state.epochs_done + 1,
+        epochs: t.epochs,
+        batches,
+        skip: state.batches_done,
+        params: gan.num_params(),
+    });
+
+    for epoch in state.epochs_done..t.epochs {
+        let order = shuffled_order(train_set.len(), t.seed, epoch);
+        let started = Instant::now();
+        let mut seen_this_call = 0usize;
+        for idx in Batches::new(&order, t.batch_size, state.batches_done) {
+            let b = idx.len();
+            let x = batch_tensor(&train_set, idx, &ad); // [b, c, h, w]
+            let mut rng = rng_for(t.seed, stream::TRAIN_NOISE, state.step as u64);
+            let z = standard_normal(&mut rng, b, latent, &ad); // [b, latent]
+            let s;
+            (gan, s) = dcgan_step(gan, &mut optim, x, z, t.lr, (epoch + 1, state.step))?;
+
+            // (3) bookkeeping.
+            let p = &mut state.partial;
+            p.images += b;
+            p.d_loss += s.d_loss * b as f64;
+            p.g_loss += s.g_loss * b as f64;
+            p.d_real += s.d_real_sum;
+            p.d_fake += s.d_fake_sum;
+            state.step += 1;
+            state.batches_done += 1;
+            seen_this_call += b;
+            let secs = started.elapsed().as_secs_f64();
+            obs.on_event(Event::Batch {
+                epoch: epoch + 1,
+                batch: state.batches_done,
+                batches,
+                loss: s.d_loss + s.g_loss,
+                images_per_sec: seen_this_call as f64 / secs.max(1e-9),
+            });
+
+            // (4) stop on request: checkpoint mid-epoch and return.
+            if stop.load(Ordering::SeqCst) {
+                state.elapsed_secs += secs;
+                state.status = "interrupted".into();
+                run.save_checkpoint(&gan, &optim, &mut state)?;
+                return Ok(Outcome::Interrupted {
+                    epoch: epoch + 1,
+                    step: state.step,
+                });
+            }
+        }
+        let train_secs = started.elapsed().as_secs_f64();
+        state.elapsed_secs += train_secs;
+
+        // (5) end of epoch: samples from the fixed noise, log, plot, checkpoint.
+        let valid = gan.valid();
+        let z = standard_normal(
+            &mut rng_for(t.seed, stream::SAMPLE, 0),
+            t.grid_images,
+            latent,
+            device,
+        );
+        let cols = (t.grid_images as f64).sqrt().ceil() as usize;
+        save_grid(valid.generate(z), cols, &run.samples(epoch + 1))?;
+        let p = state.partial;
+        let n = p.images.max(1) as f64;
+        let record = GanEpochRecord {
+            epoch: epoch + 1,
+            step: state.step,
+            d_loss: p.d_loss / n,
+            g_loss: p.g_loss / n,
+            d_real: p.d_real / n,
+            d_fake: p.d_fake / n,
+            images_per_sec: seen_this_call as f64 / train_secs.max(1e-9),
+            elapsed_secs: state.elapsed_secs,
+        };
+        append_record(run, &record)?;
+        plot_gan(run)?;
+        state.epochs_done = epoch + 1;
+        state.batches_done = 0;
+        state.partial = EpochSums::default();
+        state.status = if epoch + 1 == t.epochs {
+            "finished".into()
+        } else {
+            "running".into()
+        };
+        run.save_checkpoint(&gan, &optim, &mut state)?;
+        obs.on_event(Event::GanEpoch(&record));
+
+        if stop.load(Ordering::SeqCst) && epoch + 1 < t.epochs {
+            state.status = "interrupted".into();
+            run.save_checkpoint(&gan, &optim, &mut state)?;
+            return Ok(Outcome::Interrupted {
+                epoch: epoch + 1,
+                step: state.step,
+            });
+        }
+    }
+    Ok(Outcome::Finished(None))
+}
+
+/// Reads a GAN run's `metrics.jsonl`.
+pub fn read_gan_metrics(run: &RunDir) -> Result<Vec<GanEpochRecord>> {
+    read_records(run)
+}
+
+/// `loss.png`: both networks' losses and D's mean verdicts, per epoch.
+fn plot_gan(run: &RunDir) -> Result<()> {
+    let recs = read_gan_metrics(run)?;
+    let pts = |f: &dyn Fn(&GanEpochRecord) -> f64| -> Vec<(f64, f64)> {
+        recs.iter().map(|r| (r.epoch as f64, f(r))).collect()
+    };
+    line_plot(
+        &run.loss_plot(),
+        "GAN training per epoch",
+        "loss / D output",
+        &[
+            Series {
+                label: "D loss",
+                points: pts(&|r| r.d_loss),
+            },
+            Series {
+                label: "G loss",
+                points: pts(&|r| r.g_loss),
+            },
+            Series {
+                label: "D(x)",
+                points: pts(&|r| r.d_real),
+            },
+            Series {
+                label: "D(G(z))",
+                points: pts(&|r| r.d_fake),
+            },
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::load_weights;
+    use crate::models::{DcganConfig, ModelConfig};
+    use crate::train::{Silent, train};
+
+    fn small_cfg(epochs: usize) -> RunConfig {
+        let mut c = RunConfig::preset("mnist-dcgan").expect("preset");
+        if let ModelConfig::Dcgan(m) = &mut c.model {
+            m.latent = 8;
+            m.g_channels = vec![8, 16];
+            m.d_channels = vec![8, 16];
+        }
+        c.train.epochs = epochs;
+        c.train.batch_size = 16;
+        c.train.max_train_images = 64;
+        c.train.grid_images = 4;
+        c
+    }
+
+    struct StopAfter<'a>(usize, &'a AtomicBool);
+    impl Observer for StopAfter<'_> {
+        fn on_event(&mut self, e: Event<'_>) {
+            if let Event::Batch { .. } = e {
+                self.0 -= 1;
+                if self.0 == 0 {
+                    self.1.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn interrupted_resume_matches_uninterrupted() {
+        let data = crate::data::embedded::mnist_10k().expect("embedded data");
+        let d = Device::flex();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = small_cfg(2);
+        let no = AtomicBool::new(false);
+
+        let a = RunDir::new(tmp.path().join("a"));
+        train(&a, &cfg, false, &data, &d, &no, &mut Silent).expect("train a");
+        let ra = read_gan_metrics(&a).expect("metrics a");
+        assert_eq!(ra.len(), 2);
+        assert!(a.samples(2).is_file() && a.loss_plot().is_file());
+        assert!(ra.iter().all(|r| (0.0..=1.0).contains(&r.d_real)));
+
+        // Stop after 6 of the 8 steps (4 per epoch), then resume to the end.
+        let b = RunDir::new(tmp.path().join("b"));
+        let stop = AtomicBool::new(false);
+        let out =
+            train(&b, &cfg, false, &data, &d, &stop, &mut StopAfter(6, &stop)).expect("train b");
+        assert_eq!(out, Outcome::Interrupted { epoch: 2, step: 6 });
+        train(&b, &cfg, true, &data, &d, &no, &mut Silent).expect("resume b");
+        let rb = read_gan_metrics(&b).expect("metrics b");
+        assert_eq!(rb.len(), 2);
+        for (x, y) in ra.iter().zip(&rb) {
+            assert_eq!(x.step, y.step);
+            for (p, q) in [
+                (x.d_loss, y.d_loss),
+                (x.g_loss, y.g_loss),
+                (x.d_fake, y.d_fake),
+            ] {
+                assert!((p - q).abs() < 1e-3, "{x:?} vs {y:?}");
+            }
+        }
+
+        // The saved generator reloads and generates the same images.
+        let ModelConfig::Dcgan(mc) = &cfg.model else {
+            unreachable!("preset is a dcgan")
+        };
+        let ga: crate::models::Dcgan = load_weights(mc.init(&d), &a.weights()).expect("load a");
+        let gb: crate::models::Dcgan =
+            load_weights(DcganConfig { ..mc.clone() }.init(&d), &b.weights()).expect("load b");
+        let z = standard_normal(&mut rng_for(0, stream::SAMPLE, 9), 3, 8, &d);
+        let ya = ga
+            .generate(z.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let yb = gb
+            .generate(z)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let max = ya
+            .iter()
+            .zip(&yb)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-3, "max diff {max}");
+    }
+
+    #[test]
+    fn non_finite_loss_stops_and_keeps_checkpoint() {
+        let data = crate::data::embedded::mnist_10k().expect("embedded data");
+        let d = Device::flex();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut cfg = small_cfg(1);
+        cfg.train.lr = 1e30;
+        let r = RunDir::new(tmp.path().join("nan"));
+        let err = train(
+            &r,
+            &cfg,
+            false,
+            &data,
+            &d,
+            &AtomicBool::new(false),
+            &mut Silent,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::NonFiniteLoss { .. }), "{err}");
+        assert_eq!(r.load_state().expect("initial checkpoint kept").step, 0);
+    }
+}
