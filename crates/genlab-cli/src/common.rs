@@ -91,6 +91,7 @@ impl OpenRun {
         match &self.config.model {
             ModelConfig::Ae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Dcgan(_) | ModelConfig::Classifier(_) => bail!(
                 "{}: a {} has no encoder, so it cannot reconstruct or encode images (use `genlab sample` or `genlab interpolate`)",
                 self.dir.dir.display(),
@@ -109,6 +110,7 @@ impl OpenRun {
             ),
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Dcgan(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Classifier(_) => bail!(
                 "{}: a classifier run; it scores images (`genlab eval --classifier`), it does not generate them",
                 self.dir.dir.display()

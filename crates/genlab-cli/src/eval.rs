@@ -149,9 +149,9 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let run = OpenRun::open(&run_path)?;
     let m = &run.config.model;
-    if a.nll && !matches!(m, ModelConfig::Vae(_)) {
+    if a.nll && !matches!(m, ModelConfig::Vae(_) | ModelConfig::VaeGan(_)) {
         bail!(
-            "--nll: a {} has no likelihood to estimate (NLL is defined for vae runs)",
+            "--nll: a {} has no likelihood to estimate (NLL is defined for vae and vae-gan runs)",
             m.kind()
         );
     }
@@ -222,10 +222,12 @@ fn nll(
     quiet: bool,
     device: &Device,
 ) -> Result<NllReport> {
-    let ModelConfig::Vae(c) = &cfg.model else {
-        bail!("--nll needs a vae run");
+    let w = run.dir.weights();
+    let vae = match &cfg.model {
+        ModelConfig::Vae(c) => genlab::checkpoint::load_weights(c.init(device), &w)?,
+        ModelConfig::VaeGan(c) => genlab::checkpoint::load_weights(c.init(device), &w)?.vae,
+        _ => bail!("--nll needs a vae or vae-gan run"),
     };
-    let vae = genlab::checkpoint::load_weights(c.init(device), &run.dir.weights())?;
     let bar = (!quiet).then(|| {
         let b = indicatif::ProgressBar::new(test.len() as u64);
         b.set_style(
@@ -293,7 +295,7 @@ fn print(r: &Report, json: bool) -> Result<i32> {
     if let Some(e) = &r.reconstruction {
         println!("images    {}", e.images);
         println!("loss      {:.4} nats/image (training objective)", e.loss);
-        if r.kind == "vae" {
+        if matches!(r.kind.as_str(), "vae" | "vae-gan") {
             println!(
                 "-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})",
                 e.neg_elbo, e.recon, e.kl

@@ -22,6 +22,8 @@ pub enum Family {
     /// DCGAN (generator + discriminator).
     #[value(alias = "dcgan")]
     Gan,
+    /// VAE-GAN: a VAE whose decoder is also a GAN generator.
+    VaeGan,
     /// The feature classifier of `genlab eval`'s Fréchet distance and precision/recall.
     Classifier,
     /// Super-resolution network (FSRCNN by default; --net espcn) trained on photos.
@@ -80,11 +82,17 @@ pub struct Args {
     /// gan: one-sided label smoothing s (D's target for real images is 1 - s).
     #[arg(long)]
     pub label_smoothing: Option<f64>,
+    /// vae-gan: weight lambda of the adversarial term.
+    #[arg(long)]
+    pub adversarial_weight: Option<f64>,
+    /// vae-gan: reconstruct in the discriminator's feature space (Larsen et al.).
+    #[arg(long)]
+    pub feature_recon: bool,
     /// Run folder to create (default runs/FAMILY-DATASET, numbered if taken).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -143,6 +151,13 @@ impl Args {
     }
 }
 
+fn gan_loss(l: GanLossArg) -> genlab::loss::GanLoss {
+    match l {
+        GanLossArg::NonSaturating => genlab::loss::GanLoss::NonSaturating,
+        GanLossArg::Hinge => genlab::loss::GanLoss::Hinge,
+    }
+}
+
 /// Builds the validated config from the preset and flags.
 fn build_config(a: &Args) -> Result<RunConfig> {
     let family = a
@@ -159,6 +174,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
             (Family::Ae, false) => "mnist-ae",
             (Family::Ae, true) => "mnist-conv-ae",
             (Family::Gan, _) => "mnist-dcgan",
+            (Family::VaeGan, _) => "mnist-vae-gan",
             (Family::Classifier, _) => "mnist-classifier",
             (Family::Sr, _) => unreachable!("sr is handled by train_sr"),
         }
@@ -169,6 +185,7 @@ fn build_config(a: &Args) -> Result<RunConfig> {
         Family::Vae => "vae",
         Family::Ae => "ae",
         Family::Gan => "dcgan",
+        Family::VaeGan => "vae-gan",
         Family::Classifier => "classifier",
         Family::Sr => "sr",
     };
@@ -186,7 +203,8 @@ fn build_config(a: &Args) -> Result<RunConfig> {
         match &mut cfg.model {
             genlab::ModelConfig::Ae(m) => m.arch = arch,
             genlab::ModelConfig::Vae(m) => m.arch = arch,
-            _ => bail!("--arch applies to vae and ae only"),
+            genlab::ModelConfig::VaeGan(m) => m.vae.arch = arch,
+            _ => bail!("--arch applies to vae, vae-gan and ae only"),
         }
     }
     let t = &mut cfg.train;
@@ -230,13 +248,30 @@ fn build_config(a: &Args) -> Result<RunConfig> {
                 m.latent = l;
             }
             if let Some(l) = a.loss {
-                m.loss = match l {
-                    GanLossArg::NonSaturating => genlab::loss::GanLoss::NonSaturating,
-                    GanLossArg::Hinge => genlab::loss::GanLoss::Hinge,
-                };
+                m.loss = gan_loss(l);
             }
             if let Some(s) = a.label_smoothing {
                 m.label_smoothing = s;
+            }
+        }
+        genlab::ModelConfig::VaeGan(m) => {
+            if let Some(b) = a.beta {
+                m.vae.beta = b;
+            }
+            if let Some(l) = a.latent {
+                m.vae.latent = l;
+            }
+            if let Some(l) = a.loss {
+                m.loss = gan_loss(l);
+            }
+            if let Some(s) = a.label_smoothing {
+                m.label_smoothing = s;
+            }
+            if let Some(w) = a.adversarial_weight {
+                m.adversarial_weight = w;
+            }
+            if a.feature_recon {
+                m.feature_recon = true;
             }
         }
         genlab::ModelConfig::Classifier(_) => {
@@ -245,13 +280,22 @@ fn build_config(a: &Args) -> Result<RunConfig> {
             }
         }
     }
-    if !matches!(cfg.model, genlab::ModelConfig::Dcgan(_)) {
+    let adversarial = matches!(
+        cfg.model,
+        genlab::ModelConfig::Dcgan(_) | genlab::ModelConfig::VaeGan(_)
+    );
+    if !adversarial {
         if a.loss.is_some() {
-            bail!("--loss applies to gan only");
+            bail!("--loss applies to gan and vae-gan only");
         }
         if a.label_smoothing.is_some() {
-            bail!("--label-smoothing applies to gan only");
+            bail!("--label-smoothing applies to gan and vae-gan only");
         }
+    }
+    if !matches!(cfg.model, genlab::ModelConfig::VaeGan(_))
+        && (a.adversarial_weight.is_some() || a.feature_recon)
+    {
+        bail!("--adversarial-weight and --feature-recon apply to vae-gan only");
     }
     if a.dry_run {
         t.epochs = 1;
@@ -351,8 +395,14 @@ impl Observer for Progress {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
+                let vae = r.vae.map_or(String::new(), |v| {
+                    format!(
+                        "  test -ELBO {:.2} psnr {:.2} dB",
+                        v.test.neg_elbo, v.test.psnr
+                    )
+                });
                 println!(
-                    "epoch {:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}  {:.0} img/s",
+                    "epoch {:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}{vae}  {:.0} img/s",
                     r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.images_per_sec
                 );
             }

@@ -245,9 +245,9 @@ pub fn train_speed(
         ModelConfig::Ae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
         ModelConfig::Vae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
         ModelConfig::Dcgan(m) => time_gan_steps(m.init(&ad), set, opts, &ad)?,
-        ModelConfig::Classifier(_) => {
+        ModelConfig::Classifier(_) | ModelConfig::VaeGan(_) => {
             return Err(Error::Unsupported(format!(
-                "workload {}: classifier training is not a benchmark workload",
+                "workload {}: this family is not a benchmark workload",
                 workload.name
             )));
         }

@@ -43,6 +43,14 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../../configs/cifar10-dcgan.toml"),
     ),
     (
+        "mnist-vae-gan",
+        include_str!("../../../configs/mnist-vae-gan.toml"),
+    ),
+    (
+        "fashion-vae-gan",
+        include_str!("../../../configs/fashion-vae-gan.toml"),
+    ),
+    (
         "mnist-classifier",
         include_str!("../../../configs/mnist-classifier.toml"),
     ),

@@ -7,6 +7,7 @@ pub mod dcgan;
 pub mod espcn;
 pub mod fsrcnn;
 pub mod vae;
+pub mod vae_gan;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ pub use dcgan::{Dcgan, DcganConfig};
 pub use espcn::{Espcn, EspcnConfig};
 pub use fsrcnn::{Fsrcnn, FsrcnnConfig};
 pub use vae::{Vae, VaeConfig};
+pub use vae_gan::{VaeGan, VaeGanConfig};
 
 /// Decoder likelihood of a VAE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +50,8 @@ pub enum ModelConfig {
     Vae(VaeConfig),
     /// A DCGAN.
     Dcgan(DcganConfig),
+    /// A VAE-GAN.
+    VaeGan(VaeGanConfig),
     /// The feature classifier of the Fréchet distance.
     Classifier(ClassifierConfig),
 }
@@ -59,6 +63,7 @@ impl ModelConfig {
             ModelConfig::Ae(_) => "ae",
             ModelConfig::Vae(_) => "vae",
             ModelConfig::Dcgan(_) => "dcgan",
+            ModelConfig::VaeGan(_) => "vae-gan",
             ModelConfig::Classifier(_) => "classifier",
         }
     }
@@ -69,6 +74,7 @@ impl ModelConfig {
             ModelConfig::Ae(c) => c.validate(),
             ModelConfig::Vae(c) => c.validate(),
             ModelConfig::Dcgan(c) => c.validate(),
+            ModelConfig::VaeGan(c) => c.validate(),
             ModelConfig::Classifier(c) => c.validate(),
         }
     }
@@ -79,6 +85,7 @@ impl ModelConfig {
             ModelConfig::Ae(c) => c.image = shape,
             ModelConfig::Vae(c) => c.image = shape,
             ModelConfig::Dcgan(c) => c.image = shape,
+            ModelConfig::VaeGan(c) => c.vae.image = shape,
             ModelConfig::Classifier(c) => c.image = shape,
         }
     }
@@ -89,18 +96,25 @@ impl ModelConfig {
             ModelConfig::Ae(c) => c.image,
             ModelConfig::Vae(c) => c.image,
             ModelConfig::Dcgan(c) => c.image,
+            ModelConfig::VaeGan(c) => c.vae.image,
             ModelConfig::Classifier(c) => c.image,
         }
     }
 
     /// Whether the family has an encoder (reconstruction, codes, ELBO).
     pub fn can_encode(&self) -> bool {
-        matches!(self, ModelConfig::Ae(_) | ModelConfig::Vae(_))
+        matches!(
+            self,
+            ModelConfig::Ae(_) | ModelConfig::Vae(_) | ModelConfig::VaeGan(_)
+        )
     }
 
     /// Whether the family generates images from z ~ N(0, I).
     pub fn can_generate(&self) -> bool {
-        matches!(self, ModelConfig::Vae(_) | ModelConfig::Dcgan(_))
+        matches!(
+            self,
+            ModelConfig::Vae(_) | ModelConfig::Dcgan(_) | ModelConfig::VaeGan(_)
+        )
     }
 }
 
@@ -122,6 +136,35 @@ impl Generative for Vae {
     }
     fn generate(&self, z: Tensor<2>) -> Tensor<4> {
         self.decode(z)
+    }
+}
+
+impl Generative for VaeGan {
+    fn noise_dim(&self) -> usize {
+        self.vae.config.latent
+    }
+    fn generate(&self, z: Tensor<2>) -> Tensor<4> {
+        self.vae.decode(z)
+    }
+}
+
+/// The VAE-GAN's encoder and decoder are a VAE's: it reconstructs, encodes and reports the
+/// VAE's pixel -ELBO (the adversarial term has no likelihood meaning).
+impl ImageModel for VaeGan {
+    fn latent_dim(&self) -> usize {
+        self.vae.config.latent
+    }
+    fn objective(&self, x: Tensor<4>, eps: Tensor<2>) -> Objective {
+        self.vae.objective(x, eps)
+    }
+    fn encode_mean(&self, x: Tensor<4>) -> Tensor<2> {
+        self.vae.encode(x).0
+    }
+    fn decode_mean(&self, z: Tensor<2>) -> Tensor<4> {
+        self.vae.decode(z)
+    }
+    fn can_sample(&self) -> bool {
+        true
     }
 }
 

@@ -1,4 +1,4 @@
-//! The adversarial training loop (DCGAN): one flat function whose step reads as two labelled
+//! The adversarial training loop (DCGAN, VAE-GAN): one flat function whose step reads as two labelled
 //! stages, update D then update G, as in pytorch/examples' dcgan. Same run folder, resume,
 //! Ctrl-C and NaN guard as the other families; every epoch draws the same fixed noise through the
 //! generator, so a user sees the same samples improve.
@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::{Event, Observer, Outcome, append_record, begin, read_records, splits, trim_records};
 use crate::checkpoint::{EpochSums, RunDir};
 use crate::config::RunConfig;
-use crate::data::{Batches, Dataset, shuffled_order};
+use crate::data::{Batches, Dataset, ImageSet, shuffled_order};
 use crate::error::{Error, Result};
 use crate::image_io::{batch_tensor, save_grid};
-use crate::models::Dcgan;
+use crate::metrics::{EvalReport, evaluate};
 use crate::models::dcgan::to_tanh;
+use crate::models::{Dcgan, Generative, VaeGan};
 use crate::nn::with_stable_ids;
 use crate::plot::{Series, line_plot};
 use crate::rng::{rng_for, standard_normal, stream};
@@ -39,29 +40,36 @@ pub struct GanEpochRecord {
     pub d_real: f64,
     /// Mean `D(G(z))` on generated images, before the discriminator's update.
     pub d_fake: f64,
+    /// VAE-GAN: the VAE's terms and test evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<VaeParts>,
     /// Training throughput over the epoch, real images per second.
     pub images_per_sec: f64,
     /// Training wall time so far, seconds.
     pub elapsed_secs: f64,
 }
 
+/// A VAE-GAN epoch's VAE numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VaeParts {
+    /// Mean training reconstruction term (pixel nats, or feature squared error).
+    pub train_recon: f64,
+    /// Mean training KL term.
+    pub train_kl: f64,
+    /// The VAE's evaluation on the test split (pixel -ELBO, MSE, PSNR).
+    pub test: EvalReport,
+}
+
 /// Adam for each network: one [`ModuleOptimizer`] holding a separate Adam for the generator's
 /// parameter group and for the discriminator's (the rest), so the two never share state and
 /// the checkpoint keeps both in one file.
-pub(crate) fn gan_optimizer(
-    cfg: &RunConfig,
-    generator: &impl burn::module::Module,
-) -> ModuleOptimizer {
+pub(crate) fn gan_optimizer(cfg: &RunConfig, generator: ParamGroup) -> ModuleOptimizer {
     let t = &cfg.train;
     let adam = AdamConfig::new()
         .with_beta_1(t.betas[0] as f32)
         .with_beta_2(t.betas[1] as f32)
         .with_epsilon(t.eps as f32);
-    adam.init().with_group(
-        ParamGroup::ids_from_module(generator.clone()),
-        adam.build(),
-        None,
-    )
+    adam.init().with_group(generator, adam.build(), None)
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -90,6 +98,10 @@ pub struct GanStep {
     pub d_real_sum: f64,
     /// Sum over the batch of `D(G(z))` before D's update.
     pub d_fake_sum: f64,
+    /// VAE-GAN: sum over the batch of the reconstruction term.
+    pub recon_sum: f64,
+    /// VAE-GAN: sum over the batch of the KL term.
+    pub kl_sum: f64,
 }
 
 /// One DCGAN step on real images `x` (in [0, 1]) and noise `z`: update D, then update G.
@@ -133,14 +145,162 @@ pub fn dcgan_step(
         g_loss,
         d_real_sum: scalar(sigmoid(real_logit).sum()),
         d_fake_sum: scalar(sigmoid(fake_logit).sum()),
+        recon_sum: 0.0,
+        kl_sum: 0.0,
     };
     Ok((gan, stats))
 }
 
-/// Trains (or resumes) a DCGAN run.
+/// One VAE-GAN step on real images `x` (in [0, 1]), posterior noise `eps` and prior noise
+/// `z_p`: update D on real vs reconstructed and sampled images, then update the encoder and
+/// decoder on `recon + beta KL + lambda adversarial` (Larsen et al. 2016, Algorithm 1, with the
+/// encoder and decoder sharing one loss).
+///
+/// # Shapes
+/// `x: [b, c, h, w]`, `eps, z_p: [b, latent]`
+pub fn vae_gan_step(
+    mut m: VaeGan,
+    optim: &mut ModuleOptimizer,
+    x: Tensor<4>,
+    eps: Tensor<2>,
+    z_p: Tensor<2>,
+    lr: f64,
+    at: (usize, usize),
+) -> Result<(VaeGan, GanStep)> {
+    let (loss, real_target, lambda) = (
+        m.config.loss,
+        m.config.real_target(),
+        m.config.adversarial_weight,
+    );
+    let (obj, x_rec) = m.vae_objective(x.clone(), eps); // x_rec: [b, c, h, w]
+    let x_p = m.vae.decode(z_p); // [b, c, h, w]
+    let fakes = to_tanh(Tensor::cat(vec![x_rec, x_p], 0)); // [2b, c, h, w]
+
+    // (1) update D: real images towards "real"; reconstructions and samples (detached) towards
+    // "fake". The real logits are repeated so both kinds of fake weigh as much as the reals.
+    let real_logit = m.discriminator.forward(to_tanh(x)); // [b, 1]
+    let fake_logit = m.discriminator.forward(fakes.clone().detach()); // [2b, 1]
+    let real2 = Tensor::cat(vec![real_logit.clone(), real_logit.clone()], 0); // [2b, 1]
+    let d_loss_t = loss
+        .discriminator(real2, fake_logit.clone(), real_target)
+        .mean();
+    let d_loss = scalar(d_loss_t.clone());
+    guard(d_loss, "discriminator loss", at)?;
+    let grads = GradientsParams::from_grads(d_loss_t.backward(), &m.discriminator);
+    m.discriminator = optim.step(lr, m.discriminator, grads);
+
+    // (2) update the encoder and decoder: the VAE loss plus lambda times the updated D's
+    // adversarial loss on the same reconstructions and samples.
+    let adv_t = loss.generator(m.discriminator.forward(fakes)).mean();
+    let total = obj.loss.clone() + adv_t.clone().mul_scalar(lambda);
+    let g_loss = scalar(adv_t);
+    guard(scalar(total.clone()), "encoder/decoder loss", at)?;
+    let grads = GradientsParams::from_grads(total.backward(), &m.vae);
+    m.vae = optim.step(lr, m.vae, grads);
+
+    let b = real_logit.dims()[0];
+    let stats = GanStep {
+        d_loss,
+        g_loss,
+        d_real_sum: scalar(sigmoid(real_logit).sum()),
+        // D(G(z)) over the prior samples, the second half of the fakes.
+        d_fake_sum: scalar(sigmoid(fake_logit.narrow(0, b, b)).sum()),
+        recon_sum: scalar(obj.recon.sum()),
+        kl_sum: obj.kl.map_or(0.0, |k| scalar(k.sum())),
+    };
+    Ok((m, stats))
+}
+
+/// What the adversarial loop needs from a family: its generator's parameters (for their own
+/// Adam), its step, and its end-of-epoch extras.
+pub(crate) trait Adversarial: Generative {
+    /// The parameters updated in stage (2) (the generator, or the VAE).
+    fn generator_group(&self) -> ParamGroup;
+    /// One step with noise from `(seed, step)`.
+    fn train_step(
+        self,
+        optim: &mut ModuleOptimizer,
+        x: Tensor<4>,
+        seed: u64,
+        lr: f64,
+        at: (usize, usize),
+    ) -> Result<(Self, GanStep)>;
+    /// Test evaluation and reconstruction grid (encoding families).
+    fn end_of_epoch(
+        &self,
+        run: &RunDir,
+        test: &ImageSet,
+        cfg: &RunConfig,
+        epoch: usize,
+        device: &Device,
+    ) -> Result<Option<EvalReport>>;
+}
+
+impl Adversarial for Dcgan {
+    fn generator_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.generator.clone())
+    }
+    fn train_step(
+        self,
+        optim: &mut ModuleOptimizer,
+        x: Tensor<4>,
+        seed: u64,
+        lr: f64,
+        at: (usize, usize),
+    ) -> Result<(Self, GanStep)> {
+        let mut rng = rng_for(seed, stream::TRAIN_NOISE, at.1 as u64);
+        let z = standard_normal(&mut rng, x.dims()[0], self.config.latent, &x.device());
+        dcgan_step(self, optim, x, z, lr, at)
+    }
+    fn end_of_epoch(
+        &self,
+        _: &RunDir,
+        _: &ImageSet,
+        _: &RunConfig,
+        _: usize,
+        _: &Device,
+    ) -> Result<Option<EvalReport>> {
+        Ok(None)
+    }
+}
+
+impl Adversarial for VaeGan {
+    fn generator_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.vae.clone())
+    }
+    fn train_step(
+        self,
+        optim: &mut ModuleOptimizer,
+        x: Tensor<4>,
+        seed: u64,
+        lr: f64,
+        at: (usize, usize),
+    ) -> Result<(Self, GanStep)> {
+        let mut rng = rng_for(seed, stream::TRAIN_NOISE, at.1 as u64);
+        let (b, latent, d) = (x.dims()[0], self.vae.config.latent, x.device());
+        let eps = standard_normal(&mut rng, b, latent, &d);
+        let z_p = standard_normal(&mut rng, b, latent, &d);
+        vae_gan_step(self, optim, x, eps, z_p, lr, at)
+    }
+    fn end_of_epoch(
+        &self,
+        run: &RunDir,
+        test: &ImageSet,
+        cfg: &RunConfig,
+        epoch: usize,
+        device: &Device,
+    ) -> Result<Option<EvalReport>> {
+        let t = &cfg.train;
+        let report = evaluate(self, test, t.batch_size.max(256), t.seed, device)?;
+        super::save_reconstruction_grid(self, run, test, epoch, t.grid_images, device)?;
+        Ok(Some(report))
+    }
+}
+
+/// Trains (or resumes) a DCGAN or VAE-GAN run.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn fit_dcgan(
-    model: Dcgan,
+pub(crate) fn fit_gan<M: Adversarial>(
+    model: M,
     run: &RunDir,
     cfg: &RunConfig,
     resume: bool,
@@ -152,8 +312,8 @@ pub(crate) fn fit_dcgan(
     let t = &cfg.train;
     let ad = device.clone().autodiff();
     let mut gan = with_stable_ids(model);
-    let mut optim = gan_optimizer(cfg, &gan.generator);
-    let latent = gan.config.latent;
+    let mut optim = gan_optimizer(cfg, gan.generator_group());
+    let latent = gan.noise_dim();
 
     // (0) start fresh or pick up the saved state.
     let mut state;
@@ -161,7 +321,7 @@ pub(crate) fn fit_dcgan(
         trim_records::<GanEpochRecord>(run, done, |r| r.epoch)
     })?;
 
-    let (train_set, _) = splits(data, t);
+    let (train_set, test_set) = splits(data, t);
     let batches = Batches::count(train_set.len(), t.batch_size);
     obs.on_event(Event::Start {
         epoch: state.epochs_done + 1,
@@ -178,10 +338,8 @@ pub(crate) fn fit_dcgan(
         for idx in Batches::new(&order, t.batch_size, state.batches_done) {
             let b = idx.len();
             let x = batch_tensor(&train_set, idx, &ad); // [b, c, h, w]
-            let mut rng = rng_for(t.seed, stream::TRAIN_NOISE, state.step as u64);
-            let z = standard_normal(&mut rng, b, latent, &ad); // [b, latent]
             let s;
-            (gan, s) = dcgan_step(gan, &mut optim, x, z, t.lr, (epoch + 1, state.step))?;
+            (gan, s) = gan.train_step(&mut optim, x, t.seed, t.lr, (epoch + 1, state.step))?;
 
             // (3) bookkeeping.
             let p = &mut state.partial;
@@ -190,6 +348,8 @@ pub(crate) fn fit_dcgan(
             p.g_loss += s.g_loss * b as f64;
             p.d_real += s.d_real_sum;
             p.d_fake += s.d_fake_sum;
+            p.recon += s.recon_sum;
+            p.kl += s.kl_sum;
             state.step += 1;
             state.batches_done += 1;
             seen_this_call += b;
@@ -226,6 +386,7 @@ pub(crate) fn fit_dcgan(
         );
         let cols = (t.grid_images as f64).sqrt().ceil() as usize;
         save_grid(valid.generate(z), cols, &run.samples(epoch + 1))?;
+        let test = valid.end_of_epoch(run, &test_set, cfg, epoch + 1, device)?;
         let p = state.partial;
         let n = p.images.max(1) as f64;
         let record = GanEpochRecord {
@@ -235,6 +396,11 @@ pub(crate) fn fit_dcgan(
             g_loss: p.g_loss / n,
             d_real: p.d_real / n,
             d_fake: p.d_fake / n,
+            vae: test.map(|test| VaeParts {
+                train_recon: p.recon / n,
+                train_kl: p.kl / n,
+                test,
+            }),
             images_per_sec: seen_this_call as f64 / train_secs.max(1e-9),
             elapsed_secs: state.elapsed_secs,
         };

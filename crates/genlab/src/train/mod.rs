@@ -138,7 +138,10 @@ pub fn train(
         ModelConfig::Ae(m) => fit(m.init(&ad), run, cfg, resume, data, device, stop, obs),
         ModelConfig::Vae(m) => fit(m.init(&ad), run, cfg, resume, data, device, stop, obs),
         ModelConfig::Dcgan(m) => {
-            gan::fit_dcgan(m.init(&ad), run, cfg, resume, data, device, stop, obs)
+            gan::fit_gan(m.init(&ad), run, cfg, resume, data, device, stop, obs)
+        }
+        ModelConfig::VaeGan(m) => {
+            gan::fit_gan(m.init(&ad), run, cfg, resume, data, device, stop, obs)
         }
         ModelConfig::Classifier(m) => {
             classifier::fit_classifier(m.init(&ad), run, cfg, resume, data, device, stop, obs)
@@ -378,12 +381,24 @@ fn save_epoch_grids<M: ImageModel>(
         );
         save_grid(model.decode_mean(z), cols, &run.samples(epoch))?;
     }
+    save_reconstruction_grid(model, run, test, epoch, n, device)
+}
+
+/// The first test images and their reconstructions, in alternating rows, as a PNG grid.
+pub(crate) fn save_reconstruction_grid<M: ImageModel>(
+    model: &M,
+    run: &RunDir,
+    test: &crate::data::ImageSet,
+    epoch: usize,
+    n: usize,
+    device: &Device,
+) -> Result<()> {
+    let cols = (n as f64).sqrt().ceil() as usize;
     let k = n.min(test.len()) / 2;
     if k > 0 {
         let idx: Vec<usize> = (0..k).collect();
         let x = batch_tensor(test, &idx, device); // [k, c, h, w]
         let y = model.decode_mean(model.encode_mean(x.clone()));
-        // Originals and reconstructions in alternating rows.
         let rows = interleave_rows(x, y, cols);
         save_grid(rows, cols, &run.reconstructions(epoch))?;
     }
