@@ -93,6 +93,146 @@ fn conv_autoencoder_dry_run_and_what_it_cannot_do() {
     fails_with(&genlab(&["interpolate", "runs/a"], d), "autoencoder");
 }
 
+/// DCGAN, VAE-GAN and the feature classifier: dry runs, every command that applies, `eval` with
+/// the shipped classifier and on a samples folder, and the bad inputs of the GAN issue.
+#[test]
+fn adversarial_families_and_generative_eval() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ok = |args: &[&str]| {
+        let o = genlab(args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let gan = dry_run(
+        d,
+        "gan",
+        "runs/g",
+        &["--loss", "hinge", "--label-smoothing", "0.1"],
+    );
+    assert!(gan.join("samples/epoch-001.png").is_file());
+    let log = std::fs::read_to_string(gan.join("metrics.jsonl")).expect("metrics");
+    assert!(
+        log.contains("\"d_real\"") && log.contains("\"d_fake\""),
+        "{log}"
+    );
+    ok(&["sample", "runs/g", "-n", "4", "-o", "s.png"]);
+    ok(&["interpolate", "runs/g", "--steps", "4", "-o", "i.png"]);
+    assert_eq!(
+        image::open(d.join("i.png")).expect("row").width(),
+        4 * 30 + 2
+    );
+    let ev = ok(&["eval", "runs/g", "-n", "50", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ev).expect("json");
+    assert!(v["samples"]["fd"].as_f64().expect("fd") > 0.0, "{ev}");
+    assert_eq!(v["samples"]["generated"], 50);
+    assert_eq!(v["samples"]["features"], "genlab-classifier/mnist");
+    // What a GAN cannot do.
+    fails_with(&genlab(&["reconstruct", "runs/g"], d), "no encoder");
+    fails_with(&genlab(&["eval", "runs/g", "--nll"], d), "no likelihood");
+    fails_with(&genlab(&["train", "gan", "--beta", "2"], d), "--beta");
+    fails_with(
+        &genlab(
+            &["train", "gan", "--label-smoothing", "0.9", "--dry-run"],
+            d,
+        ),
+        "label_smoothing",
+    );
+
+    // VAE-GAN: reconstructs, samples, and has an NLL.
+    dry_run(d, "vae-gan", "runs/vg", &["--feature-recon"]);
+    ok(&["reconstruct", "runs/vg", "-n", "4", "-o", "r.png"]);
+    let ev = ok(&[
+        "eval",
+        "runs/vg",
+        "-n",
+        "20",
+        "--nll",
+        "--k",
+        "4",
+        "--max-images",
+        "8",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ev).expect("json");
+    assert!(v["nll"]["nll"].as_f64().expect("nll") > 0.0, "{ev}");
+    assert!(v["reconstruction"]["psnr"].as_f64().is_some(), "{ev}");
+
+    // A classifier run evaluates to an accuracy and generates nothing.
+    dry_run(d, "classifier", "runs/c", &[]);
+    let ev = ok(&["eval", "runs/c", "--json"]);
+    assert!(ev.contains("\"test_accuracy\""), "{ev}");
+    fails_with(&genlab(&["sample", "runs/c"], d), "classifier");
+
+    // --samples: a folder of 28x28 grey PNGs (some saved as RGB with equal channels) is scored;
+    // wrong sizes, colour, empty folders and a missing --dataset are clear errors.
+    let good = d.join("good");
+    std::fs::create_dir_all(&good).expect("mkdir");
+    for i in 0..8u8 {
+        let img =
+            image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x as u8 * 9) ^ (y as u8 * i)]));
+        if i % 2 == 0 {
+            img.save(good.join(format!("{i}.png"))).expect("png");
+        } else {
+            image::DynamicImage::ImageLuma8(img)
+                .to_rgb8()
+                .save(good.join(format!("{i}.png")))
+                .expect("png");
+        }
+    }
+    let ev = ok(&[
+        "eval",
+        "--samples",
+        "good",
+        "--dataset",
+        "mnist-10k",
+        "--json",
+    ]);
+    assert!(ev.contains("\"precision\""), "{ev}");
+    let big = d.join("big");
+    std::fs::create_dir_all(&big).expect("mkdir");
+    image::GrayImage::new(32, 32)
+        .save(big.join("a.png"))
+        .expect("png");
+    fails_with(
+        &genlab(&["eval", "--samples", "big", "--dataset", "mnist-10k"], d),
+        "expected 28x28",
+    );
+    let colour = d.join("colour");
+    std::fs::create_dir_all(&colour).expect("mkdir");
+    image::RgbImage::from_pixel(28, 28, image::Rgb([200, 10, 10]))
+        .save(colour.join("a.png"))
+        .expect("png");
+    fails_with(
+        &genlab(
+            &["eval", "--samples", "colour", "--dataset", "mnist-10k"],
+            d,
+        ),
+        "colour image",
+    );
+    std::fs::create_dir_all(d.join("empty")).expect("mkdir");
+    fails_with(
+        &genlab(&["eval", "--samples", "empty", "--dataset", "mnist-10k"], d),
+        "no image files",
+    );
+    fails_with(&genlab(&["eval", "--samples", "good"], d), "--dataset");
+    fails_with(
+        &genlab(
+            &[
+                "eval",
+                "--samples",
+                "good",
+                "--dataset",
+                "mnist-10k",
+                "--classifier",
+                "runs/g",
+            ],
+            d,
+        ),
+        "not a classifier",
+    );
+}
+
 #[test]
 fn bad_datasets_are_clear_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
