@@ -61,18 +61,18 @@ pub struct Args {
 
 /// Everything `genlab eval` measured, for `--json`.
 #[derive(Serialize, Default)]
-struct Report {
-    run: Option<String>,
-    kind: String,
-    dataset: String,
+pub struct Report {
+    pub run: Option<String>,
+    pub kind: String,
+    pub dataset: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reconstruction: Option<EvalReport>,
+    pub reconstruction: Option<EvalReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    samples: Option<SampleQuality>,
+    pub samples: Option<SampleQuality>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    nll: Option<NllReport>,
+    pub nll: Option<NllReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    test_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
 }
 
 struct Eval<'a> {
@@ -121,6 +121,80 @@ fn cap(set: &ImageSet, n: usize) -> ImageSet {
     if n > 0 { set.take(n) } else { set.clone() }
 }
 
+/// What to measure on a run (shared by `genlab eval` and `genlab compare`).
+pub struct Measure {
+    /// Generated images for the Fréchet distance and precision/recall.
+    pub n: usize,
+    /// Noise seed of the generated images.
+    pub seed: u64,
+    /// Feature classifier run (default: the shipped one).
+    pub classifier: Option<PathBuf>,
+    /// Importance samples for the NLL, when it is wanted.
+    pub nll_k: Option<usize>,
+    /// Cap on the test images (0 = all).
+    pub max_images: usize,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// Everything the run's family supports, on its test split.
+pub fn measure(
+    run: &OpenRun,
+    data: &genlab::data::Dataset,
+    opts: &Measure,
+    device: &Device,
+) -> Result<Report> {
+    let m = &run.config.model;
+    let test = cap(&data.test, opts.max_images);
+    let mut r = Report {
+        run: None,
+        kind: m.kind().into(),
+        dataset: data.name.clone(),
+        ..Report::default()
+    };
+    if let ModelConfig::Classifier(c) = m {
+        let clf = genlab::checkpoint::load_weights(c.init(device), &run.dir.weights())?;
+        let (_, acc) = genlab::train::classifier::accuracy(&clf, &test, 500, device)?;
+        r.test_accuracy = Some(acc);
+    }
+    if m.can_encode() {
+        r.reconstruction = Some(run.with_model(
+            device,
+            Eval {
+                set: &test,
+                seed: run.config.train.seed,
+                device,
+            },
+        )?);
+    }
+    if m.can_generate() {
+        let net = feature_net(opts.classifier.as_deref(), &data.name, device)?;
+        if !opts.quiet {
+            eprintln!(
+                "scoring {} generated vs {} test images in {} features",
+                opts.n,
+                test.len(),
+                net.name
+            );
+        }
+        let real = net.features_of_set(&test, device)?;
+        r.samples = Some(run.with_generator(
+            device,
+            Quality {
+                net: &net,
+                real: &real,
+                n: opts.n,
+                seed: opts.seed,
+                device,
+            },
+        )?);
+    }
+    if let Some(k) = opts.nll_k {
+        r.nll = Some(nll(&run.config, run, &test, k, opts.quiet, device)?);
+    }
+    Ok(r)
+}
+
 pub fn run(a: Args) -> Result<i32> {
     if let Some(folder) = &a.samples {
         return score_folder(folder, &a);
@@ -157,64 +231,20 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let device = device(a.data.device)?;
     let data = dataset(&run, a.data.data_dir.clone())?;
-    let test = cap(&data.test, a.max_images);
-    let mut r = Report {
-        run: Some(run_path.display().to_string()),
-        kind: m.kind().into(),
-        dataset: data.name.clone(),
-        ..Report::default()
+    let opts = Measure {
+        n: a.n as usize,
+        seed: a.seed,
+        classifier: a.classifier.clone(),
+        nll_k: a.nll.then_some(a.k as usize),
+        max_images: a.max_images,
+        quiet: a.json,
     };
-    if let ModelConfig::Classifier(c) = m {
-        let clf = genlab::checkpoint::load_weights(c.init(&device), &run.dir.weights())?;
-        let (_, acc) = genlab::train::classifier::accuracy(&clf, &test, 500, &device)?;
-        r.test_accuracy = Some(acc);
-    }
-    if m.can_encode() {
-        r.reconstruction = Some(run.with_model(
-            &device,
-            Eval {
-                set: &test,
-                seed: run.config.train.seed,
-                device: &device,
-            },
-        )?);
-    }
-    if m.can_generate() {
-        let net = feature_net(a.classifier.as_deref(), &data.name, &device)?;
-        if !a.json {
-            eprintln!(
-                "scoring {} generated vs {} test images in {} features",
-                a.n,
-                test.len(),
-                net.name
-            );
-        }
-        let real = net.features_of_set(&test, &device)?;
-        r.samples = Some(run.with_generator(
-            &device,
-            Quality {
-                net: &net,
-                real: &real,
-                n: a.n as usize,
-                seed: a.seed,
-                device: &device,
-            },
-        )?);
-    }
-    if a.nll {
-        r.nll = Some(nll(
-            &run.config,
-            &run,
-            &test,
-            a.k as usize,
-            a.json,
-            &device,
-        )?);
-    }
+    let mut r = measure(&run, &data, &opts, &device)?;
+    r.run = Some(run_path.display().to_string());
     print(&r, a.json)
 }
 
-fn nll(
+pub fn nll(
     cfg: &RunConfig,
     run: &OpenRun,
     test: &ImageSet,

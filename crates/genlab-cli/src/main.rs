@@ -5,6 +5,7 @@
 mod bench;
 mod codec;
 mod common;
+mod compare;
 mod data;
 mod eval;
 mod eval_sr;
@@ -31,13 +32,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model (vae, ae, or sr for super-resolution) and write a run folder.
+    /// Train a model (vae, ae, gan, vae-gan, classifier, or sr for super-resolution) and write a
+    /// run folder.
     Train(Box<train::Args>),
     /// Decode z ~ N(0, I) into a grid of new images.
     Sample(sample::Args),
     /// Original test images above their reconstructions, as a grid.
     Reconstruct(reconstruct::Args),
-    /// Decode a straight line in latent space between two encoded test images.
+    /// Decode a straight line in latent space: between two encoded test images (VAE), or two
+    /// noise vectors (GAN).
     Interpolate(interpolate::Args),
     /// Encode an image file to a latent code file (the "compression" use).
     Encode(codec::EncodeArgs),
@@ -52,6 +55,8 @@ enum Command {
     Data(data::Args),
     /// Training speed (images/s, median of timed windows) of the reference workloads.
     Bench(bench::Args),
+    /// Train the autoencoder, VAE, DCGAN and VAE-GAN with one budget and tabulate them.
+    Compare(compare::Args),
 }
 
 fn main() {
@@ -67,6 +72,7 @@ fn main() {
         Command::Upscale(a) => upscale::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
