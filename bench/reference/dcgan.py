@@ -13,6 +13,10 @@ Usage:
   # train with the same budget as `genlab train gan --preset fashion-dcgan --epochs E`, then write
   # N samples as PNGs for `genlab eval --samples DIR --dataset fashion-mnist`:
   python3 bench/reference/dcgan.py --dataset fashion-mnist --epochs 5 --samples-out /tmp/torch-dcgan -n 10000
+  # or keep the trained PyTorch weights as a genlab run folder (genlab eval / sample read it):
+  python3 bench/reference/dcgan.py --dataset fashion-mnist --epochs 5 --save-run runs/torch-dcgan-fashion
+  # the fixture of genlab's test models::dcgan::tests::forward_matches_pytorch:
+  python3 bench/reference/dcgan.py --make-fixture crates/genlab/tests/fixtures/dcgan-seed0.safetensors
   # W3 training speed (same windows as `genlab bench -w dcgan`):
   python3 bench/reference/dcgan.py --speed --json speed-dcgan.json
 """
@@ -30,37 +34,91 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vae import env_info, load_dataset  # noqa: E402  (same IDX reader and splits)
+from vae import REPO, env_info, load_dataset  # noqa: E402  (same IDX reader and splits)
 
 
+# Module names follow genlab's parameter paths (generator.fc, generator.fc_norm,
+# generator.deconvs.0, generator.norms.0, discriminator.convs.0, ...), so a state dict saved here
+# loads into genlab and genlab's weights.safetensors load here.
 class Generator(nn.Module):
     def __init__(self, latent=100, ch=(64, 128), out=1):
         super().__init__()
         self.start = ch[1]
         self.fc = nn.Linear(latent, ch[1] * 7 * 7)
         self.fc_norm = nn.BatchNorm2d(ch[1])
-        self.d0 = nn.ConvTranspose2d(ch[1], ch[0], 4, 2, 1, bias=False)
-        self.n0 = nn.BatchNorm2d(ch[0])
-        self.d1 = nn.ConvTranspose2d(ch[0], out, 4, 2, 1, bias=False)
+        self.deconvs = nn.ModuleList([nn.ConvTranspose2d(ch[1], ch[0], 4, 2, 1, bias=False),
+                                      nn.ConvTranspose2d(ch[0], out, 4, 2, 1, bias=False)])
+        self.norms = nn.ModuleList([nn.BatchNorm2d(ch[0])])
 
     def forward(self, z):
         x = F.relu(self.fc_norm(self.fc(z).view(-1, self.start, 7, 7)))  # [b, 128, 7, 7]
-        x = F.relu(self.n0(self.d0(x)))  # [b, 64, 14, 14]
-        return torch.tanh(self.d1(x))  # [b, 1, 28, 28]
+        x = F.relu(self.norms[0](self.deconvs[0](x)))  # [b, 64, 14, 14]
+        return torch.tanh(self.deconvs[1](x))  # [b, 1, 28, 28]
 
 
 class Discriminator(nn.Module):
     def __init__(self, ch=(64, 128), inp=1):
         super().__init__()
-        self.c0 = nn.Conv2d(inp, ch[0], 4, 2, 1, bias=False)
-        self.c1 = nn.Conv2d(ch[0], ch[1], 4, 2, 1, bias=False)
-        self.n1 = nn.BatchNorm2d(ch[1])
+        self.convs = nn.ModuleList([nn.Conv2d(inp, ch[0], 4, 2, 1, bias=False),
+                                    nn.Conv2d(ch[0], ch[1], 4, 2, 1, bias=False)])
+        self.norms = nn.ModuleList([nn.BatchNorm2d(ch[1])])
         self.fc = nn.Linear(ch[1] * 7 * 7, 1)
 
     def forward(self, x):
-        x = F.leaky_relu(self.c0(x), 0.2)  # [b, 64, 14, 14]
-        x = F.leaky_relu(self.n1(self.c1(x)), 0.2)  # [b, 128, 7, 7]
+        x = F.leaky_relu(self.convs[0](x), 0.2)  # [b, 64, 14, 14]
+        x = F.leaky_relu(self.norms[0](self.convs[1](x)), 0.2)  # [b, 128, 7, 7]
         return self.fc(x.flatten(1))  # [b, 1]
+
+
+def genlab_state(g, d):
+    """Both networks' tensors under genlab's names (no num_batches_tracked)."""
+    out = {}
+    for prefix, m in (("generator", g), ("discriminator", d)):
+        for k, v in m.state_dict().items():
+            if not k.endswith("num_batches_tracked"):
+                out[f"{prefix}.{k}"] = v.detach().contiguous()
+    return out
+
+
+def save_run(g, d, folder, dataset):
+    """A genlab run folder (config.toml + weights.safetensors) that `genlab eval` / `sample` read."""
+    from safetensors.torch import save_file
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(REPO, "configs", "fashion-dcgan.toml")) as f:
+        cfg = f.read().replace('dataset = "fashion-mnist"', f'dataset = "{dataset}"')
+    cfg = cfg.replace("[model]\n", "[model]\nimage = [1, 28, 28]\n", 1)
+    with open(os.path.join(folder, "config.toml"), "w") as f:
+        f.write("# Trained by bench/reference/dcgan.py (PyTorch), not by genlab.\n" + cfg)
+    save_file(genlab_state(g, d), os.path.join(folder, "weights.safetensors"))
+
+
+def make_fixture(path):
+    """A small random DCGAN (latent 10, channels 8/16, seed 0; weights ~ N(0, 0.2) so outputs are
+    far from 0; non-trivial batch-norm statistics and scales); prints G(z) and D(G(z))."""
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    g, d = Generator(latent=10, ch=(8, 16)), Discriminator(ch=(8, 16))
+    for m in list(g.modules()) + list(d.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.2)
+            if m.bias is not None:
+                nn.init.normal_(m.bias, 0.0, 0.1)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.2)
+            nn.init.normal_(m.bias, 0.0, 0.1)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    g.eval()
+    d.eval()
+    save_file(genlab_state(g, d), path)
+    z = (torch.arange(20, dtype=torch.float32).reshape(2, 10) % 7 - 3) / 3  # ((i % 7) - 3) / 3
+    with torch.no_grad():
+        x = g(z)
+        logits = d(x)
+    print("G(z)[0, 0, 0, :6] =", [round(v, 6) for v in x[0, 0, 0, :6].tolist()])
+    print("G(z)[1, 0, 14, 10:16] =", [round(v, 6) for v in x[1, 0, 14, 10:16].tolist()])
+    print("sum G(z) =", round(x.sum().item(), 5))
+    print("D(G(z)) =", [round(v, 6) for v in logits.flatten().tolist()])
 
 
 def dcgan_init(m):
@@ -123,6 +181,8 @@ def train(args):
         print(f"epoch {epoch + 1}: D loss {dl / steps:.3f} G loss {gl / steps:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     secs = time.perf_counter() - t0
+    if args.save_run:
+        save_run(g, d, args.save_run, args.dataset)
     res = {"mode": "train", "dataset": args.dataset, "epochs": args.epochs, "train_seconds": secs,
            "images_per_s": args.epochs * n / secs, "env": env_info(args)}
     if args.samples_out:
@@ -188,6 +248,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples-out", metavar="DIR", help="write -n generated PNGs here after training")
     p.add_argument("-n", type=int, default=10000)
+    p.add_argument("--save-run", metavar="DIR", help="after training, write a genlab run folder (config + weights)")
+    p.add_argument("--make-fixture", metavar="OUT", help="write the test fixture of models::dcgan and print its outputs")
     p.add_argument("--speed", action="store_true")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--windows", type=int, default=7)
@@ -195,6 +257,9 @@ def main():
     p.add_argument("--json", metavar="OUT")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.make_fixture:
+        make_fixture(args.make_fixture)
+        return
     res = speed(args) if args.speed else train(args)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -251,6 +251,50 @@ mod tests {
         }
     }
 
+    /// A small DCGAN (latent 10, channels 8/16) initialised and saved by PyTorch 2.15
+    /// (`python3 bench/reference/dcgan.py --make-fixture
+    /// crates/genlab/tests/fixtures/dcgan-seed0.safetensors`, module names = genlab's parameter
+    /// paths), loaded here and run in inference mode (batch norm with running statistics) on the
+    /// same z; the script printed the values below.
+    #[test]
+    fn forward_matches_pytorch() {
+        let d = Device::flex();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/dcgan-seed0.safetensors");
+        let cfg = DcganConfig {
+            latent: 10,
+            g_channels: vec![8, 16],
+            d_channels: vec![8, 16],
+            ..DcganConfig::default()
+        };
+        let m: Dcgan = crate::checkpoint::load_weights(cfg.init(&d), &path).expect("fixture");
+        let z: Vec<f32> = (0..20).map(|i| ((i % 7) as f32 - 3.0) / 3.0).collect();
+        let z = Tensor::<1>::from_floats(z.as_slice(), &d).reshape([2, 10]);
+        let x = m.generator.forward(z); // [2, 1, 28, 28] in [-1, 1]
+        let logits = m
+            .discriminator
+            .forward(x.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let v = x.into_data().try_into_vec::<f32>().expect("f32");
+        let close = |a: f32, b: f32| assert!((a - b).abs() < 2e-5, "{a} vs {b}");
+        let row0 = [0.02394, 0.196428, 0.008421, -0.101695, -0.175061, -0.065388];
+        for (k, want) in row0.iter().enumerate() {
+            close(v[k], *want);
+        }
+        let row = [
+            -0.41829, -0.099759, -0.416766, -0.206495, -0.138268, -0.046602,
+        ];
+        for (k, want) in row.iter().enumerate() {
+            close(v[784 + 14 * 28 + 10 + k], *want);
+        }
+        let sum: f32 = v.iter().sum();
+        assert!((sum + 87.24136).abs() < 1e-3, "sum {sum}");
+        close(logits[0], -1.937349);
+        close(logits[1], 0.069095);
+    }
+
     #[test]
     fn bad_sizes_are_config_errors() {
         let cfg = DcganConfig {
