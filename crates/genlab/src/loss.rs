@@ -163,7 +163,7 @@ mod tests {
         for (a, b) in v(ns.generator(f.clone())).into_iter().zip([
             0.9740769841801067,
             0.2014132779827524,
-            0.6931471805599453,
+            std::f64::consts::LN_2,
         ]) {
             close(a, b);
         }
