@@ -213,3 +213,47 @@ pub fn shipped_config(dataset: &str) -> Option<ClassifierConfig> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataOptions, DatasetSpec, load};
+
+    /// The shipped classifiers meet the accuracy targets on their test splits (MNIST:
+    /// mnist-10k's 1,000 test images, embedded; Fashion-MNIST: its 10,000 test images, from
+    /// Debian's dataset-fashion-mnist, which `.ci/run` installs).
+    #[test]
+    fn shipped_classifiers_meet_their_accuracy_targets() {
+        let d = Device::flex();
+        for (name, spec, target) in [
+            ("mnist-10k", DatasetSpec::Mnist10k, 0.99),
+            ("fashion-mnist", DatasetSpec::FashionMnist, 0.91),
+        ] {
+            let data = load(&spec, &DataOptions::default()).unwrap_or_else(|e| {
+                panic!("{name}: {e} (install it: apt-get install dataset-fashion-mnist)")
+            });
+            let net = shipped_classifier(name, &d).expect("shipped classifier loads");
+            let (_, acc) = crate::train::classifier::accuracy(&net.model, &data.test, 500, &d)
+                .expect("accuracy");
+            assert!(acc >= target, "{name}: accuracy {acc} < {target}");
+        }
+        assert!(shipped_classifier("cifar10", &d).is_err());
+    }
+
+    #[test]
+    fn samples_of_the_test_set_score_near_zero_against_itself() {
+        let d = Device::flex();
+        let data = crate::data::embedded::mnist_10k().expect("data");
+        let net = shipped_classifier("mnist-10k", &d).expect("classifier");
+        let real = net.features_of_set(&data.test, &d).expect("features");
+        let q = sample_quality(&real, &real, &net.name, &d).expect("quality");
+        assert!(q.fd.abs() < 1e-6, "{q:?}");
+        assert_eq!((q.precision, q.recall), (1.0, 1.0));
+        // Training images are a different sample of the same distribution: small but > 0.
+        let other = net
+            .features_of_set(&data.train.take(1000), &d)
+            .expect("features");
+        let q = sample_quality(&real, &other, &net.name, &d).expect("quality");
+        assert!(q.fd > 0.0 && q.precision > 0.6 && q.recall > 0.6, "{q:?}");
+    }
+}
