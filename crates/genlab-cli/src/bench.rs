@@ -11,11 +11,11 @@ use crate::common::{DeviceArg, device};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Workloads to time (repeatable): mlp-vae, conv-vae, fsrcnn (training images/s),
+    /// Workloads to time (repeatable): mlp-vae, conv-vae, fsrcnn, dcgan (training images/s),
     /// fsrcnn-upscale (upscaling input megapixels/s); default: all.
     #[arg(long = "workload", short = 'w')]
     workloads: Vec<String>,
-    /// Images per step (default: 128 for the VAEs, 32 for fsrcnn, as in BENCHMARKS.md).
+    /// Images per step (default: 128 for the VAEs, 32 for fsrcnn, 64 for dcgan, as in BENCHMARKS.md).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
     /// Timed windows per workload (the median is reported).

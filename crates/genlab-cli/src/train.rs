@@ -48,8 +48,9 @@ pub struct Args {
     #[arg(value_enum)]
     pub family: Option<Family>,
     /// Preset: a built-in name (mnist-vae, mnist-conv-vae, mnist-ae, mnist-conv-ae, fashion-vae,
-    /// fashion-conv-vae, mnist-dcgan, fashion-dcgan, cifar10-dcgan) or a TOML file. Default:
-    /// mnist-vae / mnist-ae (mnist-conv-* with --arch conv) / mnist-dcgan.
+    /// fashion-conv-vae, mnist-dcgan, fashion-dcgan, cifar10-dcgan, mnist-vae-gan,
+    /// fashion-vae-gan, mnist-classifier, fashion-classifier) or a TOML file. Default: mnist-vae /
+    /// mnist-ae (mnist-conv-* with --arch conv) / mnist-dcgan / mnist-vae-gan / mnist-classifier.
     #[arg(long)]
     pub preset: Option<String>,
     /// Network body, to pick the default preset.
@@ -511,12 +512,18 @@ pub fn run(a: Args) -> Result<i32> {
     match outcome {
         Outcome::Finished(_) => {
             println!(
-                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png, samples/{})",
+                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png{}{})",
                 run.dir.display(),
-                match &cfg.model {
-                    m if m.can_encode() => ", reconstructions/",
-                    _ => "",
-                }
+                if cfg.model.can_generate() {
+                    ", samples/"
+                } else {
+                    ""
+                },
+                if cfg.model.can_encode() {
+                    ", reconstructions/"
+                } else {
+                    ""
+                },
             );
             Ok(0)
         }
