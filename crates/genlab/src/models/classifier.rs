@@ -10,7 +10,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,9 @@ pub struct ClassifierConfig {
     pub classes: usize,
     /// Training augmentation: random shifts of up to this many pixels.
     pub shift: usize,
+    /// Dropout probability on the feature layer while training (0 = none; features and
+    /// inference are unaffected).
+    pub dropout: f64,
     /// Image shape `[c, h, w]`; set from the dataset when training.
     pub image: [usize; 3],
 }
@@ -40,6 +45,7 @@ impl Default for ClassifierConfig {
             features: 128,
             classes: 10,
             shift: 2,
+            dropout: 0.0,
             image: [1, 28, 28],
         }
     }
@@ -64,6 +70,13 @@ impl ClassifierConfig {
                     self.channels, self.features, self.classes
                 ),
                 "channels > 0, features > 0, classes >= 2",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "model.dropout",
+                self.dropout,
+                "a probability in [0, 1)",
             ));
         }
         if self.shift >= h.min(w) / 2 {
@@ -93,6 +106,7 @@ impl ClassifierConfig {
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             fc: LinearConfig::new(c1 * (h / 4) * (w / 4), self.features).init(device),
             out: LinearConfig::new(self.features, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
             config: self.clone(),
         }
     }
@@ -115,6 +129,8 @@ pub struct Classifier {
     pub fc: Linear,
     /// Features -> class logits.
     pub out: Linear,
+    /// Dropout on the features (training only).
+    pub dropout: Dropout,
     /// The config the model was built from.
     #[module(skip)]
     pub config: ClassifierConfig,
@@ -140,7 +156,7 @@ impl Classifier {
     /// # Shapes
     /// `[b, c, h, w]` in [0, 1] -> `[b, classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.out.forward(self.features(x))
+        self.out.forward(self.dropout.forward(self.features(x)))
     }
 }
 
@@ -173,6 +189,38 @@ mod tests {
             let x = Tensor::zeros([2, image[0], image[1], image[2]], &d);
             assert_eq!(m.features(x.clone()).dims(), [2, 128]);
             assert_eq!(m.forward(x).dims(), [2, 10]);
+        }
+    }
+
+    /// Dropout acts only while training (on the autodiff device), so logits at evaluation are
+    /// deterministic; a probability outside [0, 1) is a config error.
+    #[test]
+    fn dropout_is_training_only_and_validated() {
+        let d = Device::flex();
+        let cfg = ClassifierConfig {
+            dropout: 0.5,
+            ..ClassifierConfig::default()
+        };
+        cfg.validate().expect("valid");
+        let m = cfg.init(&d);
+        let x = Tensor::<4>::random([4, 1, 28, 28], burn::tensor::Distribution::Default, &d);
+        let a = m.forward(x.clone()).into_data();
+        let b = m.forward(x.clone()).into_data();
+        assert_eq!(a, b);
+        // On the training device two passes drop different features.
+        let ad = d.clone().autodiff();
+        let m = cfg.init(&ad);
+        let x = x.to_device(&ad);
+        let a = m.forward(x.clone()).into_data();
+        let b = m.forward(x).into_data();
+        assert_ne!(a, b);
+        for p in [-0.1, 1.0, f64::NAN] {
+            let bad = ClassifierConfig {
+                dropout: p,
+                ..ClassifierConfig::default()
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("model.dropout"), "{e}");
         }
     }
 
