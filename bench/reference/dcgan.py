@@ -23,6 +23,7 @@ Usage:
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import sys
@@ -80,13 +81,14 @@ def genlab_state(g, d):
     return out
 
 
-def save_run(g, d, folder, dataset):
+def save_run(g, d, folder, dataset, epochs):
     """A genlab run folder (config.toml + weights.safetensors) that `genlab eval` / `sample` read."""
     from safetensors.torch import save_file
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(REPO, "configs", "fashion-dcgan.toml")) as f:
         cfg = f.read().replace('dataset = "fashion-mnist"', f'dataset = "{dataset}"')
     cfg = cfg.replace("[model]\n", "[model]\nimage = [1, 28, 28]\n", 1)
+    cfg = re.sub(r"(?m)^epochs = \d+$", f"epochs = {epochs}", cfg)
     with open(os.path.join(folder, "config.toml"), "w") as f:
         f.write("# Trained by bench/reference/dcgan.py (PyTorch), not by genlab.\n" + cfg)
     save_file(genlab_state(g, d), os.path.join(folder, "weights.safetensors"))
@@ -182,7 +184,7 @@ def train(args):
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     secs = time.perf_counter() - t0
     if args.save_run:
-        save_run(g, d, args.save_run, args.dataset)
+        save_run(g, d, args.save_run, args.dataset, args.epochs)
     res = {"mode": "train", "dataset": args.dataset, "epochs": args.epochs, "train_seconds": secs,
            "images_per_s": args.epochs * n / secs, "env": env_info(args)}
     if args.samples_out:
