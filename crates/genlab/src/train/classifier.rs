@@ -10,8 +10,10 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Event, Observer, Outcome, append_record, begin, read_records, splits, trim_records};
-use crate::checkpoint::{EpochSums, RunDir};
+use super::{
+    Event, Observer, Outcome, append_record, begin, end_epoch, read_records, splits, trim_records,
+};
+use crate::checkpoint::RunDir;
 use crate::config::RunConfig;
 use crate::data::{Batches, Dataset, ImageSet, shuffled_order};
 use crate::error::{Error, Result};
@@ -204,24 +206,18 @@ pub(crate) fn fit_classifier(
         };
         append_record(run, &record)?;
         plot_classifier(run)?;
-        state.epochs_done = epoch + 1;
-        state.batches_done = 0;
-        state.partial = EpochSums::default();
-        state.status = if epoch + 1 == t.epochs {
-            "finished".into()
-        } else {
-            "running".into()
-        };
-        run.save_checkpoint(&model, &optim, &mut state)?;
-        obs.on_event(Event::ClassifierEpoch(&record));
-
-        if stop.load(Ordering::SeqCst) && epoch + 1 < t.epochs {
-            state.status = "interrupted".into();
-            run.save_checkpoint(&model, &optim, &mut state)?;
-            return Ok(Outcome::Interrupted {
-                epoch: epoch + 1,
-                step: state.step,
-            });
+        let end = end_epoch(
+            run,
+            &model,
+            &optim,
+            &mut state,
+            epoch,
+            t.epochs,
+            stop,
+            || obs.on_event(Event::ClassifierEpoch(&record)),
+        )?;
+        if let Some(out) = end {
+            return Ok(out);
         }
     }
     Ok(Outcome::Finished(None))

@@ -276,25 +276,19 @@ fn fit<M: ImageModel>(
         };
         append_record(run, &record)?;
         plot_losses(run)?;
-        state.epochs_done = epoch + 1;
-        state.batches_done = 0;
-        state.partial = EpochSums::default();
-        state.status = if epoch + 1 == t.epochs {
-            "finished".into()
-        } else {
-            "running".into()
-        };
-        run.save_checkpoint(&model, &optim, &mut state)?;
-        obs.on_event(Event::Epoch(&record));
+        let end = end_epoch(
+            run,
+            &model,
+            &optim,
+            &mut state,
+            epoch,
+            t.epochs,
+            stop,
+            || obs.on_event(Event::Epoch(&record)),
+        )?;
         last = Some(record);
-
-        if stop.load(Ordering::SeqCst) && epoch + 1 < t.epochs {
-            state.status = "interrupted".into();
-            run.save_checkpoint(&model, &optim, &mut state)?;
-            return Ok(Outcome::Interrupted {
-                epoch: epoch + 1,
-                step: state.step,
-            });
+        if let Some(out) = end {
+            return Ok(out);
         }
     }
     Ok(Outcome::Finished(last))
@@ -417,6 +411,43 @@ pub fn interleave_rows(a: Tensor<4>, b: Tensor<4>, cols: usize) -> Tensor<4> {
         s = e;
     }
     Tensor::cat(parts, 0)
+}
+
+/// The end of an epoch, the same in every trainer: the epoch's running sums are reset, the
+/// checkpoint is written (`finished` after the last epoch, else `running`), `announce` tells the
+/// observer, and a stop request that arrived during the epoch ends the run there (`interrupted`,
+/// checkpointed again) unless it was the last epoch. `Some(outcome)` means: return it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn end_epoch<M: Module>(
+    run: &RunDir,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &mut TrainState,
+    epoch: usize,
+    epochs: usize,
+    stop: &AtomicBool,
+    announce: impl FnOnce(),
+) -> Result<Option<Outcome>> {
+    state.epochs_done = epoch + 1;
+    state.batches_done = 0;
+    state.partial = EpochSums::default();
+    state.status = if epoch + 1 == epochs {
+        "finished"
+    } else {
+        "running"
+    }
+    .into();
+    run.save_checkpoint(model, optim, state)?;
+    announce();
+    if stop.load(Ordering::SeqCst) && epoch + 1 < epochs {
+        state.status = "interrupted".into();
+        run.save_checkpoint(model, optim, state)?;
+        return Ok(Some(Outcome::Interrupted {
+            epoch: epoch + 1,
+            step: state.step,
+        }));
+    }
+    Ok(None)
 }
 
 /// Appends one record as a line of `metrics.jsonl`.

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Event, Observer, Outcome, append_record, read_records, trim_records};
+use super::{Event, Observer, Outcome, append_record, end_epoch, read_records, trim_records};
 use crate::checkpoint::{EpochSums, RunDir, TrainState, load_weights};
 use crate::config::SrRunConfig;
 use crate::error::{Error, Result};
@@ -522,24 +522,11 @@ fn fit_sr<N: SrNet>(
         };
         append_record(run, &record)?;
         plot_sr(run)?;
-        state.epochs_done = epoch + 1;
-        state.batches_done = 0;
-        state.partial = EpochSums::default();
-        state.status = if epoch + 1 == t.epochs {
-            "finished"
-        } else {
-            "running"
-        }
-        .into();
-        run.save_checkpoint(&net, &optim, &mut state)?;
-        obs.on_event(Event::SrEpoch(&record));
-        if stop.load(Ordering::SeqCst) && epoch + 1 < t.epochs {
-            state.status = "interrupted".into();
-            run.save_checkpoint(&net, &optim, &mut state)?;
-            return Ok(Outcome::Interrupted {
-                epoch: epoch + 1,
-                step: state.step,
-            });
+        let end = end_epoch(run, &net, &optim, &mut state, epoch, t.epochs, stop, || {
+            obs.on_event(Event::SrEpoch(&record))
+        })?;
+        if let Some(out) = end {
+            return Ok(out);
         }
     }
     Ok(Outcome::Finished(None))
