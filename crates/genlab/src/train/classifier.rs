@@ -2,7 +2,7 @@
 //! cross-entropy on the labelled training split with random-shift augmentation, Adam, test
 //! accuracy every epoch. Same run folder, resume, Ctrl-C and NaN guard as the other families.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams};
@@ -11,7 +11,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Event, Observer, Outcome, append_record, begin, end_epoch, read_records, splits, trim_records,
+    Event, Observer, Outcome, append_record, begin, end_epoch, read_records, splits,
+    stop_mid_epoch, trim_records,
 };
 use crate::checkpoint::RunDir;
 use crate::config::RunConfig;
@@ -178,14 +179,8 @@ pub(crate) fn fit_classifier(
             });
 
             // (4) stop on request.
-            if stop.load(Ordering::SeqCst) {
-                state.elapsed_secs += secs;
-                state.status = "interrupted".into();
-                run.save_checkpoint(&model, &optim, &mut state)?;
-                return Ok(Outcome::Interrupted {
-                    epoch: epoch + 1,
-                    step: state.step,
-                });
+            if let Some(out) = stop_mid_epoch(run, &model, &optim, &mut state, epoch, secs, stop)? {
+                return Ok(out);
             }
         }
         let train_secs = started.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 //! Ctrl-C and NaN guard as the other families; every epoch draws the same fixed noise through the
 //! generator, so a user sees the same samples improve.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::module::ParamGroup;
@@ -13,7 +13,8 @@ use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Event, Observer, Outcome, append_record, begin, end_epoch, read_records, splits, trim_records,
+    Event, Observer, Outcome, append_record, begin, end_epoch, read_records, splits,
+    stop_mid_epoch, trim_records,
 };
 use crate::checkpoint::RunDir;
 use crate::config::RunConfig;
@@ -365,14 +366,8 @@ pub(crate) fn fit_gan<M: Adversarial>(
             });
 
             // (4) stop on request: checkpoint mid-epoch and return.
-            if stop.load(Ordering::SeqCst) {
-                state.elapsed_secs += secs;
-                state.status = "interrupted".into();
-                run.save_checkpoint(&gan, &optim, &mut state)?;
-                return Ok(Outcome::Interrupted {
-                    epoch: epoch + 1,
-                    step: state.step,
-                });
+            if let Some(out) = stop_mid_epoch(run, &gan, &optim, &mut state, epoch, secs, stop)? {
+                return Ok(out);
             }
         }
         let train_secs = started.elapsed().as_secs_f64();
@@ -457,6 +452,8 @@ fn plot_gan(run: &RunDir) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+
     use crate::checkpoint::load_weights;
     use crate::models::{DcganConfig, ModelConfig};
     use crate::train::{Silent, train};

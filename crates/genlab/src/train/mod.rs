@@ -238,14 +238,8 @@ fn fit<M: ImageModel>(
             });
 
             // (5) stop on request: checkpoint mid-epoch and return.
-            if stop.load(Ordering::SeqCst) {
-                state.elapsed_secs += secs;
-                state.status = "interrupted".into();
-                run.save_checkpoint(&model, &optim, &mut state)?;
-                return Ok(Outcome::Interrupted {
-                    epoch: epoch + 1,
-                    step: state.step,
-                });
+            if let Some(out) = stop_mid_epoch(run, &model, &optim, &mut state, epoch, secs, stop)? {
+                return Ok(out);
             }
         }
         let train_secs = started.elapsed().as_secs_f64();
@@ -411,6 +405,31 @@ pub fn interleave_rows(a: Tensor<4>, b: Tensor<4>, cols: usize) -> Tensor<4> {
         s = e;
     }
     Tensor::cat(parts, 0)
+}
+
+/// A stop request (Ctrl-C) seen between two batches, the same in every trainer: the run is
+/// checkpointed mid-epoch as `interrupted`, with the `secs` trained so far in this call added to
+/// its clock. `Some(outcome)` means: return it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stop_mid_epoch<M: Module>(
+    run: &RunDir,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &mut TrainState,
+    epoch: usize,
+    secs: f64,
+    stop: &AtomicBool,
+) -> Result<Option<Outcome>> {
+    if !stop.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    state.elapsed_secs += secs;
+    state.status = "interrupted".into();
+    run.save_checkpoint(model, optim, state)?;
+    Ok(Some(Outcome::Interrupted {
+        epoch: epoch + 1,
+        step: state.step,
+    }))
 }
 
 /// The end of an epoch, the same in every trainer: the epoch's running sums are reset, the

@@ -13,7 +13,7 @@
 //! draws of step `k` depend only on (seed, k), so a resumed run continues exactly.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -21,7 +21,9 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Event, Observer, Outcome, append_record, end_epoch, read_records, trim_records};
+use super::{
+    Event, Observer, Outcome, append_record, end_epoch, read_records, stop_mid_epoch, trim_records,
+};
 use crate::checkpoint::{EpochSums, RunDir, TrainState, load_weights};
 use crate::config::SrRunConfig;
 use crate::error::{Error, Result};
@@ -494,14 +496,8 @@ fn fit_sr<N: SrNet>(
                 loss: l,
                 images_per_sec: seen as f64 / secs.max(1e-9),
             });
-            if stop.load(Ordering::SeqCst) {
-                state.elapsed_secs += secs;
-                state.status = "interrupted".into();
-                run.save_checkpoint(&net, &optim, &mut state)?;
-                return Ok(Outcome::Interrupted {
-                    epoch: epoch + 1,
-                    step: state.step,
-                });
+            if let Some(out) = stop_mid_epoch(run, &net, &optim, &mut state, epoch, secs, stop)? {
+                return Ok(out);
             }
         }
         let train_secs = started.elapsed().as_secs_f64();
