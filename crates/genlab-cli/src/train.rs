@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every", "output_lr_scale"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -124,6 +124,9 @@ pub struct Args {
     /// sr: halve the learning rate every N epochs (0: never).
     #[arg(long)]
     pub lr_halve_every: Option<usize>,
+    /// sr: the output layer learns at lr times this (default 1; the FSRCNN paper used 0.1).
+    #[arg(long)]
+    pub output_lr_scale: Option<f64>,
     /// sr: start from the weights of this SR run (all layers but the upsampler when the scale
     /// differs, as the FSRCNN paper does to train x3/x4 from x2).
     #[arg(long)]
@@ -143,6 +146,7 @@ impl Args {
             (self.patch.is_some(), "--patch"),
             (self.init_from.is_some(), "--init-from"),
             (self.lr_halve_every.is_some(), "--lr-halve-every"),
+            (self.output_lr_scale.is_some(), "--output-lr-scale"),
         ] {
             if set {
                 v.push(name);

@@ -68,6 +68,9 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(v) = a.lr_halve_every {
         t.lr_halve_every = v;
     }
+    if let Some(v) = a.output_lr_scale {
+        t.output_lr_scale = v;
+    }
     if let Some(p) = &a.init_from {
         t.init_from = p.display().to_string();
     }

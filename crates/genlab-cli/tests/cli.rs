@@ -720,6 +720,10 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
         "nowhere",
     );
     fails_with(
+        &genlab(&["train", "sr", "--output-lr-scale", "0", "--dry-run"], d),
+        "train.output_lr_scale = 0",
+    );
+    fails_with(
         &genlab(&["train", "vae", "--scale", "2", "--dry-run"], d),
         "--scale",
     );

@@ -228,6 +228,10 @@ pub struct SrTrainConfig {
     pub lr: f64,
     /// Halve the learning rate every this many epochs (0: never).
     pub lr_halve_every: usize,
+    /// The output layer (FSRCNN's transposed convolution, ESPCN's last convolution) learns at
+    /// `lr` times this. The FSRCNN paper uses 0.1 (with SGD); with Adam, 0.1 learned slower
+    /// here and did not calm the validation swings (BENCHMARKS.md), so the default is 1.
+    pub output_lr_scale: f64,
     /// Adam beta1 and beta2.
     pub betas: [f64; 2],
     /// Adam epsilon.
@@ -257,6 +261,7 @@ impl Default for SrTrainConfig {
             patch: 16,
             lr: 1e-3,
             lr_halve_every: 0,
+            output_lr_scale: 1.0,
             betas: [0.9, 0.999],
             eps: 1e-8,
             seed: 0,
@@ -317,6 +322,13 @@ impl SrRunConfig {
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(Error::config("train.lr", t.lr, "a finite number > 0"));
+        }
+        if !(t.output_lr_scale.is_finite() && t.output_lr_scale > 0.0) {
+            return Err(Error::config(
+                "train.output_lr_scale",
+                t.output_lr_scale,
+                "a finite number > 0",
+            ));
         }
         if t.rescale.is_empty() || t.rescale.iter().any(|k| !(*k > 0.0 && *k <= 1.0)) {
             return Err(Error::config(

@@ -96,4 +96,11 @@ impl SrNet for Espcn {
     fn margin(&self) -> usize {
         2 + 1 + 1 + 1
     }
+
+    fn take_output_grads(
+        &self,
+        grads: &mut burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams {
+        burn::optim::GradientsParams::from_module(grads, &self.c3)
+    }
 }

@@ -152,6 +152,13 @@ impl SrNet for Fsrcnn {
         // LR pixels that reach an output pixel: 2 (5x5) + m (3x3 layers) + ceil(4 / scale) + 1.
         2 + self.layers.len().saturating_sub(3) + 4usize.div_ceil(self.scale) + 1
     }
+
+    fn take_output_grads(
+        &self,
+        grads: &mut burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams {
+        burn::optim::GradientsParams::from_module(grads, &self.deconv)
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +214,50 @@ mod tests {
         }
         let sum: f32 = v.iter().sum();
         assert!((sum - 12.64356).abs() < 1e-3, "sum {sum}");
+    }
+
+    /// Largest |after - before| over a parameter tensor.
+    fn max_change<const D: usize>(before: &Tensor<D>, after: &Tensor<D>) -> f32 {
+        (after.clone() - before.clone())
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+    }
+
+    /// Adam's first step moves every weight by about `lr` (m / sqrt(v) = sign(g)), so after one
+    /// `adam_step` the transposed convolution moves by about `lr * output_lr_scale` and every
+    /// other layer by about `lr`: the two rates really reach their layers.
+    #[test]
+    fn output_layer_learns_at_its_own_rate() {
+        use burn::optim::{AdamConfig, ModuleOptimizer};
+        let ad = Device::flex().autodiff();
+        let net = FsrcnnConfig::default().init(&ad);
+        let (first_before, deconv_before) =
+            (net.layers[0].conv.weight.val(), net.deconv.weight.val());
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Default, &ad);
+        let y = Tensor::<4>::random([2, 1, 16, 16], burn::tensor::Distribution::Default, &ad);
+        let loss = (net.forward(x) - y).powi_scalar(2).mean();
+        // A tiny epsilon: the first layer's gradients are ~1e-7 behind the small-init deconv.
+        let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-15).init();
+        let (lr, scale) = (1e-2, 0.1);
+        let net = crate::train::sr::adam_step(&mut optim, net, loss, lr, scale);
+        let first = max_change(&first_before, &net.layers[0].conv.weight.val());
+        let deconv = max_change(&deconv_before, &net.deconv.weight.val());
+        assert!((first - 1e-2).abs() < 1e-4, "first conv moved {first}");
+        assert!((deconv - 1e-3).abs() < 1e-5, "deconv moved {deconv}");
+        // And with the scale at 1 both move by lr.
+        let net = FsrcnnConfig::default().init(&ad);
+        let deconv_before = net.deconv.weight.val();
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Default, &ad);
+        let y = Tensor::<4>::random([2, 1, 16, 16], burn::tensor::Distribution::Default, &ad);
+        let loss = (net.forward(x) - y).powi_scalar(2).mean();
+        let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-15).init();
+        let net = crate::train::sr::adam_step(&mut optim, net, loss, lr, 1.0);
+        let deconv = max_change(&deconv_before, &net.deconv.weight.val());
+        assert!(
+            (deconv - 1e-2).abs() < 1e-4,
+            "deconv moved {deconv} at scale 1"
+        );
     }
 
     #[test]

@@ -236,6 +236,12 @@ pub trait SrNet: Module + Sized {
     fn forward(&self, x: Tensor<4>) -> Tensor<4>;
     /// Low-resolution pixels beyond a tile's edge that affect its output (for seamless tiling).
     fn margin(&self) -> usize;
+    /// Moves the gradients of the output layer (FSRCNN's transposed convolution, ESPCN's last
+    /// convolution) out of `grads`, so the trainer can give that layer its own learning rate.
+    fn take_output_grads(
+        &self,
+        grads: &mut burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams;
 }
 
 /// The model part of a super-resolution run's config.

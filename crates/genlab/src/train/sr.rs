@@ -381,6 +381,23 @@ pub trait SrNetFn<T> {
     fn call<N: SrNet>(self, net: N) -> Result<T>;
 }
 
+/// Backward pass of `loss` and one Adam update of `net`: the output layer at `lr *
+/// output_lr_scale`, every other parameter at `lr`. Adam keeps its moments and step count per
+/// parameter, so two steps over disjoint parameter sets are one update with two rates.
+pub(crate) fn adam_step<N: SrNet>(
+    optim: &mut ModuleOptimizer,
+    net: N,
+    loss: Tensor<1>,
+    lr: f64,
+    output_lr_scale: f64,
+) -> N {
+    let mut grads = loss.backward();
+    let out_grads = net.take_output_grads(&mut grads);
+    let grads = GradientsParams::from_grads(grads, &net);
+    let net = optim.step(lr, net, grads);
+    optim.step(lr * output_lr_scale, net, out_grads)
+}
+
 fn fit_sr<N: SrNet>(
     net: N,
     run: &RunDir,
@@ -480,8 +497,7 @@ fn fit_sr<N: SrNet>(
                 });
             }
             // (4) backward and Adam step.
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(lr_now, net, grads);
+            net = adam_step(&mut optim, net, loss, lr_now, t.output_lr_scale);
             // (5) bookkeeping.
             state.step += 1;
             state.batches_done += 1;
