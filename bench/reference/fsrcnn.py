@@ -135,8 +135,10 @@ def main():
               f"median {med:.1f} patches/s (windows {min(windows):.1f}..{max(windows):.1f})")
         if a.json:
             with open(a.json, "w") as f:
+                import resource
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
                 json.dump({"median_patches_per_s": med, "windows": windows, "torch": torch.__version__,
-                           "threads": torch.get_num_threads()}, f, indent=1)
+                           "threads": torch.get_num_threads(), "peak_rss_mib": peak}, f, indent=1)
     if a.speed:
         net = load_genlab(a.weights, a.scale) if a.weights else Fsrcnn(scale=a.scale)
         net = net.eval()

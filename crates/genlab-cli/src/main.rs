@@ -19,6 +19,11 @@ mod upscale;
 
 use clap::{Parser, Subcommand};
 
+/// See the `mimalloc` feature in Cargo.toml; its effect on speed is measured in BENCHMARKS.md.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "genlab",

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Issue 5's four CPU training workloads, genlab vs PyTorch, in one run on the same (idle) machine:
+#   W1 mlp-vae, W2 conv-vae (batch 128, mnist-10k), W3 dcgan (batch 64, one D + one G step),
+#   W4 fsrcnn (x2, LR 32x32, batch 32). images/s, median of 7 two-second windows, 2 threads.
+# Each genlab binary and PyTorch run ROUNDS times per workload, interleaved (A B P A B P ...), so
+# drift of the machine's speed hits all of them alike; the table shows the median over rounds.
+#
+# Usage: bash bench/cpu_speed.sh [BIN_A [BIN_B]]   (default: target/release/genlab only)
+#   e.g. compare the system allocator with mimalloc:
+#   cargo build --release -p genlab-cli --no-default-features && cp target/release/genlab /tmp/genlab-sysalloc
+#   cargo build --release -p genlab-cli && bash bench/cpu_speed.sh /tmp/genlab-sysalloc target/release/genlab
+# Env: ROUNDS (default 3), WORKLOADS (default "mlp-vae conv-vae dcgan fsrcnn"), OUT (keep the JSON here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bins=("${@:-target/release/genlab}")
+rounds=${ROUNDS:-3}
+workloads=${WORKLOADS:-"mlp-vae conv-vae dcgan fsrcnn"}
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+
+torch() { # workload json
+  case $1 in
+    mlp-vae) python3 bench/reference/vae.py --speed --model mlp --dataset mnist-10k --threads 2 --json "$2" ;;
+    conv-vae) python3 bench/reference/vae.py --speed --model conv --dataset mnist-10k --threads 2 --json "$2" ;;
+    dcgan) python3 bench/reference/dcgan.py --speed --threads 2 --json "$2" ;;
+    fsrcnn) python3 bench/reference/fsrcnn.py --train-speed --threads 2 --json "$2" ;;
+  esac >/dev/null
+}
+
+for w in $workloads; do
+  for r in $(seq "$rounds"); do
+    for i in "${!bins[@]}"; do
+      "${bins[$i]}" bench -w "$w" --json "$out/$w-g$i-r$r.json" >/dev/null
+    done
+    torch "$w" "$out/$w-torch-r$r.json"
+  done
+done
+
+python3 - "$out" "$rounds" "${#bins[@]}" "$workloads" "${bins[@]}" <<'PY'
+import json, statistics, sys
+out, rounds, nbins, workloads, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(), sys.argv[5:]
+def g(w, i, r):
+    d = json.load(open(f"{out}/{w}-g{i}-r{r}.json"))
+    return d["workloads"][0]["median_images_per_s"], d["peak_rss_mib"]
+def t(w, r):
+    d = json.load(open(f"{out}/{w}-torch-r{r}.json"))
+    v = d.get("median_images_per_s", d.get("median_patches_per_s"))
+    return v, d.get("peak_rss_mib", float("nan"))
+head = "| workload | PyTorch img/s (RSS MiB) | " + " | ".join(f"{b} img/s (RSS MiB) | ratio" for b in bins) + " |"
+print(head)
+print("|---" * (2 + 2 * nbins) + "|")
+for w in workloads:
+    tv = [t(w, r) for r in range(1, rounds + 1)]
+    tm = statistics.median(v for v, _ in tv)
+    row = f"| {w} | {tm:,.0f} ({max(m for _, m in tv):.0f}) |"
+    for i in range(nbins):
+        gv = [g(w, i, r) for r in range(1, rounds + 1)]
+        gm = statistics.median(v for v, _ in gv)
+        row += f" {gm:,.0f} ({max(m for _, m in gv):.0f}) | {gm / tm:.2f} |"
+    print(row)
+print(f"(median over {rounds} interleaved rounds; raw JSON in {out})")
+PY
