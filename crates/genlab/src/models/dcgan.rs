@@ -5,6 +5,7 @@
 //! Weights start from N(0, 0.02) (Section 4). The layer sizes follow pytorch/examples' dcgan,
 //! scaled to 28x28 (MNIST, Fashion-MNIST: 7 -> 14 -> 28) and 32x32 (CIFAR-10: 4 -> 8 -> 16 -> 32).
 
+use crate::nn::fast::conv_transpose2d;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
@@ -182,7 +183,7 @@ impl Generator {
         let x = self.fc.forward(z).reshape([b, c, h, w]); // [b, c0, h / 2^n, w / 2^n]
         let mut x = relu(self.fc_norm.forward(x));
         for (i, d) in self.deconvs.iter().enumerate() {
-            x = d.forward(x); // doubles h and w
+            x = conv_transpose2d(d, x); // doubles h and w
             match self.norms.get(i) {
                 Some(bn) => x = relu(bn.forward(x)),
                 None => x = tanh(x), // the last layer: the image

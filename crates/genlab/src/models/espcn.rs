@@ -8,6 +8,7 @@
 //!   -> pixel shuffle -> [b, 1, scale h, scale w]
 //! ```
 
+use crate::nn::fast::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;
@@ -88,9 +89,9 @@ impl SrNet for Espcn {
 
     /// `[b, 1, h, w]` -> `[b, 1, scale h, scale w]`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = tanh(self.c1.forward(x));
-        let x = tanh(self.c2.forward(x));
-        self.shuffle.forward(self.c3.forward(x))
+        let x = tanh(conv2d(&self.c1, x));
+        let x = tanh(conv2d(&self.c2, x));
+        self.shuffle.forward(conv2d(&self.c3, x))
     }
 
     fn margin(&self) -> usize {

@@ -15,6 +15,7 @@
 //! He-normal convolutions (std = sqrt(2 / (out_channels k k))), N(0, 0.001) deconvolution, zero
 //! biases, PReLU slopes 0.25.
 
+use crate::nn::fast::{conv_transpose2d, conv2d, prelu};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Initializer, PRelu, PReluConfig, PaddingConfig2d};
@@ -74,7 +75,7 @@ impl ConvPrelu {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.act.forward(self.conv.forward(x))
+        prelu(&self.act, conv2d(&self.conv, x))
     }
 }
 
@@ -145,7 +146,7 @@ impl SrNet for Fsrcnn {
         for l in &self.layers {
             x = l.forward(x);
         }
-        self.deconv.forward(x)
+        conv_transpose2d(&self.deconv, x)
     }
 
     fn margin(&self) -> usize {

@@ -3,6 +3,7 @@
 //! logit. Shared by the DCGAN and the VAE-GAN (Larsen et al. 2016), whose feature-wise
 //! reconstruction loss reads the last conv layer's activations.
 
+use super::fast::conv2d;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -88,7 +89,7 @@ impl Discriminator {
     /// `[b, c, h, w]` in [-1, 1] -> (`[b, 1]`, `[b, features]`)
     pub fn forward_features(&self, mut x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x); // [b, channels[i], h / 2^(i+1), w / 2^(i+1)]
+            x = conv2d(conv, x); // [b, channels[i], h / 2^(i+1), w / 2^(i+1)]
             if i > 0
                 && let Some(bn) = self.norms.get(i - 1)
             {

@@ -2,6 +2,7 @@
 //! transposed-conv decoder. Parameter names (`layers.0.weight`, `convs.1.bias`, ...) are part of
 //! the checkpoint format: keep them stable.
 
+pub mod fast;
 pub mod gan;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -9,6 +10,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use fast::{conv_transpose2d, conv2d};
 
 /// Linear layers with a ReLU after every one of them.
 #[derive(Module, Debug)]
@@ -73,7 +75,7 @@ impl ConvEncoder {
     /// `[b, c, h, w] -> [b, channels[n-1] * (h / 2^n) * (w / 2^n)]`
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for conv in &self.convs {
-            x = relu(conv.forward(x)); // [b, c_i, h / 2^i, w / 2^i]
+            x = relu(conv2d(conv, x)); // [b, c_i, h / 2^i, w / 2^i]
         }
         x.flatten(1, 3)
     }
@@ -124,7 +126,7 @@ impl ConvDecoder {
         let mut x = relu(self.fc.forward(z)).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
         let last = self.deconvs.len().saturating_sub(1);
         for (i, d) in self.deconvs.iter().enumerate() {
-            x = d.forward(x); // doubles h and w
+            x = conv_transpose2d(d, x); // doubles h and w
             if i < last {
                 x = relu(x);
             }

@@ -1,0 +1,557 @@
+//! CPU kernels for the gradients of 2-D convolutions, on plain row-major f32 slices.
+//!
+//! genlab's `nn::fast` registers these as the backward pass of convolutions and transposed
+//! convolutions on burn's flex backend (whose own gradients are a generic fallback). They live in
+//! their own crate so that dev and test builds compile them optimised (`[profile.dev.package]` in
+//! the workspace manifest) without optimising all of genlab.
+//!
+//! Layout: images `[n, c, h, w]`, convolution weights `[cout, cin, kh, kw]`, all contiguous.
+//! Weight gradient: per image, `dW += dY_n · im2col(X_n)ᵀ`, one GEMM per image, images split
+//! across rayon threads with one accumulator each. Input gradient: `col2im(Wᵀ · dY_n)` per image.
+
+use rayon::prelude::*;
+
+/// dL/db `[c]`: the sum of `dy [n, c, h, w]` over images and positions.
+pub fn bias_grad(dy: &[f32], n: usize, c: usize, plane: usize) -> Vec<f32> {
+    let mut out = vec![0f32; c];
+    if c * plane == 0 {
+        return out;
+    }
+    for img in dy.chunks_exact(c * plane).take(n) {
+        for (o, p) in out.iter_mut().zip(img.chunks_exact(plane)) {
+            *o += p.iter().sum::<f32>();
+        }
+    }
+    out
+}
+
+/// The geometry of a 2-D convolution `input [n, cin, ih, iw] -> output [n, cout, oh, ow]` with
+/// kernel `[kh, kw]`, stride, leading padding and dilation: all the kernels below need.
+#[derive(Clone, Copy, Debug)]
+pub struct Geom {
+    pub n: usize,
+    pub cin: usize,
+    pub ih: usize,
+    pub iw: usize,
+    pub cout: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Geom {
+    /// Rows of the column matrix: cin x kh x kw.
+    pub fn col_rows(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    pub fn in_len(&self) -> usize {
+        self.cin * self.ih * self.iw
+    }
+    pub fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// A 1x1, stride-1, unpadded convolution: the image itself is its column matrix.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+}
+
+/// For kernel offset `k` along one axis: the output range `[lo, hi)` whose input index
+/// `o * stride + k * dilation - pad` lies in `[0, len)`.
+fn valid_range(
+    out_len: usize,
+    len: usize,
+    stride: usize,
+    offset: usize,
+    pad: usize,
+) -> (usize, usize) {
+    // o * stride + offset >= pad  <=>  o >= ceil((pad - offset) / stride)
+    let lo = if offset >= pad {
+        0
+    } else {
+        (pad - offset).div_ceil(stride)
+    };
+    // o * stride + offset < len + pad  <=>  o < ceil((len + pad - offset) / stride)
+    let hi = if len + pad <= offset {
+        0
+    } else {
+        (len + pad - offset).div_ceil(stride)
+    };
+    (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
+}
+
+/// `col [cin*kh*kw, oh*ow]` of one image `x [cin, ih, iw]`; zeros where a tap falls in the padding.
+fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
+    let plane = g.out_plane();
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.pad;
+    let [dh, dw] = g.dilation;
+    for c in 0..g.cin {
+        let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+        for ki in 0..g.kh {
+            let (ylo, yhi) = valid_range(g.oh, g.ih, sh, ki * dh, ph);
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_range(g.ow, g.iw, sw, kj * dw, pw);
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * plane..][..plane];
+                row[..ylo * g.ow].fill(0.0);
+                row[yhi * g.ow..].fill(0.0);
+                for oy in ylo..yhi {
+                    let iy = oy * sh + ki * dh - ph;
+                    let src = &xc[iy * g.iw..(iy + 1) * g.iw];
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    dst[..xlo].fill(0.0);
+                    dst[xhi..].fill(0.0);
+                    if sw == 1 {
+                        let start = xlo + kj * dw - pw;
+                        dst[xlo..xhi].copy_from_slice(&src[start..start + (xhi - xlo)]);
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate().take(xhi).skip(xlo) {
+                            *d = src[ox * sw + kj * dw - pw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col [cin*kh*kw, oh*ow]` back onto the image `x [cin, ih, iw]` (the adjoint of im2col).
+fn col2im(col: &[f32], g: &Geom, x: &mut [f32]) {
+    let plane = g.out_plane();
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.pad;
+    let [dh, dw] = g.dilation;
+    for c in 0..g.cin {
+        let xc = &mut x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+        for ki in 0..g.kh {
+            let (ylo, yhi) = valid_range(g.oh, g.ih, sh, ki * dh, ph);
+            for kj in 0..g.kw {
+                let (xlo, xhi) = valid_range(g.ow, g.iw, sw, kj * dw, pw);
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * plane..][..plane];
+                for oy in ylo..yhi {
+                    let iy = oy * sh + ki * dh - ph;
+                    let dst = &mut xc[iy * g.iw..(iy + 1) * g.iw];
+                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                    if sw == 1 {
+                        let start = xlo + kj * dw - pw;
+                        for (d, s) in dst[start..start + (xhi - xlo)]
+                            .iter_mut()
+                            .zip(&src[xlo..xhi])
+                        {
+                            *d += *s;
+                        }
+                    } else {
+                        for (ox, s) in src.iter().enumerate().take(xhi).skip(xlo) {
+                            dst[ox * sw + kj * dw - pw] += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst = (accumulate ? dst : 0) + lhs · rhs` for row-major matrices given by (row, col) strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    // SAFETY: gemm reads lhs at (i, p) for i < m, p < k and rhs at (p, j) for j < n through the
+    // given strides, and writes dst at (i, j) row-major. The callers pass slices that hold
+    // exactly those elements (checked by the shapes they are built from), and dst is exclusive.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides[1],
+            lhs_strides[0],
+            rhs.as_ptr(),
+            rhs_strides[1],
+            rhs_strides[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Splits `n` images into one contiguous run per rayon thread.
+fn image_runs(n: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = rayon::current_num_threads().clamp(1, n.max(1));
+    (0..parts)
+        .map(|p| (p * n / parts)..((p + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let rows = g.col_rows();
+    let plane = g.out_plane();
+    let partials: Vec<Vec<f32>> = image_runs(g.n)
+        .into_par_iter()
+        .map(|run| {
+            let mut acc = vec![0f32; g.cout * rows];
+            let mut col = if g.is_pointwise() {
+                Vec::new()
+            } else {
+                vec![0f32; rows * plane]
+            };
+            for i in run {
+                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                let col: &[f32] = if g.is_pointwise() {
+                    xi
+                } else {
+                    im2col(xi, g, &mut col);
+                    &col
+                };
+                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                // [cout, plane] · [plane, rows], the right side read transposed from col.
+                matmul(
+                    g.cout,
+                    rows,
+                    plane,
+                    &mut acc,
+                    true,
+                    dyi,
+                    [plane as isize, 1],
+                    col,
+                    [1, plane as isize],
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0f32; g.cout * rows]);
+    for p in parts {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// dL/dX `[n, cin, ih, iw]` of a convolution: col2im(Wᵀ · dY_n) per image.
+pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let rows = g.col_rows();
+    let plane = g.out_plane();
+    let mut dx = vec![0f32; g.n * g.in_len()];
+    if g.n == 0 || g.in_len() == 0 {
+        return dx;
+    }
+    let per_run: Vec<_> = image_runs(g.n);
+    let mut chunks: Vec<(&mut [f32], std::ops::Range<usize>)> = Vec::with_capacity(per_run.len());
+    let mut rest = dx.as_mut_slice();
+    for run in per_run {
+        let (head, tail) = rest.split_at_mut(run.len() * g.in_len());
+        chunks.push((head, run));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(out, run)| {
+        let mut col = if g.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0f32; rows * plane]
+        };
+        for (k, i) in run.enumerate() {
+            let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+            let xi = &mut out[k * g.in_len()..(k + 1) * g.in_len()];
+            // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
+            let lhs_strides = [1, rows as isize];
+            if g.is_pointwise() {
+                matmul(
+                    rows,
+                    plane,
+                    g.cout,
+                    xi,
+                    false,
+                    w,
+                    lhs_strides,
+                    dyi,
+                    [plane as isize, 1],
+                );
+            } else {
+                matmul(
+                    rows,
+                    plane,
+                    g.cout,
+                    &mut col,
+                    false,
+                    w,
+                    lhs_strides,
+                    dyi,
+                    [plane as isize, 1],
+                );
+                col2im(&col, g, xi);
+            }
+        }
+    });
+    dx
+}
+
+/// The slope of channel `c` (one shared slope when `alpha` has a single value).
+fn slope(alpha: &[f32], c: usize) -> f32 {
+    if alpha.len() == 1 { alpha[0] } else { alpha[c] }
+}
+
+/// PReLU, `y = x < 0 ? alpha[c] * x : x`, for `x [n, c, plane]` (burn's definition, so the
+/// gradient at exactly 0 is that of the identity). Images run in parallel.
+pub fn prelu_forward(x: &[f32], alpha: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    let image = (channels * plane).max(1);
+    y.par_chunks_mut(image)
+        .zip(x.par_chunks(image))
+        .for_each(|(yi, xi)| {
+            for (c, (yc, xc)) in yi
+                .chunks_mut(plane.max(1))
+                .zip(xi.chunks(plane.max(1)))
+                .enumerate()
+            {
+                let a = slope(alpha, c);
+                for (o, &v) in yc.iter_mut().zip(xc) {
+                    *o = if v < 0.0 { a * v } else { v };
+                }
+            }
+        });
+    y
+}
+
+/// Gradients of PReLU: `dx = dy * (x < 0 ? alpha[c] : 1)` and `dalpha[c] = Σ_{x < 0} dy * x`
+/// (summed over all channels when `alpha` is a single shared slope).
+pub fn prelu_backward(
+    x: &[f32],
+    alpha: &[f32],
+    dy: &[f32],
+    channels: usize,
+    plane: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; x.len()];
+    let image = (channels * plane).max(1);
+    let plane = plane.max(1);
+    let dalpha = dx
+        .par_chunks_mut(image)
+        .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
+        .fold(
+            || vec![0f32; alpha.len()],
+            |mut acc, (dxi, (xi, dyi))| {
+                for (c, (dxc, (xc, dyc))) in dxi
+                    .chunks_mut(plane)
+                    .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
+                    .enumerate()
+                {
+                    let a = slope(alpha, c);
+                    let mut da = 0f32;
+                    for ((o, &v), &g) in dxc.iter_mut().zip(xc).zip(dyc) {
+                        if v < 0.0 {
+                            *o = a * g;
+                            da += g * v;
+                        } else {
+                            *o = g;
+                        }
+                    }
+                    acc[if alpha.len() == 1 { 0 } else { c }] += da;
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0f32; alpha.len()],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    (dx, dalpha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Central finite differences in f64 arithmetic of the loss sum(conv(x) * r), evaluated with
+    /// plain loops, against the weight and input gradients of the kernels above.
+    #[test]
+    fn kernels_match_finite_differences() {
+        let g = Geom {
+            n: 2,
+            cin: 2,
+            ih: 5,
+            iw: 6,
+            cout: 3,
+            oh: 3,
+            ow: 3,
+            kh: 3,
+            kw: 2,
+            stride: [2, 2],
+            pad: [1, 0],
+            dilation: [1, 2],
+        };
+        let lcg = |seed: u64, len: usize| -> Vec<f32> {
+            let mut s = seed;
+            (0..len)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        let x = lcg(1, g.n * g.in_len());
+        let w = lcg(2, g.cout * g.col_rows());
+        let r = lcg(3, g.n * g.cout * g.out_plane());
+        // The loss by direct summation, f64.
+        let loss = |x: &[f32], w: &[f32]| -> f64 {
+            let mut total = 0f64;
+            for n in 0..g.n {
+                for co in 0..g.cout {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let mut acc = 0f64;
+                            for ci in 0..g.cin {
+                                for ki in 0..g.kh {
+                                    for kj in 0..g.kw {
+                                        let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize
+                                            - g.pad[0] as isize;
+                                        let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize
+                                            - g.pad[1] as isize;
+                                        if iy < 0
+                                            || ix < 0
+                                            || iy >= g.ih as isize
+                                            || ix >= g.iw as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xv = x[((n * g.cin + ci) * g.ih + iy as usize) * g.iw
+                                            + ix as usize];
+                                        let wv = w[((co * g.cin + ci) * g.kh + ki) * g.kw + kj];
+                                        acc += xv as f64 * wv as f64;
+                                    }
+                                }
+                            }
+                            total += acc * r[((n * g.cout + co) * g.oh + oy) * g.ow + ox] as f64;
+                        }
+                    }
+                }
+            }
+            total
+        };
+        let dw = weight_grad(&x, &r, &g);
+        let dx = input_grad(&w, &r, &g);
+        let eps = 1e-2f32;
+        for (i, analytic) in dw.iter().enumerate() {
+            let (mut a, mut b) = (w.clone(), w.clone());
+            a[i] += eps;
+            b[i] -= eps;
+            let numeric = (loss(&x, &a) - loss(&x, &b)) / (2.0 * eps as f64);
+            assert!(
+                (numeric - *analytic as f64).abs() < 1e-3,
+                "dW[{i}]: {numeric} vs {analytic}"
+            );
+        }
+        for (i, analytic) in dx.iter().enumerate() {
+            let (mut a, mut b) = (x.clone(), x.clone());
+            a[i] += eps;
+            b[i] -= eps;
+            let numeric = (loss(&a, &w) - loss(&b, &w)) / (2.0 * eps as f64);
+            assert!(
+                (numeric - *analytic as f64).abs() < 1e-3,
+                "dX[{i}]: {numeric} vs {analytic}"
+            );
+        }
+    }
+
+    #[test]
+    fn valid_range_bounds_taps_inside_the_image() {
+        // 5 outputs, stride 2, input 8, pad 1: tap offset 0 reads o*2-1 → valid for o >= 1.
+        assert_eq!(valid_range(5, 8, 2, 0, 1), (1, 5));
+        // offset 3: o*2+2 < 8 → o < 3.
+        assert_eq!(valid_range(5, 8, 2, 3, 1), (0, 3));
+        // A tap past the padded end reads nothing.
+        assert_eq!(valid_range(4, 2, 1, 9, 0), (0, 0));
+    }
+
+    #[test]
+    fn bias_grad_sums_images_and_positions() {
+        // dy [2, 2, 1, 2]
+        let dy = [1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0];
+        assert_eq!(bias_grad(&dy, 2, 2, 2), vec![10.0, 100.0]);
+    }
+
+    /// PReLU against its definition, and its gradients against central finite differences of
+    /// sum(prelu(x) * r).
+    #[test]
+    fn prelu_matches_definition_and_finite_differences() {
+        let (n, c, plane) = (3, 2, 5);
+        // No value of x is 0, where the derivative has its kink.
+        let x: Vec<f32> = (0..n * c * plane)
+            .map(|i| ((i * 37 % 23) as f32 - 11.5) / 7.0)
+            .collect();
+        let r: Vec<f32> = (0..n * c * plane)
+            .map(|i| ((i * 11 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        for alpha in [vec![0.25f32, -0.5], vec![0.1]] {
+            let y = prelu_forward(&x, &alpha, c, plane);
+            for (i, (&v, &o)) in x.iter().zip(&y).enumerate() {
+                let a = slope(&alpha, (i / plane) % c);
+                assert_eq!(o, if v < 0.0 { a * v } else { v });
+            }
+            let loss = |x: &[f32], alpha: &[f32]| -> f64 {
+                prelu_forward(x, alpha, c, plane)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| (*a as f64) * (*b as f64))
+                    .sum()
+            };
+            let (dx, da) = prelu_backward(&x, &alpha, &r, c, plane);
+            let eps = 1e-3f32;
+            for i in 0..x.len() {
+                let (mut p, mut m) = (x.clone(), x.clone());
+                p[i] += eps;
+                m[i] -= eps;
+                let num = (loss(&p, &alpha) - loss(&m, &alpha)) / (2.0 * eps as f64);
+                assert!(
+                    (num - dx[i] as f64).abs() < 1e-3,
+                    "dx[{i}] {num} vs {}",
+                    dx[i]
+                );
+            }
+            for k in 0..alpha.len() {
+                let (mut p, mut m) = (alpha.clone(), alpha.clone());
+                p[k] += eps;
+                m[k] -= eps;
+                let num = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps as f64);
+                assert!(
+                    (num - da[k] as f64).abs() < 1e-2,
+                    "dalpha[{k}] {num} vs {}",
+                    da[k]
+                );
+            }
+        }
+    }
+}
