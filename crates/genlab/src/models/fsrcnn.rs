@@ -225,6 +225,46 @@ mod tests {
             .into_scalar::<f32>()
     }
 
+    /// A whole FSRCNN's gradients through genlab's fast layers (nn::fast) equal those through
+    /// burn's own layers, parameter by parameter.
+    #[test]
+    fn gradients_match_burns_layers() {
+        let ad = Device::flex().autodiff();
+        let net = FsrcnnConfig::default().init(&ad);
+        let x = Tensor::<4>::random([4, 1, 12, 10], burn::tensor::Distribution::Default, &ad);
+        let y = Tensor::<4>::random([4, 1, 24, 20], burn::tensor::Distribution::Default, &ad);
+        let burn_forward = |x: Tensor<4>| {
+            let mut x = x;
+            for l in &net.layers {
+                x = l.act.forward(l.conv.forward(x));
+            }
+            net.deconv.forward(x)
+        };
+        let ours = (net.forward(x.clone()) - y.clone())
+            .powi_scalar(2)
+            .mean()
+            .backward();
+        let theirs = (burn_forward(x) - y).powi_scalar(2).mean().backward();
+        let mut params: Vec<Tensor<4>> = Vec::new();
+        let mut small: Vec<Tensor<1>> = Vec::new();
+        for l in &net.layers {
+            params.push(l.conv.weight.val());
+            small.extend(l.conv.bias.as_ref().map(|b| b.val()));
+            small.push(l.act.alpha.val());
+        }
+        params.push(net.deconv.weight.val());
+        small.extend(net.deconv.bias.as_ref().map(|b| b.val()));
+        let tol = burn::tensor::Tolerance::rel_abs(1e-4, 1e-6);
+        for p in &params {
+            let (a, b) = (p.grad(&ours).expect("grad"), p.grad(&theirs).expect("grad"));
+            a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+        }
+        for p in &small {
+            let (a, b) = (p.grad(&ours).expect("grad"), p.grad(&theirs).expect("grad"));
+            a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+        }
+    }
+
     /// Adam's first step moves every weight by about `lr` (m / sqrt(v) = sign(g)), so after one
     /// `adam_step` the transposed convolution moves by about `lr * output_lr_scale` and every
     /// other layer by about `lr`: the two rates really reach their layers.
