@@ -254,6 +254,61 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     total
 }
 
+/// The convolution itself, `y [n, cout, oh, ow]`: per image, `W [cout, cin*kh*kw] · im2col(X_n)`
+/// plus the bias, written straight into NCHW (no layout conversion). Images run in parallel.
+pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32> {
+    let rows = g.col_rows();
+    let plane = g.out_plane();
+    let out_len = g.cout * plane;
+    let mut y = vec![0f32; g.n * out_len];
+    if g.n == 0 || out_len == 0 {
+        return y;
+    }
+    let runs = image_runs(g.n);
+    let mut chunks: Vec<(&mut [f32], std::ops::Range<usize>)> = Vec::with_capacity(runs.len());
+    let mut rest = y.as_mut_slice();
+    for run in runs {
+        let (head, tail) = rest.split_at_mut(run.len() * out_len);
+        chunks.push((head, run));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(out, run)| {
+        let mut col = if g.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0f32; rows * plane]
+        };
+        for (k, i) in run.enumerate() {
+            let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+            let yi = &mut out[k * out_len..(k + 1) * out_len];
+            if let Some(b) = bias {
+                for (row, &v) in yi.chunks_exact_mut(plane).zip(b) {
+                    row.fill(v);
+                }
+            }
+            let col: &[f32] = if g.is_pointwise() {
+                xi
+            } else {
+                im2col(xi, g, &mut col);
+                &col
+            };
+            // W [cout, rows] · col [rows, plane], added onto the bias.
+            matmul(
+                g.cout,
+                plane,
+                rows,
+                yi,
+                bias.is_some(),
+                w,
+                [rows as isize, 1],
+                col,
+                [plane as isize, 1],
+            );
+        }
+    });
+    y
+}
+
 /// dL/dX `[n, cin, ih, iw]` of a convolution: col2im(Wᵀ · dY_n) per image.
 pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let rows = g.col_rows();
@@ -387,6 +442,25 @@ pub fn prelu_backward(
             },
         );
     (dx, dalpha)
+}
+
+/// Leaky ReLU, `y = x < 0 ? slope * x : x` (burn's definition), any shape.
+pub fn leaky_relu_forward(x: &[f32], slope: f32) -> Vec<f32> {
+    prelu_forward(x, &[slope], 1, x.len())
+}
+
+/// The input gradient of leaky ReLU: `dx = dy * (x < 0 ? slope : 1)`. Chunks run in parallel.
+pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
+    const CHUNK: usize = 1 << 14;
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(o, (x, g))| {
+            for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                *o = if v < 0.0 { slope * g } else { g };
+            }
+        });
+    dx
 }
 
 #[cfg(test)]
@@ -553,5 +627,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn leaky_relu_matches_its_definition() {
+        let x = [-2.0f32, -0.5, 0.0, 0.25, 3.0];
+        let dy = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(
+            leaky_relu_forward(&x, 0.2),
+            vec![-0.4, -0.1, 0.0, 0.25, 3.0]
+        );
+        assert_eq!(
+            leaky_relu_backward(&x, 0.2, &dy),
+            vec![0.2, 0.4, 3.0, 4.0, 5.0]
+        );
     }
 }

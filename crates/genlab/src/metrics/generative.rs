@@ -247,7 +247,9 @@ mod tests {
         let net = shipped_classifier("mnist-10k", &d).expect("classifier");
         let real = net.features_of_set(&data.test, &d).expect("features");
         let q = sample_quality(&real, &real, &net.name, &d).expect("quality");
-        assert!(q.fd.abs() < 1e-6, "{q:?}");
+        // Zero up to the rounding of tr(2S - 2 sqrt(S S)) (S's trace is in the hundreds): a
+        // change of convolution summation order moved it from below 1e-6 to -1.4e-6.
+        assert!(q.fd.abs() < 1e-5, "{q:?}");
         assert_eq!((q.precision, q.recall), (1.0, 1.0));
         // Training images are a different sample of the same distribution: small but > 0.
         let other = net

@@ -3,12 +3,11 @@
 //! logit. Shared by the DCGAN and the VAE-GAN (Larsen et al. 2016), whose feature-wise
 //! reconstruction loss reads the last conv layer's activations.
 
-use super::fast::conv2d;
+use super::fast::{conv2d, leaky_relu};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
 
 /// DCGAN's weight init (Section 4): every conv / transposed-conv / linear weight ~ N(0, 0.02).
 pub const DCGAN_INIT: Initializer = Initializer::Normal {
