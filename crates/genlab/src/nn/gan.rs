@@ -142,4 +142,36 @@ mod tests {
             [2, 1]
         );
     }
+
+    /// The discriminator's parameter gradients through genlab's fast layers (nn::fast) equal
+    /// those through burn's own conv and leaky ReLU, batch norm included.
+    #[test]
+    fn gradients_match_burns_layers() {
+        let d = Device::flex().autodiff();
+        let disc = Discriminator::new([1, 16, 16], &[8, 16], true, &d);
+        let x = Tensor::<4>::random([6, 1, 16, 16], burn::tensor::Distribution::Default, &d);
+        let burn_forward = |mut x: Tensor<4>| {
+            for (i, conv) in disc.convs.iter().enumerate() {
+                x = conv.forward(x);
+                if i > 0
+                    && let Some(bn) = disc.norms.get(i - 1)
+                {
+                    x = bn.forward(x);
+                }
+                x = burn::tensor::activation::leaky_relu(x, LEAKY_SLOPE);
+            }
+            disc.fc.forward(x.flatten::<2>(1, 3))
+        };
+        let ours = disc.forward(x.clone()).sum().backward();
+        let theirs = burn_forward(x).sum().backward();
+        let tol = burn::tensor::Tolerance::rel_abs(1e-4, 1e-6);
+        for conv in &disc.convs {
+            let w = conv.weight.val();
+            let (a, b) = (w.grad(&ours).expect("grad"), w.grad(&theirs).expect("grad"));
+            a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+        }
+        let w = disc.fc.weight.val();
+        let (a, b) = (w.grad(&ours).expect("grad"), w.grad(&theirs).expect("grad"));
+        a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+    }
 }
