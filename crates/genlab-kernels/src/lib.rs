@@ -168,10 +168,23 @@ fn matmul(
     rhs: &[f32],
     rhs_strides: [isize; 2],
 ) {
+    // The last element each operand's strides reach must lie in its slice (O(1) checks that
+    // keep the unsafe call below in bounds whatever a caller passes).
+    let reach = |rows: usize, cols: usize, [rs, cs]: [isize; 2]| {
+        (rows.max(1) - 1) * rs as usize + (cols.max(1) - 1) * cs as usize
+    };
     assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        m * k == 0 || reach(m, k, lhs_strides) < lhs.len(),
+        "matmul: lhs too small"
+    );
+    assert!(
+        k * n == 0 || reach(k, n, rhs_strides) < rhs.len(),
+        "matmul: rhs too small"
+    );
     // SAFETY: gemm reads lhs at (i, p) for i < m, p < k and rhs at (p, j) for j < n through the
-    // given strides, and writes dst at (i, j) row-major. The callers pass slices that hold
-    // exactly those elements (checked by the shapes they are built from), and dst is exclusive.
+    // given (non-negative) strides, and writes dst at (i, j) row-major: the asserts above keep
+    // every such element inside its slice, and dst is borrowed exclusively.
     unsafe {
         gemm::gemm(
             m,

@@ -502,6 +502,7 @@ fn contiguous(t: &FlexTensor) -> FlexTensor {
 }
 
 fn values(t: &FlexTensor) -> &[f32] {
+    // Callers check the dtype (is_f32) and pass tensors through contiguous() first.
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
