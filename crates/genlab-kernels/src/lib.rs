@@ -219,6 +219,23 @@ fn image_runs(n: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// `buf` (`n` images of `per_image` values) cut into one mutable piece per `image_runs` run,
+/// each with its image indices, so threads can write disjoint images.
+fn split_by_runs(
+    buf: &mut [f32],
+    n: usize,
+    per_image: usize,
+) -> Vec<(&mut [f32], std::ops::Range<usize>)> {
+    let mut rest = buf;
+    let mut out = Vec::new();
+    for run in image_runs(n) {
+        let (head, tail) = rest.split_at_mut(run.len() * per_image);
+        out.push((head, run));
+        rest = tail;
+    }
+    out
+}
+
 /// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let rows = g.col_rows();
@@ -277,48 +294,42 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
     if g.n == 0 || out_len == 0 {
         return y;
     }
-    let runs = image_runs(g.n);
-    let mut chunks: Vec<(&mut [f32], std::ops::Range<usize>)> = Vec::with_capacity(runs.len());
-    let mut rest = y.as_mut_slice();
-    for run in runs {
-        let (head, tail) = rest.split_at_mut(run.len() * out_len);
-        chunks.push((head, run));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(out, run)| {
-        let mut col = if g.is_pointwise() {
-            Vec::new()
-        } else {
-            vec![0f32; rows * plane]
-        };
-        for (k, i) in run.enumerate() {
-            let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-            let yi = &mut out[k * out_len..(k + 1) * out_len];
-            if let Some(b) = bias {
-                for (row, &v) in yi.chunks_exact_mut(plane).zip(b) {
-                    row.fill(v);
-                }
-            }
-            let col: &[f32] = if g.is_pointwise() {
-                xi
+    split_by_runs(&mut y, g.n, out_len)
+        .into_par_iter()
+        .for_each(|(out, run)| {
+            let mut col = if g.is_pointwise() {
+                Vec::new()
             } else {
-                im2col(xi, g, &mut col);
-                &col
+                vec![0f32; rows * plane]
             };
-            // W [cout, rows] · col [rows, plane], added onto the bias.
-            matmul(
-                g.cout,
-                plane,
-                rows,
-                yi,
-                bias.is_some(),
-                w,
-                [rows as isize, 1],
-                col,
-                [plane as isize, 1],
-            );
-        }
-    });
+            for (k, i) in run.enumerate() {
+                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                let yi = &mut out[k * out_len..(k + 1) * out_len];
+                if let Some(b) = bias {
+                    for (row, &v) in yi.chunks_exact_mut(plane).zip(b) {
+                        row.fill(v);
+                    }
+                }
+                let col: &[f32] = if g.is_pointwise() {
+                    xi
+                } else {
+                    im2col(xi, g, &mut col);
+                    &col
+                };
+                // W [cout, rows] · col [rows, plane], added onto the bias.
+                matmul(
+                    g.cout,
+                    plane,
+                    rows,
+                    yi,
+                    bias.is_some(),
+                    w,
+                    [rows as isize, 1],
+                    col,
+                    [plane as isize, 1],
+                );
+            }
+        });
     y
 }
 
@@ -330,53 +341,47 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     if g.n == 0 || g.in_len() == 0 {
         return dx;
     }
-    let per_run: Vec<_> = image_runs(g.n);
-    let mut chunks: Vec<(&mut [f32], std::ops::Range<usize>)> = Vec::with_capacity(per_run.len());
-    let mut rest = dx.as_mut_slice();
-    for run in per_run {
-        let (head, tail) = rest.split_at_mut(run.len() * g.in_len());
-        chunks.push((head, run));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(out, run)| {
-        let mut col = if g.is_pointwise() {
-            Vec::new()
-        } else {
-            vec![0f32; rows * plane]
-        };
-        for (k, i) in run.enumerate() {
-            let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-            let xi = &mut out[k * g.in_len()..(k + 1) * g.in_len()];
-            // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
-            let lhs_strides = [1, rows as isize];
-            if g.is_pointwise() {
-                matmul(
-                    rows,
-                    plane,
-                    g.cout,
-                    xi,
-                    false,
-                    w,
-                    lhs_strides,
-                    dyi,
-                    [plane as isize, 1],
-                );
+    split_by_runs(&mut dx, g.n, g.in_len())
+        .into_par_iter()
+        .for_each(|(out, run)| {
+            let mut col = if g.is_pointwise() {
+                Vec::new()
             } else {
-                matmul(
-                    rows,
-                    plane,
-                    g.cout,
-                    &mut col,
-                    false,
-                    w,
-                    lhs_strides,
-                    dyi,
-                    [plane as isize, 1],
-                );
-                col2im(&col, g, xi);
+                vec![0f32; rows * plane]
+            };
+            for (k, i) in run.enumerate() {
+                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                let xi = &mut out[k * g.in_len()..(k + 1) * g.in_len()];
+                // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
+                let lhs_strides = [1, rows as isize];
+                if g.is_pointwise() {
+                    matmul(
+                        rows,
+                        plane,
+                        g.cout,
+                        xi,
+                        false,
+                        w,
+                        lhs_strides,
+                        dyi,
+                        [plane as isize, 1],
+                    );
+                } else {
+                    matmul(
+                        rows,
+                        plane,
+                        g.cout,
+                        &mut col,
+                        false,
+                        w,
+                        lhs_strides,
+                        dyi,
+                        [plane as isize, 1],
+                    );
+                    col2im(&col, g, xi);
+                }
             }
-        }
-    });
+        });
     dx
 }
 
