@@ -54,6 +54,16 @@ impl Geom {
     pub fn out_plane(&self) -> usize {
         self.oh * self.ow
     }
+    /// Scratch for one image's column matrix `[cin*kh*kw, oh*ow]`; empty for a pointwise
+    /// convolution, whose image is its own column matrix.
+    pub fn col_buffer(&self) -> Vec<f32> {
+        if self.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0f32; self.col_rows() * self.out_plane()]
+        }
+    }
+
     /// A 1x1, stride-1, unpadded convolution: the image itself is its column matrix.
     pub fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
@@ -244,11 +254,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
         .into_par_iter()
         .map(|run| {
             let mut acc = vec![0f32; g.cout * rows];
-            let mut col = if g.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0f32; rows * plane]
-            };
+            let mut col = g.col_buffer();
             for i in run {
                 let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
                 let col: &[f32] = if g.is_pointwise() {
@@ -297,11 +303,7 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
     split_by_runs(&mut y, g.n, out_len)
         .into_par_iter()
         .for_each(|(out, run)| {
-            let mut col = if g.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0f32; rows * plane]
-            };
+            let mut col = g.col_buffer();
             for (k, i) in run.enumerate() {
                 let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
                 let yi = &mut out[k * out_len..(k + 1) * out_len];
@@ -344,11 +346,7 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     split_by_runs(&mut dx, g.n, g.in_len())
         .into_par_iter()
         .for_each(|(out, run)| {
-            let mut col = if g.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0f32; rows * plane]
-            };
+            let mut col = g.col_buffer();
             for (k, i) in run.enumerate() {
                 let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
                 let xi = &mut out[k * g.in_len()..(k + 1) * g.in_len()];
