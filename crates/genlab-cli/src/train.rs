@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "init_from", "lr_halve_every", "output_lr_scale"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "loss_border", "init_from", "lr_halve_every", "output_lr_scale"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -121,6 +121,9 @@ pub struct Args {
     /// sr: low-resolution patch side.
     #[arg(long)]
     pub patch: Option<usize>,
+    /// sr: LR pixels at each patch side left out of the loss (default 0; see BENCHMARKS.md).
+    #[arg(long)]
+    pub loss_border: Option<usize>,
     /// sr: halve the learning rate every N epochs (0: never).
     #[arg(long)]
     pub lr_halve_every: Option<usize>,
@@ -144,6 +147,7 @@ impl Args {
             (self.net.is_some(), "--net"),
             (self.steps.is_some(), "--steps"),
             (self.patch.is_some(), "--patch"),
+            (self.loss_border.is_some(), "--loss-border"),
             (self.init_from.is_some(), "--init-from"),
             (self.lr_halve_every.is_some(), "--lr-halve-every"),
             (self.output_lr_scale.is_some(), "--output-lr-scale"),

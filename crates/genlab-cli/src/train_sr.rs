@@ -59,6 +59,9 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(v) = a.patch {
         t.patch = v;
     }
+    if let Some(v) = a.loss_border {
+        t.loss_border = v;
+    }
     if let Some(v) = a.lr {
         t.lr = v;
     }

@@ -224,6 +224,14 @@ pub struct SrTrainConfig {
     pub batch_size: usize,
     /// Low-resolution patch side (the HR patch is `scale` times larger).
     pub patch: usize,
+    /// LR pixels at each side of a patch left out of the loss (`scale` times as many HR
+    /// pixels; default 0). The network pads with zeros, so output pixels near a patch's edge
+    /// see zeros that a photo's interior does not have; a border of 8 (FSRCNN's receptive
+    /// field) trains only on outputs the padding cannot touch, like the paper's "valid"
+    /// training. Measured (BENCHMARKS.md): it does not raise Set5 PSNR, and from scratch it
+    /// costs 4 dB, because the network then never learns the zero-padded edges of whole
+    /// pictures, which the evaluation keeps (it shaves only `scale` pixels).
+    pub loss_border: usize,
     /// Adam learning rate.
     pub lr: f64,
     /// Halve the learning rate every this many epochs (0: never).
@@ -259,6 +267,7 @@ impl Default for SrTrainConfig {
             steps_per_epoch: 500,
             batch_size: 16,
             patch: 16,
+            loss_border: 0,
             lr: 1e-3,
             lr_halve_every: 0,
             output_lr_scale: 1.0,
@@ -319,6 +328,13 @@ impl SrRunConfig {
         }
         if t.patch < 4 {
             return Err(Error::config("train.patch", t.patch, ">= 4 pixels"));
+        }
+        if 2 * t.loss_border >= t.patch {
+            return Err(Error::config(
+                "train.loss_border",
+                t.loss_border,
+                format!("less than half the patch ({})", t.patch),
+            ));
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(Error::config("train.lr", t.lr, "a finite number > 0"));

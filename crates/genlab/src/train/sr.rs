@@ -279,7 +279,8 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// Draws step `step`'s batch: `[b, 1, p, p]` LR and `[b, 1, p s, p s]` HR, in [0, 1].
+/// Draws step `step`'s batch: `[b, 1, p, p]` LR and, in [0, 1], the HR patches' interiors
+/// `[b, 1, (p - 2 e) s, (p - 2 e) s]` (`e` = `loss_border`): the HR pixels the loss scores.
 fn draw_batch(
     pairs: &[Pair],
     cfg: &SrRunConfig,
@@ -289,6 +290,8 @@ fn draw_batch(
     let t = &cfg.train;
     let s = cfg.model.scale();
     let (p, q) = (t.patch, t.patch * s);
+    let e = t.loss_border * s; // HR pixels left out at each side
+    let qi = q - 2 * e;
     let weights: Vec<usize> = pairs
         .iter()
         .map(|x| (x.lr.h - p + 1) * (x.lr.w - p + 1))
@@ -296,7 +299,7 @@ fn draw_batch(
     let total: usize = weights.iter().sum();
     let mut rng = rng_for(t.seed, stream::SHUFFLE, step as u64);
     let mut lr = Vec::with_capacity(t.batch_size * p * p);
-    let mut hr = Vec::with_capacity(t.batch_size * q * q);
+    let mut hr = Vec::with_capacity(t.batch_size * qi * qi);
     for _ in 0..t.batch_size {
         let mut k = rng.random_range(0..total);
         let i = weights
@@ -319,12 +322,14 @@ fn draw_batch(
             0
         };
         push_patch(&mut lr, &pair.lr, y, x, p, sym);
-        push_patch(&mut hr, &pair.hr, y * s, x * s, q, sym);
+        // The 8 symmetries map a centred square onto itself, so the interior of the
+        // transformed patch is the transformed interior.
+        push_patch(&mut hr, &pair.hr, y * s + e, x * s + e, qi, sym);
     }
     let b = t.batch_size;
     (
         Tensor::<1>::from_floats(lr.as_slice(), device).reshape([b, 1, p, p]),
-        Tensor::<1>::from_floats(hr.as_slice(), device).reshape([b, 1, q, q]),
+        Tensor::<1>::from_floats(hr.as_slice(), device).reshape([b, 1, qi, qi]),
     )
 }
 
@@ -485,8 +490,12 @@ fn fit_sr<N: SrNet>(
         let mut seen = 0usize;
         while state.batches_done < batches {
             // (2) forward on this step's patches.
-            let (x, y) = draw_batch(&pairs, cfg, state.step, &ad); // [b,1,p,p], [b,1,ps,ps]
-            let loss = (net.forward(x) - y).powi_scalar(2).mean();
+            let (x, y) = draw_batch(&pairs, cfg, state.step, &ad); // [b,1,p,p], [b,1,qi,qi]
+            let out = net.forward(x); // [b, 1, p s, p s]
+            let [b, _, q, _] = out.dims();
+            let e = (q - y.dims()[2]) / 2;
+            let out = out.slice([0..b, 0..1, e..q - e, e..q - e]); // [b, 1, qi, qi]
+            let loss = (out - y).powi_scalar(2).mean();
             let l = f64::from(loss.clone().into_scalar::<f32>());
             // (3) guard: never step on a NaN/inf loss.
             if !l.is_finite() {
@@ -610,10 +619,34 @@ mod tests {
                 steps_per_epoch: 4,
                 batch_size: 4,
                 patch: 8,
+                loss_border: 2,
                 rescale: vec![1.0, 0.8],
                 lr: 3e-3,
                 ..Default::default()
             },
+        }
+    }
+
+    /// With a loss border the HR targets are the centred interiors of the border-0 targets
+    /// (same draws, same symmetry), and the LR inputs do not change.
+    #[test]
+    fn loss_border_keeps_the_centred_interior_of_each_target() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        photos(tmp.path());
+        let mut c = cfg(tmp.path(), 1);
+        c.train.loss_border = 0;
+        let pairs = load_training(tmp.path(), 2, &[1.0], 8).expect("load");
+        let device = Device::flex();
+        for step in 0..5 {
+            let (x0, y0) = draw_batch(&pairs, &c, step, &device);
+            let mut cb = c.clone();
+            cb.train.loss_border = 3;
+            let (x1, y1) = draw_batch(&pairs, &cb, step, &device);
+            assert_eq!(y1.dims(), [4, 1, 4, 4]);
+            x0.into_data().assert_eq(&x1.into_data(), true);
+            y0.slice([0..4, 0..1, 6..10, 6..10])
+                .into_data()
+                .assert_eq(&y1.into_data(), true);
         }
     }
 
