@@ -1,4 +1,5 @@
-//! CPU kernels for the gradients of 2-D convolutions, on plain row-major f32 slices.
+//! CPU kernels on plain row-major f32 slices: 2-D convolutions and their gradients (here) and
+//! one-pass elementwise work, an Adam update and the BCE-with-logits loss (`pointwise`).
 //!
 //! genlab's `nn::fast` registers these as the backward pass of convolutions and transposed
 //! convolutions on burn's flex backend (whose own gradients are a generic fallback). They live in
@@ -10,6 +11,8 @@
 //! across rayon threads with one accumulator each. Input gradient: `col2im(Wᵀ · dY_n)` per image.
 
 use rayon::prelude::*;
+
+pub mod pointwise;
 
 /// dL/db `[c]`: the sum of `dy [n, c, h, w]` over images and positions.
 pub fn bias_grad(dy: &[f32], n: usize, c: usize, plane: usize) -> Vec<f32> {

@@ -9,7 +9,8 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use crate::nn::fused::FusedAdam;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::Serialize;
 
@@ -262,7 +263,7 @@ fn time_steps<M: ImageModel>(
     opts: &SpeedOptions,
     ad: &Device,
 ) -> Result<SpeedReport> {
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
     let params = model.num_params();
     let latent = model.latent_dim();
     let b = opts.batch_size.min(set.len());
@@ -315,7 +316,7 @@ fn time_gan_steps(
 ) -> Result<SpeedReport> {
     use crate::train::gan::dcgan_step;
     let model = crate::nn::with_stable_ids(model);
-    let mut optim = AdamConfig::new().with_beta_1(0.5).with_epsilon(1e-8).init();
+    let mut optim = FusedAdam::new(0.5, 0.999, 1e-8).init();
     let params = model.num_params();
     let latent = model.config.latent;
     let b = opts.batch_size.min(set.len());
@@ -358,7 +359,7 @@ fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
     let ad = device.clone().autodiff();
     let net = crate::nn::with_stable_ids(FsrcnnConfig::default().init(&ad));
     let params = net.num_params();
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
     let b = opts.batch_size;
     let x = Tensor::<4>::random([b, 1, 32, 32], burn::tensor::Distribution::Default, &ad);
     let y = Tensor::<4>::random([b, 1, 64, 64], burn::tensor::Distribution::Default, &ad);

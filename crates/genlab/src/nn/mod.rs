@@ -3,6 +3,7 @@
 //! the checkpoint format: keep them stable.
 
 pub mod fast;
+pub mod fused;
 pub mod gan;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};

@@ -5,7 +5,8 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use crate::nn::fused::FusedAdam;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -108,11 +109,7 @@ pub(crate) fn fit_classifier(
     labels_tensor(&train_set, &[], device)?;
     labels_tensor(&test_set, &[], device)?;
     let mut model = with_stable_ids(model);
-    let mut optim = AdamConfig::new()
-        .with_beta_1(t.betas[0] as f32)
-        .with_beta_2(t.betas[1] as f32)
-        .with_epsilon(t.eps as f32)
-        .init();
+    let mut optim = FusedAdam::new(t.betas[0] as f32, t.betas[1] as f32, t.eps as f32).init();
     let shift = model.config.shift as i64;
 
     // (0) start fresh or pick up the saved state.

@@ -6,8 +6,9 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use crate::nn::fused::FusedAdam;
 use burn::module::ParamGroup;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
@@ -68,11 +69,8 @@ pub struct VaeParts {
 /// the checkpoint keeps both in one file.
 pub(crate) fn gan_optimizer(cfg: &RunConfig, generator: ParamGroup) -> ModuleOptimizer {
     let t = &cfg.train;
-    let adam = AdamConfig::new()
-        .with_beta_1(t.betas[0] as f32)
-        .with_beta_2(t.betas[1] as f32)
-        .with_epsilon(t.eps as f32);
-    adam.init().with_group(generator, adam.build(), None)
+    let adam = FusedAdam::new(t.betas[0] as f32, t.betas[1] as f32, t.eps as f32);
+    adam.clone().init().with_group(generator, adam, None)
 }
 
 fn scalar(t: Tensor<1>) -> f64 {

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use crate::nn::fused::FusedAdam;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -150,11 +151,12 @@ pub fn train(
 }
 
 fn adam(cfg: &RunConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(cfg.train.betas[0] as f32)
-        .with_beta_2(cfg.train.betas[1] as f32)
-        .with_epsilon(cfg.train.eps as f32)
-        .init()
+    FusedAdam::new(
+        cfg.train.betas[0] as f32,
+        cfg.train.betas[1] as f32,
+        cfg.train.eps as f32,
+    )
+    .init()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ use crate::config::SrRunConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::models::{SrModelConfig, SrNet};
+use crate::nn::fused::FusedAdam;
 use crate::nn::with_stable_ids;
 use crate::plot::{Series, line_plot};
 use crate::rng::{rng_for, stream};
@@ -420,11 +421,8 @@ fn fit_sr<N: SrNet>(
         net
     };
     let mut net = with_stable_ids(net);
-    let mut optim: ModuleOptimizer = AdamConfig::new()
-        .with_beta_1(t.betas[0] as f32)
-        .with_beta_2(t.betas[1] as f32)
-        .with_epsilon(t.eps as f32)
-        .init();
+    let mut optim: ModuleOptimizer =
+        FusedAdam::new(t.betas[0] as f32, t.betas[1] as f32, t.eps as f32).init();
     let kind = cfg.model.kind();
 
     // (0) data first, so a bad folder fails before anything is written.
