@@ -487,7 +487,7 @@ fn conv_transpose2d_tracked<C: CheckpointStrategy>(
 // Gradients on flex tensors: the fast kernels where they apply, burn's formulas otherwise
 // ---------------------------------------------------------------------------------------------
 
-fn is_f32(ts: &[&FlexTensor]) -> bool {
+pub(super) fn is_f32(ts: &[&FlexTensor]) -> bool {
     ts.iter().all(|t| t.dtype() == DType::F32)
 }
 
@@ -501,7 +501,7 @@ fn contiguous(t: &FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
-fn values(t: &FlexTensor) -> &[f32] {
+pub(super) fn values(t: &FlexTensor) -> &[f32] {
     // Callers check the dtype (is_f32) and pass tensors through contiguous() first.
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }

@@ -20,10 +20,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::optim::{AdamState, AdaptiveMomentumState, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 use genlab_kernels::pointwise::{self as kernels, AdamScalars};
+
+use super::fast::{is_f32, values};
 
 /// Elementwise work a backend may fuse. The default bodies are burn's ops.
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
@@ -94,15 +96,6 @@ fn adam_ops<B: Backend>(
     );
     let p = B::float_sub(p, B::float_mul_scalar(step, s.lr.into()));
     (p, m, v)
-}
-
-fn is_f32(ts: &[&FlexTensor]) -> bool {
-    ts.iter().all(|t| t.dtype() == DType::F32)
-}
-
-/// The f32 values of a contiguous tensor (callers check the dtype and call `to_contiguous`).
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
 fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -357,13 +350,13 @@ mod tests {
         let g1 = (fused * w.clone()).sum().backward();
         let g2 = (plain * w).sum().backward();
         close(
-            x.grad(&g1).unwrap().flatten(0, 1),
-            x.grad(&g2).unwrap().flatten(0, 1),
+            x.grad(&g1).expect("gradient").flatten(0, 1),
+            x.grad(&g2).expect("gradient").flatten(0, 1),
             1e-6,
         );
         close(
-            t.grad(&g1).unwrap().flatten(0, 1),
-            t.grad(&g2).unwrap().flatten(0, 1),
+            t.grad(&g1).expect("gradient").flatten(0, 1),
+            t.grad(&g2).expect("gradient").flatten(0, 1),
             1e-6,
         );
     }
