@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "steps", "patch", "loss_border", "init_from", "lr_halve_every", "output_lr_scale"])]
+    #[arg(long, conflicts_with_all = ["family", "preset", "arch", "dataset", "batch_size", "lr", "seed", "beta", "latent", "loss", "label_smoothing", "adversarial_weight", "feature_recon", "out", "scale", "images", "val", "net", "dims", "steps", "patch", "loss_border", "init_from", "lr_halve_every", "output_lr_scale"])]
     pub resume: Option<PathBuf>,
     /// One tiny epoch on a few images (for CI and smoke tests).
     #[arg(long)]
@@ -115,6 +115,11 @@ pub struct Args {
     /// sr: network.
     #[arg(long, value_enum)]
     pub net: Option<crate::train_sr::NetArg>,
+    /// sr: FSRCNN sizes D,S,M: feature channels, shrunk channels, mapping layers (default
+    /// 56,12,4). With --init-from a run of the same D,S and fewer mapping layers, the network
+    /// is grown from it (new layers start as the identity).
+    #[arg(long, value_name = "D,S,M")]
+    pub dims: Option<String>,
     /// sr: optimizer steps per epoch.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -145,6 +150,7 @@ impl Args {
             (self.images.is_some(), "--images"),
             (self.val.is_some(), "--val"),
             (self.net.is_some(), "--net"),
+            (self.dims.is_some(), "--dims"),
             (self.steps.is_some(), "--steps"),
             (self.patch.is_some(), "--patch"),
             (self.loss_border.is_some(), "--loss-border"),

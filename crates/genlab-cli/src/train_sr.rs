@@ -39,6 +39,12 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     } else {
         cfg.model = SrModelConfig::Fsrcnn(FsrcnnConfig::default());
     }
+    if let Some(d) = &a.dims {
+        let SrModelConfig::Fsrcnn(c) = &mut cfg.model else {
+            bail!("--dims sets FSRCNN's sizes; it does not apply to --net espcn");
+        };
+        (c.d, c.s, c.m) = parse_dims(d)?;
+    }
     cfg.model.set_scale(a.scale.unwrap_or(2));
     let t = &mut cfg.train;
     if let Some(v) = &a.images {
@@ -91,6 +97,17 @@ fn build(a: &Args) -> Result<SrRunConfig> {
         }
     }
     Ok(cfg)
+}
+
+/// `--dims D,S,M`: three integers (their ranges are checked with the rest of the config).
+fn parse_dims(text: &str) -> Result<(usize, usize, usize)> {
+    let v: Vec<Option<usize>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
+    match v.as_slice() {
+        [Some(d), Some(s), Some(m)] => Ok((*d, *s, *m)),
+        _ => bail!(
+            "--dims {text}: expected three integers D,S,M (feature channels, shrunk channels, mapping layers), e.g. 56,12,4"
+        ),
+    }
 }
 
 fn default_out(cfg: &SrRunConfig, dry: bool) -> PathBuf {

@@ -604,6 +604,68 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
     // A resumable SR run is recognised by `train --resume`.
     let o = genlab(&["train", "--resume", "srrun", "--epochs", "2", "-q"], d);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A deeper FSRCNN grown from that run (identity mapping layers added), and sizes that do
+    // not fit it.
+    let o = genlab(
+        &[
+            "train",
+            "sr",
+            "--dry-run",
+            "-q",
+            "--images",
+            train,
+            "--dims",
+            "56,12,6",
+            "--init-from",
+            "srrun",
+            "--out",
+            "grown",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(d.join("grown/config.toml")).expect("config");
+    assert!(cfg.contains("m = 6"), "{cfg}");
+    fails_with(
+        &genlab(
+            &[
+                "train",
+                "sr",
+                "--dry-run",
+                "--images",
+                train,
+                "--dims",
+                "56,16,6",
+                "--init-from",
+                "srrun",
+            ],
+            d,
+        ),
+        "weights.safetensors",
+    );
+    fails_with(
+        &genlab(&["train", "sr", "--dry-run", "--dims", "56,12"], d),
+        "--dims 56,12",
+    );
+    fails_with(
+        &genlab(&["train", "sr", "--dry-run", "--dims", "0,12,4"], d),
+        "model.d",
+    );
+    fails_with(
+        &genlab(
+            &[
+                "train",
+                "sr",
+                "--dry-run",
+                "--net",
+                "espcn",
+                "--dims",
+                "8,4,2",
+            ],
+            d,
+        ),
+        "--net espcn",
+    );
 
     // Evaluation: the run folder, and the shipped model, on Set5 with bicubic alongside.
     let o = genlab(&["eval", "sr", "--set", set5, "--json"], d);

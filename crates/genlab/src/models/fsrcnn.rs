@@ -93,9 +93,12 @@ impl FsrcnnConfig {
         crate::sr::check_scale(self.scale)
             .map_err(|_| Error::config("model.scale", self.scale, "2, 3 or 4"))?;
         for (k, v) in [("model.d", self.d), ("model.s", self.s)] {
-            if v == 0 {
-                return Err(Error::config(k, v, "> 0"));
+            if v == 0 || v > 1024 {
+                return Err(Error::config(k, v, "1 to 1024 channels"));
             }
+        }
+        if self.m > 64 {
+            return Err(Error::config("model.m", self.m, "0 to 64 mapping layers"));
         }
         Ok(())
     }
@@ -132,6 +135,49 @@ impl FsrcnnConfig {
             deconv,
             scale: r,
         }
+    }
+}
+
+impl Fsrcnn {
+    /// Mapping layers `m`.
+    pub fn mapping_layers(&self) -> usize {
+        self.layers.len() - 3
+    }
+
+    /// The same function with `m` mapping layers: the new ones go just before the expanding
+    /// layer and start as the identity (3x3 kernels with a 1 at the centre of their own
+    /// channel, zero bias, PReLU slope 1), the "Net2DeeperNet" growth of Chen, Goodfellow &
+    /// Shlens (2016). Training then starts from everything the shallower network learned.
+    /// `m` below the current depth is an error (layers are never dropped).
+    pub fn deepen(mut self, m: usize) -> Result<Self> {
+        let have = self.mapping_layers();
+        if m < have {
+            return Err(Error::config(
+                "model.m",
+                m,
+                format!("at least the {have} mapping layers of the network it grows from"),
+            ));
+        }
+        let expand = self.layers.pop().expect("FSRCNN has an expanding layer");
+        let s = expand.conv.weight.dims()[1];
+        let device = expand.conv.weight.device();
+        for _ in have..m {
+            // [s, s, 3, 3]: w[o][i][1][1] = (o == i).
+            let w: Vec<f32> = (0..s * s * 9)
+                .map(|k| {
+                    let (o, i, tap) = (k / (s * 9), (k / 9) % s, k % 9);
+                    if o == i && tap == 4 { 1.0 } else { 0.0 }
+                })
+                .collect();
+            let mut l = ConvPrelu::new(s, s, 3, &device);
+            l.conv.weight = Param::from_tensor(
+                Tensor::<1>::from_floats(w.as_slice(), &device).reshape([s, s, 3, 3]),
+            );
+            l.act.alpha = Param::from_tensor(Tensor::ones([s], &device));
+            self.layers.push(l);
+        }
+        self.layers.push(expand);
+        Ok(self)
     }
 }
 
@@ -321,5 +367,50 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    /// Growing a trained-looking network (random weights, non-zero biases and slopes) to more
+    /// mapping layers leaves its output unchanged, the grown network saves and loads as a plain
+    /// FSRCNN with the new `m`, and shrinking is refused.
+    #[test]
+    fn deepen_keeps_the_function_and_loads_as_the_deeper_config() {
+        let device = Device::flex();
+        let cfg = FsrcnnConfig {
+            scale: 3,
+            ..Default::default()
+        };
+        let mut net = cfg.init(&device);
+        for l in &mut net.layers {
+            let b = l.conv.bias.take().expect("bias").val();
+            l.conv.bias = Some(Param::from_tensor(
+                b.random_like(burn::tensor::Distribution::Normal(0.0, 0.1)),
+            ));
+            let a = l.act.alpha.val();
+            l.act.alpha =
+                Param::from_tensor(a.random_like(burn::tensor::Distribution::Uniform(-0.5, 0.5)));
+        }
+        let x = Tensor::<4>::random([2, 1, 10, 9], burn::tensor::Distribution::Default, &device);
+        let before = net.forward(x.clone());
+        let grown = net.deepen(6).expect("deepen");
+        assert_eq!(grown.mapping_layers(), 6);
+        let after = grown.forward(x.clone());
+        assert!(
+            max_change(&before, &after) < 1e-6,
+            "{}",
+            max_change(&before, &after)
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.safetensors");
+        crate::checkpoint::save_weights(&grown, &path, "fsrcnn", 0).expect("save");
+        let deeper = FsrcnnConfig {
+            m: 6,
+            ..cfg.clone()
+        }
+        .init(&device);
+        let loaded = load_weights(deeper, &path).expect("the grown net is an FSRCNN(56, 12, 6)");
+        assert!(max_change(&before, &loaded.forward(x)) < 1e-6);
+
+        assert!(loaded.deepen(5).is_err());
     }
 }

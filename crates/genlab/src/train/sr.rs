@@ -28,7 +28,7 @@ use crate::checkpoint::{EpochSums, RunDir, TrainState, load_weights};
 use crate::config::SrRunConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::models::{SrModelConfig, SrNet};
+use crate::models::{Fsrcnn, FsrcnnConfig, SrModelConfig, SrNet};
 use crate::nn::fused::FusedAdam;
 use crate::nn::with_stable_ids;
 use crate::plot::{Series, line_plot};
@@ -363,9 +363,50 @@ pub fn train_sr(
     cfg.validate()?;
     device.seed(cfg.train.seed);
     let ad = device.clone().autodiff();
+    let init =
+        (!resume && !cfg.train.init_from.is_empty()).then(|| RunDir::new(&cfg.train.init_from));
     match &cfg.model {
-        SrModelConfig::Fsrcnn(m) => fit_sr(m.init(&ad), run, cfg, resume, device, stop, obs),
-        SrModelConfig::Espcn(m) => fit_sr(m.init(&ad), run, cfg, resume, device, stop, obs),
+        SrModelConfig::Fsrcnn(m) => {
+            let net = match &init {
+                Some(src) => fsrcnn_from(m, src, &ad)?,
+                None => m.init(&ad),
+            };
+            fit_sr(net, run, cfg, resume, device, stop, obs)
+        }
+        SrModelConfig::Espcn(m) => {
+            let net = m.init(&ad);
+            let net = match &init {
+                Some(src) => load_weights(net, &src.weights())?,
+                None => net,
+            };
+            fit_sr(net, run, cfg, resume, device, stop, obs)
+        }
+    }
+}
+
+/// The FSRCNN `m` starting from the weights of the SR run `src` (`train.init_from`). Every
+/// layer is loaded, the upsampler included (its 9x9 kernel has the same shape at every scale,
+/// so x3/x4 start from x2 as in the FSRCNN paper). When `src`'s `config.toml` is an FSRCNN
+/// with the same `d` and `s` but fewer mapping layers, it is grown to `m` with identity layers
+/// ([`Fsrcnn::deepen`]), so a deeper network continues from a trained shallower one.
+fn fsrcnn_from(m: &FsrcnnConfig, src: &RunDir, device: &Device) -> Result<Fsrcnn> {
+    let shallower = match load_sr_config(src) {
+        Ok(SrRunConfig {
+            model: SrModelConfig::Fsrcnn(c),
+            ..
+        }) if c.d == m.d && c.s == m.s && c.m < m.m => Some(c.m),
+        _ => None,
+    };
+    match shallower {
+        Some(src_m) => {
+            let net = FsrcnnConfig {
+                m: src_m,
+                ..m.clone()
+            }
+            .init(device);
+            load_weights(net, &src.weights())?.deepen(m.m)
+        }
+        None => load_weights(m.init(device), &src.weights()),
     }
 }
 
@@ -415,11 +456,6 @@ fn fit_sr<N: SrNet>(
 ) -> Result<Outcome> {
     let t = &cfg.train;
     let ad = device.clone().autodiff();
-    let net = if !resume && !t.init_from.is_empty() {
-        load_weights(net, &RunDir::new(&t.init_from).weights())?
-    } else {
-        net
-    };
     let mut net = with_stable_ids(net);
     let mut optim: ModuleOptimizer =
         FusedAdam::new(t.betas[0] as f32, t.betas[1] as f32, t.eps as f32).init();
