@@ -9,6 +9,7 @@
 //! activations are the features: `[c, h, w] -> 32 x h/2 -> 64 x h/4 -> 128 -> classes`.
 
 use crate::nn::fast::conv2d;
+use crate::nn::fused::batch_norm;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -145,10 +146,10 @@ impl Classifier {
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self
             .pool
-            .forward(relu(self.norm1.forward(conv2d(&self.conv1, x)))); // [b, c0, h/2, w/2]
+            .forward(relu(batch_norm(&self.norm1, conv2d(&self.conv1, x)))); // [b, c0, h/2, w/2]
         let x = self
             .pool
-            .forward(relu(self.norm2.forward(conv2d(&self.conv2, x)))); // [b, c1, h/4, w/4]
+            .forward(relu(batch_norm(&self.norm2, conv2d(&self.conv2, x)))); // [b, c1, h/4, w/4]
         relu(self.fc.forward(x.flatten(1, 3))) // [b, features]
     }
 

@@ -6,6 +6,7 @@
 //! scaled to 28x28 (MNIST, Fashion-MNIST: 7 -> 14 -> 28) and 32x32 (CIFAR-10: 4 -> 8 -> 16 -> 32).
 
 use crate::nn::fast::conv_transpose2d;
+use crate::nn::fused::batch_norm;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
@@ -181,11 +182,11 @@ impl Generator {
         let [c, h, w] = self.start;
         let b = z.dims()[0];
         let x = self.fc.forward(z).reshape([b, c, h, w]); // [b, c0, h / 2^n, w / 2^n]
-        let mut x = relu(self.fc_norm.forward(x));
+        let mut x = relu(batch_norm(&self.fc_norm, x));
         for (i, d) in self.deconvs.iter().enumerate() {
             x = conv_transpose2d(d, x); // doubles h and w
             match self.norms.get(i) {
-                Some(bn) => x = relu(bn.forward(x)),
+                Some(bn) => x = relu(batch_norm(bn, x)),
                 None => x = tanh(x), // the last layer: the image
             }
         }

@@ -4,6 +4,7 @@
 //! reconstruction loss reads the last conv layer's activations.
 
 use super::fast::{conv2d, leaky_relu};
+use super::fused::batch_norm;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -92,7 +93,7 @@ impl Discriminator {
             if i > 0
                 && let Some(bn) = self.norms.get(i - 1)
             {
-                x = bn.forward(x);
+                x = batch_norm(bn, x);
             }
             x = leaky_relu(x, LEAKY_SLOPE);
         }
