@@ -386,6 +386,71 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     dx
 }
 
+/// Both gradients of a transposed convolution, sharing one column matrix per image. `g` is the
+/// geometry of the convolution that maps the transposed convolution's output back to its input
+/// (as everywhere here), `dy` the gradient of that output and `x` the transposed convolution's
+/// input: per image, `col = im2col(dY_n)` is built once, then `dX_n = W · col` (what
+/// [`forward`] computes, without bias) and `dW += X_n · colᵀ` (what [`weight_grad`] computes
+/// with `x` in the role of dY). Returns `(dx, dw)`, equal to those two calls.
+pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>, Vec<f32>) {
+    let rows = g.col_rows();
+    let plane = g.out_plane();
+    let out_len = g.cout * plane;
+    let mut dx = vec![0f32; g.n * out_len];
+    if g.n == 0 || out_len == 0 {
+        return (dx, vec![0f32; g.cout * rows]);
+    }
+    let partials: Vec<Vec<f32>> = split_by_runs(&mut dx, g.n, out_len)
+        .into_par_iter()
+        .map(|(out, run)| {
+            let mut acc = vec![0f32; g.cout * rows];
+            let mut col = g.col_buffer();
+            for (k, i) in run.enumerate() {
+                let dyi = &dy[i * g.in_len()..(i + 1) * g.in_len()];
+                let col: &[f32] = if g.is_pointwise() {
+                    dyi
+                } else {
+                    im2col(dyi, g, &mut col);
+                    &col
+                };
+                // dX_n = W [cout, rows] · col [rows, plane].
+                matmul(
+                    g.cout,
+                    plane,
+                    rows,
+                    &mut out[k * out_len..(k + 1) * out_len],
+                    false,
+                    w,
+                    [rows as isize, 1],
+                    col,
+                    [plane as isize, 1],
+                );
+                // dW += X_n [cout, plane] · colᵀ [plane, rows].
+                matmul(
+                    g.cout,
+                    rows,
+                    plane,
+                    &mut acc,
+                    true,
+                    &x[i * out_len..(i + 1) * out_len],
+                    [plane as isize, 1],
+                    col,
+                    [1, plane as isize],
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0f32; g.cout * rows]);
+    for p in parts {
+        for (t, v) in dw.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    (dx, dw)
+}
+
 /// The slope of channel `c` (one shared slope when `alpha` has a single value).
 fn slope(alpha: &[f32], c: usize) -> f32 {
     if alpha.len() == 1 { alpha[0] } else { alpha[c] }
@@ -485,6 +550,57 @@ pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared-column transposed-convolution gradients equal the two separate kernels, for
+    /// a strided/padded geometry, a 1x1 one, and more images than threads.
+    #[test]
+    fn transposed_grads_equal_the_separate_kernels() {
+        let lcg = |seed: u64, len: usize| -> Vec<f32> {
+            let mut s = seed;
+            (0..len)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        let strided = Geom {
+            n: 5,
+            cin: 3,
+            ih: 8,
+            iw: 8,
+            cout: 4,
+            oh: 4,
+            ow: 4,
+            kh: 4,
+            kw: 4,
+            stride: [2, 2],
+            pad: [1, 1],
+            dilation: [1, 1],
+        };
+        let pointwise = Geom {
+            kh: 1,
+            kw: 1,
+            stride: [1, 1],
+            pad: [0, 0],
+            oh: 8,
+            ow: 8,
+            ..strided
+        };
+        for g in [strided, pointwise] {
+            let dy = lcg(1, g.n * g.in_len());
+            let w = lcg(2, g.cout * g.col_rows());
+            let x = lcg(3, g.n * g.cout * g.out_plane());
+            let (dx, dw) = transposed_grads(&dy, &w, &x, &g);
+            let (dx_ref, dw_ref) = (forward(&dy, &w, None, &g), weight_grad(&dy, &x, &g));
+            for (a, b) in dx.iter().zip(&dx_ref).chain(dw.iter().zip(&dw_ref)) {
+                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            assert_eq!((dx.len(), dw.len()), (dx_ref.len(), dw_ref.len()));
+        }
+    }
 
     /// Central finite differences in f64 arithmetic of the loss sum(conv(x) * r), evaluated with
     /// plain loops, against the weight and input gradients of the kernels above.

@@ -229,6 +229,15 @@ fn conv_backward<const N: usize>(
             }
         }
         AnyConvOptions::Transposed(o) => {
+            if let (Some(xn), Some(wn)) = (x_node, w_node)
+                && is_f32(&[&x, &w, &dy])
+                && o.groups == 1
+            {
+                let (dx, dw) = conv_t2d_grads(&x, &w, &dy, &o);
+                grads.register::<Flex>(wn, dw);
+                grads.register::<Flex>(xn, dx);
+                return;
+            }
             if let Some(node) = w_node {
                 grads.register::<Flex>(node, conv_t2d_w_grad(&x, &w, &dy, &o));
             }
@@ -653,6 +662,20 @@ fn conv_t2d_w_grad(
     let (x, dy) = (contiguous(x), contiguous(dy));
     let g = conv_t_geom(&x, w, &dy, o);
     tensor(kernels::weight_grad(values(&dy), values(&x), &g), dims4(w))
+}
+
+/// `(dL/dx, dL/dW)` of `y = conv_transpose2d(x, w)` (f32, one group) in one pass: the column
+/// matrix of dY that both need is built once per image (`genlab_kernels::transposed_grads`).
+fn conv_t2d_grads(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    dy: &FlexTensor,
+    o: &ConvTransposeOptions<2>,
+) -> (FlexTensor, FlexTensor) {
+    let (x, w, dy) = (contiguous(x), contiguous(w), contiguous(dy));
+    let g = conv_t_geom(&x, &w, &dy, o);
+    let (dx, dw) = kernels::transposed_grads(values(&dy), values(&w), values(&x), &g);
+    (tensor(dx, dims4(&x)), tensor(dw, dims4(&w)))
 }
 
 /// dL/dx of `y = conv_transpose2d(x, w)`: the forward convolution of dY with w.
