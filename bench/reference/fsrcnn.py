@@ -59,7 +59,11 @@ def load_genlab(path, scale):
 
     sd = load_file(path)
     sd = {k.replace(".act.alpha", ".act.weight"): v for k, v in sd.items()}
-    net = Fsrcnn(scale=scale)
+    # FSRCNN(d, s, m) from the tensors: layers.0 has d filters, layers.1 s, and m mapping
+    # layers sit between the shrinking and the expanding layer.
+    convs = [k for k in sd if k.startswith("layers.") and k.endswith(".conv.weight")]
+    d, s = sd["layers.0.conv.weight"].shape[0], sd["layers.1.conv.weight"].shape[0]
+    net = Fsrcnn(scale=scale, d=d, s=s, m=len(convs) - 3)
     net.load_state_dict(sd, strict=True)
     return net
 
