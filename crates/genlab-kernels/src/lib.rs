@@ -249,6 +249,18 @@ fn split_by_runs(
     out
 }
 
+/// The elementwise sum of the per-thread accumulators (zeros of `len` when there are none).
+fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
+    for p in parts {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
 /// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let rows = g.col_rows();
@@ -283,14 +295,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
             acc
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![0f32; g.cout * rows]);
-    for p in parts {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    total
+    sum_partials(partials, g.cout * rows)
 }
 
 /// The convolution itself, `y [n, cout, oh, ow]`: per image, `W [cout, cin*kh*kw] · im2col(X_n)`
@@ -441,14 +446,7 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
             acc
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0f32; g.cout * rows]);
-    for p in parts {
-        for (t, v) in dw.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    (dx, dw)
+    (dx, sum_partials(partials, g.cout * rows))
 }
 
 /// The slope of channel `c` (one shared slope when `alpha` has a single value).
@@ -548,24 +546,26 @@ pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Deterministic test values, uniform in [-1, 1) (a 64-bit LCG).
+    pub(crate) fn lcg(seed: u64, len: usize) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
 
     /// The shared-column transposed-convolution gradients equal the two separate kernels, for
     /// a strided/padded geometry, a 1x1 one, and more images than threads.
     #[test]
     fn transposed_grads_equal_the_separate_kernels() {
-        let lcg = |seed: u64, len: usize| -> Vec<f32> {
-            let mut s = seed;
-            (0..len)
-                .map(|_| {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        };
         let strided = Geom {
             n: 5,
             cin: 3,
@@ -619,17 +619,6 @@ mod tests {
             stride: [2, 2],
             pad: [1, 0],
             dilation: [1, 2],
-        };
-        let lcg = |seed: u64, len: usize| -> Vec<f32> {
-            let mut s = seed;
-            (0..len)
-                .map(|_| {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
         };
         let x = lcg(1, g.n * g.in_len());
         let w = lcg(2, g.cout * g.col_rows());

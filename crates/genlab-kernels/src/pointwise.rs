@@ -368,15 +368,11 @@ mod tests {
     #[test]
     fn batch_norm_matches_definition_and_finite_differences() {
         let (n, c, plane, eps) = (3usize, 2usize, 5usize, 1e-5f32);
+        // Values in [-1.5, 2.5).
         let vals = |seed: u64, len: usize| -> Vec<f32> {
-            let mut s = seed;
-            (0..len)
-                .map(|_| {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 1.5
-                })
+            crate::tests::lcg(seed, len)
+                .into_iter()
+                .map(|v| v * 2.0 + 0.5)
                 .collect()
         };
         let x = vals(1, n * c * plane);
