@@ -132,6 +132,17 @@ fn im2col(x: &[f32], g: &Geom, col: &mut [f32]) {
     }
 }
 
+/// The column matrix of one image: the image itself for a pointwise convolution, else
+/// [`im2col`] into `scratch` (a [`Geom::col_buffer`]).
+fn columns<'a>(x: &'a [f32], g: &Geom, scratch: &'a mut [f32]) -> &'a [f32] {
+    if g.is_pointwise() {
+        x
+    } else {
+        im2col(x, g, scratch);
+        scratch
+    }
+}
+
 /// Adds `col [cin*kh*kw, oh*ow]` back onto the image `x [cin, ih, iw]` (the adjoint of im2col).
 fn col2im(col: &[f32], g: &Geom, x: &mut [f32]) {
     let plane = g.out_plane();
@@ -272,12 +283,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
             let mut col = g.col_buffer();
             for i in run {
                 let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                let col: &[f32] = if g.is_pointwise() {
-                    xi
-                } else {
-                    im2col(xi, g, &mut col);
-                    &col
-                };
+                let col = columns(xi, g, &mut col);
                 let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
                 // [cout, plane] · [plane, rows], the right side read transposed from col.
                 matmul(
@@ -320,12 +326,7 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
                         row.fill(v);
                     }
                 }
-                let col: &[f32] = if g.is_pointwise() {
-                    xi
-                } else {
-                    im2col(xi, g, &mut col);
-                    &col
-                };
+                let col = columns(xi, g, &mut col);
                 // W [cout, rows] · col [rows, plane], added onto the bias.
                 matmul(
                     g.cout,
@@ -412,12 +413,7 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
             let mut col = g.col_buffer();
             for (k, i) in run.enumerate() {
                 let dyi = &dy[i * g.in_len()..(i + 1) * g.in_len()];
-                let col: &[f32] = if g.is_pointwise() {
-                    dyi
-                } else {
-                    im2col(dyi, g, &mut col);
-                    &col
-                };
+                let col = columns(dyi, g, &mut col);
                 // dX_n = W [cout, rows] · col [rows, plane].
                 matmul(
                     g.cout,
