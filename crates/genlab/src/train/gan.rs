@@ -134,8 +134,13 @@ pub fn dcgan_step(
     let grads = GradientsParams::from_grads(d_loss_t.backward(), &gan.discriminator);
     gan.discriminator = optim.step(lr, gan.discriminator, grads);
 
-    // (2) update G: the updated D's verdict on the same images, pushed towards "real".
-    let g_loss_t = loss.generator(gan.discriminator.forward(fake)).mean();
+    // (2) update G: the updated D's verdict on the same images, pushed towards "real". D's
+    // parameters are not tracked here (`no_grad` on a clone that shares their values and the
+    // batch-norm running averages): the gradient still flows through D to G, but D's own weight
+    // gradients, which this step would throw away, are never computed.
+    let g_loss_t = loss
+        .generator(gan.discriminator.clone().no_grad().forward(fake))
+        .mean();
     let g_loss = scalar(g_loss_t.clone());
     guard(g_loss, "generator loss", at)?;
     let grads = GradientsParams::from_grads(g_loss_t.backward(), &gan.generator);
@@ -191,8 +196,10 @@ pub fn vae_gan_step(
     m.discriminator = optim.step(lr, m.discriminator, grads);
 
     // (2) update the encoder and decoder: the VAE loss plus lambda times the updated D's
-    // adversarial loss on the same reconstructions and samples.
-    let adv_t = loss.generator(m.discriminator.forward(fakes)).mean();
+    // adversarial loss on the same reconstructions and samples (D untracked, as in `dcgan_step`).
+    let adv_t = loss
+        .generator(m.discriminator.clone().no_grad().forward(fakes))
+        .mean();
     let total = obj.loss.clone() + adv_t.clone().mul_scalar(lambda);
     let g_loss = scalar(adv_t);
     guard(scalar(total.clone()), "encoder/decoder loss", at)?;
@@ -480,6 +487,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The generator step through an untracked discriminator (`no_grad`, as `dcgan_step` does)
+    /// gives the generator the same gradients as through the tracked one, computes no gradient
+    /// for D, and moves D's batch-norm running averages exactly as before.
+    #[test]
+    fn generator_gradients_through_untracked_discriminator_are_unchanged() {
+        use crate::models::DcganConfig;
+        let d = Device::flex().autodiff();
+        let cfg = DcganConfig {
+            latent: 8,
+            g_channels: vec![8, 16],
+            d_channels: vec![8, 16],
+            ..DcganConfig::default()
+        };
+        let z = Tensor::<2>::from_data(
+            TensorData::new(
+                (0..32).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect(),
+                [4, 8],
+            ),
+            &d,
+        );
+        // One copy of the same model per variant (loaded from its record, so the running
+        // averages are not shared between them).
+        let base = cfg.init(&d);
+        let run = |freeze: bool| {
+            let gan = cfg.init(&d).load_record(base.clone().into_record());
+            let disc = if freeze {
+                gan.discriminator.clone().no_grad()
+            } else {
+                gan.discriminator.clone()
+            };
+            let fake = gan.generator.forward(z.clone());
+            let loss = cfg.loss.generator(disc.forward(fake)).mean();
+            let mut grads = loss.backward();
+            let g = GradientsParams::from_module(&mut grads, &gan.generator);
+            let dg = GradientsParams::from_module(&mut grads, &gan.discriminator);
+            let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32");
+            let g_deconv = values(
+                g.get::<4>(gan.generator.deconvs[0].weight.id)
+                    .expect("G grad"),
+            );
+            let running = gan.discriminator.norms[0].running_mean.value_sync();
+            let running = running.into_data().try_into_vec::<f32>().expect("f32");
+            (g_deconv, running, dg.len())
+        };
+        let (tracked, frozen) = (run(false), run(true));
+        assert!(tracked.0 == frozen.0, "generator gradients differ");
+        assert!(tracked.1 == frozen.1, "running means differ");
+        assert!(
+            tracked.1.iter().any(|&v| v != 0.0),
+            "the running mean moved"
+        );
+        assert!(tracked.2 > 0, "the tracked D gets gradients");
+        assert_eq!(frozen.2, 0, "the untracked D gets none");
     }
 
     #[test]
