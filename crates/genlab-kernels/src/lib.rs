@@ -22,10 +22,26 @@ pub fn bias_grad(dy: &[f32], n: usize, c: usize, plane: usize) -> Vec<f32> {
     }
     for img in dy.chunks_exact(c * plane).take(n) {
         for (o, p) in out.iter_mut().zip(img.chunks_exact(plane)) {
-            *o += p.iter().sum::<f32>();
+            *o += lane_sum(0..plane, |k| p[k]);
         }
     }
     out
+}
+
+/// `Σ f(k)` over `range`, kept in eight independent f32 lanes (then added up) so the compiler
+/// can vectorise the reduction, which it may not reorder in a single running sum.
+#[inline(always)]
+pub(crate) fn lane_sum(range: std::ops::Range<usize>, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut k = range.start;
+    while k + 8 <= range.end {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(k + l);
+        }
+        k += 8;
+    }
+    let tail: f32 = (k..range.end).map(&f).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 /// The geometry of a 2-D convolution `input [n, cin, ih, iw] -> output [n, cout, oh, ow]` with

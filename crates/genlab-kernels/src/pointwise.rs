@@ -147,11 +147,7 @@ fn channel_sums(
             for img in 0..len.checked_div(image).unwrap_or(0) {
                 let start = img * image + ch * plane;
                 // f32 partial sums per plane (short), f64 across planes.
-                let mut part = 0f32;
-                for k in start..start + plane {
-                    part += f(ch, k);
-                }
-                total += f64::from(part);
+                total += f64::from(crate::lane_sum(start..start + plane, |k| f(ch, k)));
             }
             total
         })
