@@ -476,6 +476,63 @@ fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 
 /// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    if g.cin >= CHANNELS_LAST_MIN && !g.is_pointwise() {
+        weight_grad_channels_last(x, dy, g)
+    } else {
+        weight_grad_rows(x, dy, g)
+    }
+}
+
+/// [`weight_grad`] through a position-major column matrix. Per image the input is copied into a
+/// zero-padded channels-last image `[rows, cols, cin]`, `colᵀ [oh*ow, kh*kw*cin]` is filled
+/// with one run of `cin` values per output position and tap, and
+/// `dW' [cout, kh*kw*cin] += dY_n · colᵀ` reads it contiguously (which the GEMM packs faster
+/// than the transposed view of a row-major column matrix); `dW'` is reordered to
+/// `[cout, cin, kh, kw]` at the end.
+fn weight_grad_channels_last(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let rows = g.col_rows();
+    let plane = g.out_plane();
+    if g.n == 0 || plane == 0 {
+        return vec![0f32; g.cout * rows];
+    }
+    let cl = ChannelsLast::of(g);
+    let partials: Vec<Vec<f32>> = image_runs(g.n)
+        .into_par_iter()
+        .map(|run| {
+            let mut acc = vec![0f32; g.cout * rows];
+            let mut padded = vec![0f32; cl.len_for(g.cin)];
+            let mut colt = vec![0f32; plane * rows];
+            for i in run {
+                cl.pad(&x[i * g.in_len()..(i + 1) * g.in_len()], g, &mut padded);
+                for (pos, dst) in colt.chunks_exact_mut(rows).enumerate() {
+                    for (t, run) in dst.chunks_exact_mut(g.cin).enumerate() {
+                        let at = cl.at(g, pos, t);
+                        copy_run(run, &padded[at..at + g.cin]);
+                    }
+                }
+                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                // dW' [cout, rows'] += dY_i [cout, plane] · colᵀ [plane, rows'].
+                matmul(
+                    g.cout,
+                    rows,
+                    plane,
+                    &mut acc,
+                    true,
+                    dyi,
+                    [plane as isize, 1],
+                    &colt,
+                    [rows as isize, 1],
+                );
+            }
+            acc
+        })
+        .collect();
+    let dw = sum_partials(partials, g.cout * rows);
+    reorder_taps(&dw, g.cout, g.kh * g.kw, g.cin)
+}
+
+/// [`weight_grad`] through the row-major column matrix.
+fn weight_grad_rows(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let rows = g.col_rows();
     let plane = g.out_plane();
     let partials: Vec<Vec<f32>> = image_runs(g.n)
@@ -546,6 +603,106 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
     y
 }
 
+/// The zero-padded channels-last image `[rows, cols, cin]` of one input image that the
+/// channels-last kernels read or add onto: padded position `(r, t)` is input position
+/// `(r - pad_h, t - pad_w)`, and only the rows and columns the output reaches are kept.
+#[derive(Clone, Copy, Debug)]
+struct ChannelsLast {
+    rows: usize,
+    cols: usize,
+}
+
+impl ChannelsLast {
+    fn of(g: &Geom) -> Self {
+        let p = Padded::of(g);
+        Self {
+            rows: p.rows,
+            cols: if p.rows == 0 {
+                0
+            } else {
+                g.stride[1] * (g.ow - 1) + g.dilation[1] * (g.kw - 1) + 1
+            },
+        }
+    }
+
+    /// Values of the padded image of `cin` channels.
+    fn len_for(&self, cin: usize) -> usize {
+        self.rows * self.cols * cin
+    }
+
+    /// Offset of the `cin` values that output position `pos` reads with tap `t = ki * kw + kj`.
+    #[inline(always)]
+    fn at(&self, g: &Geom, pos: usize, t: usize) -> usize {
+        let (oy, ox) = (pos / g.ow, pos % g.ow);
+        let (ki, kj) = (t / g.kw, t % g.kw);
+        ((oy * g.stride[0] + ki * g.dilation[0]) * self.cols
+            + ox * g.stride[1]
+            + kj * g.dilation[1])
+            * g.cin
+    }
+
+    /// The input positions `(iy, ix)` that lie inside the padded image, as the ranges of `iy`
+    /// and `ix`.
+    fn inside(&self, g: &Geom) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let [ph, pw] = g.pad;
+        (
+            0..g.ih.min(self.rows.saturating_sub(ph)),
+            0..g.iw.min(self.cols.saturating_sub(pw)),
+        )
+    }
+
+    /// Writes image `x [cin, ih, iw]` into `buf` (zeros in the padding).
+    fn pad(&self, x: &[f32], g: &Geom, buf: &mut [f32]) {
+        buf.fill(0.0);
+        let (ys, xs) = self.inside(g);
+        let [ph, pw] = g.pad;
+        let cin = g.cin;
+        for iy in ys {
+            for ix in xs.clone() {
+                let at = ((iy + ph) * self.cols + ix + pw) * cin;
+                let pos = iy * g.iw + ix;
+                for (c, d) in buf[at..at + cin].iter_mut().enumerate() {
+                    *d = x[c * g.ih * g.iw + pos];
+                }
+            }
+        }
+    }
+
+    /// Adds `buf` back onto `x [cin, ih, iw]`, dropping the padding (the adjoint of `pad`).
+    fn unpad_add(&self, buf: &[f32], g: &Geom, x: &mut [f32]) {
+        let (ys, xs) = self.inside(g);
+        let [ph, pw] = g.pad;
+        let cin = g.cin;
+        for iy in ys {
+            for ix in xs.clone() {
+                let at = ((iy + ph) * self.cols + ix + pw) * cin;
+                let pos = iy * g.iw + ix;
+                for (c, &v) in buf[at..at + cin].iter().enumerate() {
+                    x[c * g.ih * g.iw + pos] += v;
+                }
+            }
+        }
+    }
+}
+
+/// `[outer, a, b]` reordered to `[outer, b, a]` (weights between `[cout, cin, taps]` and
+/// `[cout, taps, cin]`: `reorder_taps(w, cout, cin, taps)` one way, `(w, cout, taps, cin)` back).
+fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f32> {
+    let mut out = vec![0f32; outer * a * b];
+    for (dst, src) in out
+        .chunks_exact_mut(a * b)
+        .zip(w.chunks_exact(a * b))
+        .take(outer)
+    {
+        for (i, row) in src.chunks_exact(b).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                dst[j * a + i] = v;
+            }
+        }
+    }
+    out
+}
+
 /// Input channels from which [`input_grad`] takes the channels-last path: its runs are `cin`
 /// values long, too short below this to beat the phase-split path.
 const CHANNELS_LAST_MIN: usize = 8;
@@ -569,31 +726,19 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
 /// channels-last image `[rows, cols, cin]`, and that is transposed back onto `dx` without its
 /// padding.
 fn input_grad_channels_last(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
-    let (cin, taps) = (g.cin, g.kh * g.kw);
     let rows = g.col_rows();
     let plane = g.out_plane();
     let mut dx = vec![0f32; g.n * g.in_len()];
     if g.n == 0 || g.in_len() == 0 || plane == 0 {
         return dx;
     }
-    // W' [cout, taps, cin] from W [cout, cin, taps].
-    let mut wt = vec![0f32; g.cout * rows];
-    for (dst, src) in wt.chunks_exact_mut(rows).zip(w.chunks_exact(rows)) {
-        for (c, taps_of_c) in src.chunks_exact(taps).enumerate() {
-            for (t, &v) in taps_of_c.iter().enumerate() {
-                dst[t * cin + c] = v;
-            }
-        }
-    }
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    let (dh, dw) = (g.dilation[0], g.dilation[1]);
-    let prow = sh * (g.oh - 1) + dh * (g.kh - 1) + 1;
-    let pcol = sw * (g.ow - 1) + dw * (g.kw - 1) + 1;
+    let wt = reorder_taps(w, g.cout, g.cin, g.kh * g.kw); // W' [cout, taps, cin]
+    let cl = ChannelsLast::of(g);
     split_by_runs(&mut dx, g.n, g.in_len())
         .into_par_iter()
         .for_each(|(out, run)| {
             let mut colt = vec![0f32; plane * rows];
-            let mut padded = vec![0f32; prow * pcol * cin];
+            let mut padded = vec![0f32; cl.len_for(g.cin)];
             for (k, i) in run.enumerate() {
                 let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
                 // colᵀ [plane, rows'] = dY_iᵀ [plane, cout] · W' [cout, rows'].
@@ -610,30 +755,12 @@ fn input_grad_channels_last(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
                 );
                 padded.fill(0.0);
                 for (pos, src) in colt.chunks_exact(rows).enumerate() {
-                    let (oy, ox) = (pos / g.ow, pos % g.ow);
-                    for (t, run) in src.chunks_exact(cin).enumerate() {
-                        let (ki, kj) = (t / g.kw, t % g.kw);
-                        let at = ((oy * sh + ki * dh) * pcol + ox * sw + kj * dw) * cin;
-                        add_run(&mut padded[at..at + cin], run);
+                    for (t, run) in src.chunks_exact(g.cin).enumerate() {
+                        let at = cl.at(g, pos, t);
+                        add_run(&mut padded[at..at + g.cin], run);
                     }
                 }
-                // Back to [cin, ih, iw], dropping the padding (rows and columns the output
-                // never reached get nothing).
-                let xi = &mut out[k * g.in_len()..(k + 1) * g.in_len()];
-                let [ph, pw] = g.pad;
-                for iy in 0..g.ih {
-                    let r = iy + ph;
-                    if r >= prow {
-                        break;
-                    }
-                    for ix in 0..g.iw.min(pcol.saturating_sub(pw)) {
-                        let at = (r * pcol + ix + pw) * cin;
-                        let pos = iy * g.iw + ix;
-                        for (c, &v) in padded[at..at + cin].iter().enumerate() {
-                            xi[c * g.ih * g.iw + pos] += v;
-                        }
-                    }
-                }
+                cl.unpad_add(&padded, g, &mut out[k * g.in_len()..(k + 1) * g.in_len()]);
             }
         });
     dx
@@ -1047,12 +1174,12 @@ pub(crate) mod tests {
         }
     }
 
-    /// The channels-last input gradient equals the col2im one (itself checked against finite
-    /// differences above) on W2/W3's strided layers and on padded, dilated, odd-sized ones,
+    /// The channels-last input and weight gradients equal the col2im / row-major ones (checked
+    /// against finite differences above) on W2/W3's strided layers and on padded, dilated, odd-sized ones,
     /// including a padding wider than the kernel reaches and an output that stops short of the
     /// input's far edge.
     #[test]
-    fn channels_last_input_grad_equals_col2im() {
+    fn channels_last_gradients_equal_the_row_major_ones() {
         // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
         let cases = [
             (3, 8, 14, 14, 4, 4, 4, [2, 2], [1, 1], [1, 1]),
