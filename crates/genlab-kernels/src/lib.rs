@@ -1255,6 +1255,68 @@ pub(crate) mod tests {
         }
     }
 
+    /// The forward pass (strided, stride-1, dilated, pointwise and padded-beyond-the-kernel) against the
+    /// convolution's definition, with and without a bias.
+    #[test]
+    fn forward_matches_the_definition() {
+        // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
+        let cases = [
+            (2, 3, 14, 14, 4, 4, 4, [2, 2], [1, 1], [1, 1]),
+            (1, 2, 9, 40, 3, 3, 3, [1, 1], [1, 1], [1, 1]),
+            (2, 2, 10, 11, 5, 3, 2, [2, 3], [2, 0], [2, 1]),
+            (1, 3, 6, 6, 2, 1, 1, [1, 1], [0, 0], [1, 1]),
+            (1, 1, 5, 5, 2, 5, 5, [1, 1], [4, 4], [1, 1]),
+        ];
+        for (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation) in cases {
+            let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
+                (len + 2 * p - d * (k - 1) - 1) / s + 1
+            };
+            let g = Geom {
+                n,
+                cin,
+                ih,
+                iw,
+                cout,
+                oh: out(ih, kh, stride[0], pad[0], dilation[0]),
+                ow: out(iw, kw, stride[1], pad[1], dilation[1]),
+                kh,
+                kw,
+                stride,
+                pad,
+                dilation,
+            };
+            let x = lcg(11, g.n * g.in_len());
+            let w = lcg(12, g.cout * g.col_rows());
+            let b = lcg(13, g.cout);
+            for bias in [None, Some(&b[..])] {
+                let y = forward(&x, &w, bias, &g);
+                for (idx, &v) in y.iter().enumerate() {
+                    let (img, co) = (idx / (g.cout * g.out_plane()), idx / g.out_plane() % g.cout);
+                    let (oy, ox) = (idx % g.out_plane() / g.ow, idx % g.ow);
+                    let mut acc = bias.map_or(0f64, |b| b[co] as f64);
+                    for c in 0..cin {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let iy =
+                                    (oy * stride[0] + ki * dilation[0]) as isize - pad[0] as isize;
+                                let ix =
+                                    (ox * stride[1] + kj * dilation[1]) as isize - pad[1] as isize;
+                                if (0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix)
+                                {
+                                    let xv =
+                                        x[((img * cin + c) * ih + iy as usize) * iw + ix as usize];
+                                    let wv = w[((co * cin + c) * kh + ki) * kw + kj];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                    }
+                    assert!((v as f64 - acc).abs() < 1e-4, "{g:?} y[{idx}] {v} vs {acc}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn valid_range_bounds_taps_inside_the_image() {
         // 5 outputs, stride 2, input 8, pad 1: tap offset 0 reads o*2-1 → valid for o >= 1.
