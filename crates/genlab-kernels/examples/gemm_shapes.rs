@@ -1,5 +1,18 @@
+//! Single-thread GEMM rates (the `gemm` crate, as the kernels call it) of the operand layouts
+//! the convolution kernels choose between, on the per-image GEMMs of W2's conv 32-64 and W3's
+//! conv 64-128 (k4 s2, 7x7 output: `plane` = 49, `rows` = cin·16). It is the measurement behind
+//! the layouts in `lib.rs`: forward `W · col` with a row-major column matrix; input gradient as
+//! `colᵀ = dYᵀ · W'` (position-major, so the GEMM's long side is `rows`); weight gradient
+//! reading a contiguous position-major `colᵀ`. BENCHMARKS.md has a run.
+//!
+//! Run: `cargo run --release -p genlab-kernels --example gemm_shapes` (median of 20 windows of
+//! 64 GEMMs each).
+
+use std::hint::black_box;
 use std::time::Instant;
-// dst(i,j) row-major m x n; lhs (i,k) strides; rhs (k,j) strides
+
+/// `dst [m, n]` (row-major) = `lhs [m, k] · rhs [k, n]`, the operands given by (row, column)
+/// strides.
 #[allow(clippy::too_many_arguments)]
 fn mm(
     m: usize,
@@ -11,6 +24,10 @@ fn mm(
     rhs: &[f32],
     rs: [isize; 2],
 ) {
+    let reach =
+        |r: usize, c: usize, [a, b]: [isize; 2]| (r - 1) * a as usize + (c - 1) * b as usize;
+    assert!(dst.len() >= m * n && reach(m, k, ls) < lhs.len() && reach(k, n, rs) < rhs.len());
+    // SAFETY: the assert keeps every element gemm reads or writes inside its slice.
     unsafe {
         gemm::gemm(
             m,
@@ -35,8 +52,9 @@ fn mm(
         );
     }
 }
+
 fn time(name: &str, flop: f64, mut f: impl FnMut()) {
-    let mut v = vec![];
+    let mut v = Vec::new();
     for i in 0..25 {
         let t = Instant::now();
         for _ in 0..64 {
@@ -48,118 +66,56 @@ fn time(name: &str, flop: f64, mut f: impl FnMut()) {
     }
     v.sort_by(f64::total_cmp);
     let t = v[v.len() / 2];
-    println!("{name:50} {:8.1} us {:6.0} GF/s", t * 1e6, flop / t / 1e9);
+    println!("| {name} | {:.1} | {:.0} |", t * 1e6, flop / t / 1e9);
 }
+
 fn main() {
+    println!("| GEMM (per image) | µs | GFLOP/s |");
+    println!("|---|---:|---:|");
     for (cin, cout) in [(32usize, 64usize), (64, 128)] {
-        let rows = cin * 16;
-        let plane = 49;
+        let (rows, plane) = (cin * 16, 49);
         let w = vec![0.5f32; cout * rows];
         let col = vec![0.25f32; rows * plane];
         let dy = vec![0.1f32; cout * plane];
-        let mut out = vec![0f32; rows * plane.max(cout)];
+        let mut out = vec![0f32; rows * cout];
         let flop = 2.0 * (cout * rows * plane) as f64;
-        println!("cin {cin} cout {cout}");
-        time("fwd  Y[cout,plane] = W . col", flop, || {
-            mm(
-                cout,
-                plane,
-                rows,
-                &mut out,
-                &w,
-                [rows as isize, 1],
-                &col,
-                [plane as isize, 1],
-            )
+        let l = |s: &str| format!("conv {cin}-{cout}: {s}");
+        let (r, p) = (rows as isize, plane as isize);
+        time(&l("forward Y = W · col (used)"), flop, || {
+            mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [p, 1]);
+            black_box(&out);
         });
-        time("fwd  Yt[plane,cout] = colT(view) . Wt(view)", flop, || {
-            mm(
-                plane,
-                cout,
-                rows,
-                &mut out,
-                &col,
-                [1, plane as isize],
-                &w,
-                [1, rows as isize],
-            )
-        });
-        // colT contiguous [plane, rows]
         time(
-            "fwd  Yt[plane,cout] = colT(contig) . Wt(view)",
+            &l("forward Y = W · colᵀᵀ (col stored position-major)"),
             flop,
             || {
-                mm(
-                    plane,
-                    cout,
-                    rows,
-                    &mut out,
-                    &col,
-                    [rows as isize, 1],
-                    &w,
-                    [1, rows as isize],
-                )
+                mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [1, r]);
+                black_box(&out);
             },
         );
-        time("fwd  Y[cout,plane] = W . colT(contig)^T", flop, || {
-            mm(
-                cout,
-                plane,
-                rows,
-                &mut out,
-                &w,
-                [rows as isize, 1],
-                &col,
-                [1, rows as isize],
-            )
+        time(&l("forward Yᵀ = colᵀ · Wᵀ"), flop, || {
+            mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r]);
+            black_box(&out);
         });
-        time("ig   col[rows,plane] = Wt(view) . dY", flop, || {
-            mm(
-                rows,
-                plane,
-                cout,
-                &mut out,
-                &w,
-                [1, rows as isize],
-                &dy,
-                [plane as isize, 1],
-            )
+        time(&l("input grad col = Wᵀ · dY"), flop, || {
+            mm(rows, plane, cout, &mut out, &w, [1, r], &dy, [p, 1]);
+            black_box(&out);
         });
-        time("ig   colT[plane,rows] = dYt(view) . W", flop, || {
-            mm(
-                plane,
-                rows,
-                cout,
-                &mut out,
-                &dy,
-                [1, plane as isize],
-                &w,
-                [rows as isize, 1],
-            )
+        time(&l("input grad colᵀ = dYᵀ · W' (used)"), flop, || {
+            mm(plane, rows, cout, &mut out, &dy, [1, p], &w, [r, 1]);
+            black_box(&out);
         });
-        time("wg   dW[cout,rows] = dY . colT(view)", flop, || {
-            mm(
-                cout,
-                rows,
-                plane,
-                &mut out,
-                &dy,
-                [plane as isize, 1],
-                &col,
-                [1, plane as isize],
-            )
-        });
-        time("wg   dW[cout,rows] = dY . colT(contig)", flop, || {
-            mm(
-                cout,
-                rows,
-                plane,
-                &mut out,
-                &dy,
-                [plane as isize, 1],
-                &col,
-                [rows as isize, 1],
-            )
+        time(
+            &l("weight grad dW = dY · (row-major col)ᵀ"),
+            flop,
+            || {
+                mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [1, p]);
+                black_box(&out);
+            },
+        );
+        time(&l("weight grad dW' = dY · colᵀ (used)"), flop, || {
+            mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [r, 1]);
+            black_box(&out);
         });
     }
 }
