@@ -7,8 +7,20 @@
 //! the workspace manifest) without optimising all of genlab.
 //!
 //! Layout: images `[n, c, h, w]`, convolution weights `[cout, cin, kh, kw]`, all contiguous.
-//! Weight gradient: per image, `dW += dY_n · im2col(X_n)ᵀ`, one GEMM per image, images split
-//! across rayon threads with one accumulator each. Input gradient: `col2im(Wᵀ · dY_n)` per image.
+//! One GEMM per image (the `gemm` crate), images split across rayon threads (one accumulator
+//! each for weight gradients):
+//! - forward: `Y_n = W · im2col(X_n)`, the column matrix row-major `[cin*kh*kw, oh*ow]`, built
+//!   from a zero-padded, column-phase-split copy of the image (`Padded`);
+//! - weight gradient: `dW += dY_n · im2col(X_n)ᵀ`; with 8 or more input channels the column
+//!   matrix is built position-major from a channels-last image (`ChannelsLast`) so the GEMM
+//!   reads it contiguously;
+//! - input gradient (and so a transposed convolution's forward pass): `col2im(Wᵀ · dY_n)`; with 8
+//!   or more input channels as `colᵀ = dY_nᵀ · W'` added in channel runs onto a channels-last
+//!   image, which puts the GEMM's long side on `cin*kh*kw` instead of `oh*ow`;
+//! - a transposed convolution's two gradients share one `im2col(dY_n)` ([`transposed_grads`]).
+//!
+//! `cargo run --release -p genlab-kernels --example gemm_shapes` measures the GEMM layouts these
+//! choices rest on; `cargo bench -p genlab-kernels --bench conv_kernels` times the kernels.
 
 use rayon::prelude::*;
 
@@ -710,7 +722,7 @@ const CHANNELS_LAST_MIN: usize = 8;
 /// dL/dX `[n, cin, ih, iw]` of a convolution (and so the forward pass of a transposed
 /// convolution): per image, the column matrix `Wᵀ · dY_n` added back onto the input's positions.
 /// With `cin >= 8` the column matrix is built position-major and added in channel runs
-/// ([`input_grad_channels_last`]), else row-major through the padded image (col2im).
+/// (`input_grad_channels_last`), else row-major through the padded image (col2im).
 pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     if g.cin >= CHANNELS_LAST_MIN && !g.is_pointwise() {
         input_grad_channels_last(w, dy, g)

@@ -9,11 +9,14 @@
 //! This module registers its own autodiff step for 2-D convolutions on `Autodiff<Flex>`, through
 //! burn's backend-extension mechanism (`#[backend_extension]`), so nothing in burn is patched:
 //!
-//! - forward: flex's own `conv2d` / `conv_transpose2d` (unchanged);
+//! - forward: `genlab_kernels::forward` (im2col and one GEMM per image; a transposed
+//!   convolution's forward pass is a convolution's input gradient);
 //! - weight gradient: per image, `dW += dY_n · im2col(X_n)ᵀ`, one GEMM (the `gemm` crate burn-flex
 //!   uses) per image, images split across rayon threads, each with its own accumulator;
 //! - input gradient: per image, `col = Wᵀ · dY_n`, then col2im (a transposed convolution is the
 //!   input gradient of a convolution, and its own input gradient is a forward convolution);
+//!   with 8 or more input channels both gradients go through channels-last column matrices
+//!   (`genlab_kernels`' crate documentation says how and why);
 //! - bias gradient: a plain sum over images and positions;
 //! - PReLU and leaky ReLU: one pass forward and one fused pass backward (burn builds both from
 //!   generic compare / mask / multiply / broadcast-sum ops: ~19% of an FSRCNN training step, ~8%
