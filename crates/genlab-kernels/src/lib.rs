@@ -1011,6 +1011,34 @@ pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
     dx
 }
 
+/// ReLU, `y = x <= 0 ? 0 : x` (burn's definition: +0 for every non-positive input, NaN kept),
+/// any shape, as a select (vectorised). Chunks run in parallel.
+pub fn relu_forward(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = if v <= 0.0 { 0.0 } else { v };
+            }
+        });
+    y
+}
+
+/// The input gradient of ReLU: `dx = x <= 0 ? 0 : dy` (burn masks on its output `y <= 0`, the
+/// same positions). Chunks run in parallel.
+pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(o, (x, g))| {
+            for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                *o = if v <= 0.0 { 0.0 } else { g };
+            }
+        });
+    dx
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1396,6 +1424,17 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn relu_matches_its_definition() {
+        let x = [-2.0f32, -0.0, 0.0, 0.25, f32::NAN, 3.0];
+        let dy = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = relu_forward(&x);
+        assert_eq!(&y[..4], &[0.0, 0.0, 0.0, 0.25]);
+        assert!(y[1].is_sign_positive() && y[4].is_nan() && y[5] == 3.0);
+        assert_eq!(relu_backward(&x, &dy)[..4], [0.0, 0.0, 0.0, 4.0]);
+        assert_eq!(relu_backward(&x, &dy)[4..], [5.0, 6.0]);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::Objective;
 use crate::error::{Error, Result};
 use crate::loss;
+use crate::nn::fast::relu;
 use crate::nn::{Arch, BodyConfig, Decoder, Encoder};
 
 /// Reconstruction loss of an autoencoder.

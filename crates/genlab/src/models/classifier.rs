@@ -9,6 +9,7 @@
 //! activations are the features: `[c, h, w] -> 32 x h/2 -> 64 x h/4 -> 128 -> classes`.
 
 use crate::nn::fast::conv2d;
+use crate::nn::fast::relu;
 use crate::nn::fused::batch_norm;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -16,7 +17,6 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

@@ -95,6 +95,11 @@ pub trait FastBackend: Backend {
     fn leaky_relu_fast(x: FloatTensor<Self>, negative_slope: f64) -> FloatTensor<Self> {
         Self::leaky_relu(x, negative_slope.into())
     }
+
+    /// ReLU.
+    fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu(x)
+    }
 }
 
 /// Inference on flex runs genlab's forward kernels too (they are what training runs).
@@ -182,6 +187,12 @@ pub fn prelu(layer: &PRelu, x: Tensor<4>) -> Tensor<4> {
     };
     let out = <Dispatch as FastBackend>::prelu_nchw(x.into_dispatch(), alpha.into_dispatch());
     Tensor::from_dispatch(out)
+}
+
+/// `burn::tensor::activation::relu(x)`, in one pass forward and one backward where the backend
+/// has it (burn's compares into a mask tensor, then fills: two passes and a bool tensor each way).
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FastBackend>::relu_fast(x.into_dispatch()))
 }
 
 /// `burn::tensor::activation::leaky_relu(x, negative_slope)`, with the fast gradient where the
@@ -366,6 +377,19 @@ impl<C: CheckpointStrategy> FastBackend for Autodiff<Flex, C> {
         }
     }
 
+    fn relu_fast(x: AdTensor<C>) -> AdTensor<C> {
+        if !is_f32(&[x.primitive()]) {
+            return Self::relu(x);
+        }
+        match ReluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                prep.finish(state, relu_forward(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
+        }
+    }
+
     fn prelu_nchw(x: AdTensor<C>, alpha: AdTensor<C>) -> AdTensor<C> {
         if !prelu_fits(x.primitive(), alpha.primitive()) {
             return Self::prelu(x, alpha);
@@ -403,6 +427,29 @@ impl Backward<Flex, 1> for LeakyReluStep {
             grads.register::<Flex>(parent.id, flex_like(dx, &x));
         }
     }
+}
+
+/// Backward step of ReLU; the state is the checkpointed input.
+#[derive(Debug)]
+struct ReluStep;
+
+impl Backward<Flex, 1> for ReluStep {
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let x = ck.retrieve_node_output::<FlexTensor>(ops.state);
+        if let [Some(parent)] = &ops.parents {
+            let (x, dy) = (contiguous(&x), contiguous(&dy));
+            let dx = kernels::relu_backward(values(&x), values(&dy));
+            grads.register::<Flex>(parent.id, flex_like(dx, &x));
+        }
+    }
+}
+
+fn relu_forward(x: FlexTensor) -> FlexTensor {
+    let x = contiguous(&x);
+    flex_like(kernels::relu_forward(values(&x)), &x)
 }
 
 /// A contiguous f32 tensor of `values` in the shape of `like`.
@@ -884,6 +931,28 @@ mod tests {
             for (a, b) in run(true).iter().zip(&run(false)) {
                 a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-5, 1e-5));
             }
+        }
+    }
+
+    /// ReLU's output and input gradient equal burn's, exact zeros included.
+    #[test]
+    fn relu_gradient_matches_burns() {
+        let d = device();
+        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d)
+            .slice_assign([0..1, 0..3], Tensor::zeros([1, 3], &d));
+        let r = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                relu(x.clone())
+            } else {
+                burn::tensor::activation::relu(x.clone())
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [y.into_data(), x.grad(&g).expect("x grad").into_data()]
+        };
+        for (a, b) in run(true).iter().zip(&run(false)) {
+            assert_eq!(a, b);
         }
     }
 

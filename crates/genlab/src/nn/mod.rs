@@ -6,11 +6,11 @@ pub mod fast;
 pub mod fused;
 pub mod gan;
 
+use crate::nn::fast::relu;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use fast::{conv_transpose2d, conv2d};
 
 /// Linear layers with a ReLU after every one of them.
