@@ -1,5 +1,5 @@
 //! Layers with fast gradients on the CPU (flex) backend: convolution, transposed convolution,
-//! PReLU and leaky ReLU.
+//! ReLU, PReLU and leaky ReLU.
 //!
 //! burn-flex 0.22 writes only the forward passes of its convolutions. Their gradients fall back
 //! to burn's generic formulas, and the weight gradient among them is a convolution over
@@ -18,13 +18,14 @@
 //!   with 8 or more input channels both gradients go through channels-last column matrices
 //!   (`genlab_kernels`' crate documentation says how and why);
 //! - bias gradient: a plain sum over images and positions;
-//! - PReLU and leaky ReLU: one pass forward and one fused pass backward (burn builds both from
-//!   generic compare / mask / multiply / broadcast-sum ops: ~19% of an FSRCNN training step, ~8%
-//!   of a DCGAN one).
+//! - ReLU, PReLU and leaky ReLU: one pass forward and one fused pass backward (burn builds both
+//!   from generic compare / mask / multiply / broadcast-sum ops: ~19% of an FSRCNN training step,
+//!   ~8% of a DCGAN one).
 //!
 //! Anything else (other dtypes, grouped convolutions, GPU backends) takes burn's own path, so the
 //! layer functions here are a drop-in for `Conv2d::forward`, `ConvTranspose2d::forward`,
-//! `PRelu::forward` and `activation::leaky_relu` on every backend. The kernels themselves are in the `genlab-kernels` crate.
+//! `PRelu::forward`, `activation::relu` and `activation::leaky_relu` on every backend. The
+//! kernels themselves are in the `genlab-kernels` crate.
 //! Tests compare every gradient with burn's own and (in genlab-kernels) with finite differences.
 
 use burn::backend::autodiff::NodeId;
