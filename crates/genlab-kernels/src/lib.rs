@@ -1056,6 +1056,38 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The geometry of a convolution of `n` images `[cin, ih, iw]` to `cout` channels, its
+    /// output size computed as PyTorch does.
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        n: usize,
+        cin: usize,
+        [ih, iw]: [usize; 2],
+        cout: usize,
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Geom {
+        let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
+            (len + 2 * p - d * (k - 1) - 1) / s + 1
+        };
+        Geom {
+            n,
+            cin,
+            ih,
+            iw,
+            cout,
+            oh: out(ih, kh, stride[0], pad[0], dilation[0]),
+            ow: out(iw, kw, stride[1], pad[1], dilation[1]),
+            kh,
+            kw,
+            stride,
+            pad,
+            dilation,
+        }
+    }
+
     /// The shared-column transposed-convolution gradients equal the two separate kernels, for
     /// a strided/padded geometry, a 1x1 one, and more images than threads.
     #[test]
@@ -1197,23 +1229,7 @@ pub(crate) mod tests {
             (1, 4, 4, 9, 9, [2, 2], [4, 4], [1, 1]),
         ];
         for (cin, ih, iw, kh, kw, stride, pad, dilation) in cases {
-            let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
-                (len + 2 * p - d * (k - 1) - 1) / s + 1
-            };
-            let g = Geom {
-                n: 1,
-                cin,
-                ih,
-                iw,
-                cout: 1,
-                oh: out(ih, kh, stride[0], pad[0], dilation[0]),
-                ow: out(iw, kw, stride[1], pad[1], dilation[1]),
-                kh,
-                kw,
-                stride,
-                pad,
-                dilation,
-            };
+            let g = geom(1, cin, [ih, iw], 1, [kh, kw], stride, pad, dilation);
             // Which input value (if any) column entry (row, position) reads.
             let source = |row: usize, pos: usize| -> Option<usize> {
                 let (c, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
@@ -1251,9 +1267,9 @@ pub(crate) mod tests {
     }
 
     /// The channels-last input and weight gradients equal the col2im / row-major ones (checked
-    /// against finite differences above) on W2/W3's strided layers and on padded, dilated, odd-sized ones,
-    /// including a padding wider than the kernel reaches and an output that stops short of the
-    /// input's far edge.
+    /// against finite differences above) on W2/W3's strided layers and on padded, dilated,
+    /// odd-sized ones, including a padding wider than the kernel reaches and an output that stops
+    /// short of the input's far edge.
     #[test]
     fn channels_last_gradients_equal_the_row_major_ones() {
         // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
@@ -1265,38 +1281,30 @@ pub(crate) mod tests {
             (2, 8, 11, 8, 3, 2, 3, [3, 3], [0, 0], [1, 1]),
         ];
         for (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation) in cases {
-            let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
-                (len + 2 * p - d * (k - 1) - 1) / s + 1
-            };
-            let g = Geom {
-                n,
-                cin,
-                ih,
-                iw,
-                cout,
-                oh: out(ih, kh, stride[0], pad[0], dilation[0]),
-                ow: out(iw, kw, stride[1], pad[1], dilation[1]),
-                kh,
-                kw,
-                stride,
-                pad,
-                dilation,
-            };
+            let g = geom(n, cin, [ih, iw], cout, [kh, kw], stride, pad, dilation);
             let w = lcg(5, g.cout * g.col_rows());
             let dy = lcg(6, g.n * g.cout * g.out_plane());
-            let (a, b) = (
-                input_grad_channels_last(&w, &dy, &g),
-                input_grad_col2im(&w, &dy, &g),
-            );
-            assert_eq!(a.len(), b.len());
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{g:?}: {x} vs {y}");
+            let x = lcg(7, g.n * g.in_len());
+            for (a, b) in [
+                (
+                    input_grad_channels_last(&w, &dy, &g),
+                    input_grad_col2im(&w, &dy, &g),
+                ),
+                (
+                    weight_grad_channels_last(&x, &dy, &g),
+                    weight_grad_rows(&x, &dy, &g),
+                ),
+            ] {
+                assert_eq!(a.len(), b.len());
+                for (u, v) in a.iter().zip(&b) {
+                    assert!((u - v).abs() <= 1e-5 * (1.0 + v.abs()), "{g:?}: {u} vs {v}");
+                }
             }
         }
     }
 
-    /// The forward pass (strided, stride-1, dilated, pointwise and padded-beyond-the-kernel) against the
-    /// convolution's definition, with and without a bias.
+    /// The forward pass (strided, stride-1, dilated, pointwise and padded-beyond-the-kernel)
+    /// against the convolution's definition, with and without a bias.
     #[test]
     fn forward_matches_the_definition() {
         // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
@@ -1308,23 +1316,7 @@ pub(crate) mod tests {
             (1, 1, 5, 5, 2, 5, 5, [1, 1], [4, 4], [1, 1]),
         ];
         for (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation) in cases {
-            let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
-                (len + 2 * p - d * (k - 1) - 1) / s + 1
-            };
-            let g = Geom {
-                n,
-                cin,
-                ih,
-                iw,
-                cout,
-                oh: out(ih, kh, stride[0], pad[0], dilation[0]),
-                ow: out(iw, kw, stride[1], pad[1], dilation[1]),
-                kh,
-                kw,
-                stride,
-                pad,
-                dilation,
-            };
+            let g = geom(n, cin, [ih, iw], cout, [kh, kw], stride, pad, dilation);
             let x = lcg(11, g.n * g.in_len());
             let w = lcg(12, g.cout * g.col_rows());
             let b = lcg(13, g.cout);
