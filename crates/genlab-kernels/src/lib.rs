@@ -85,6 +85,12 @@ impl Geom {
     pub fn out_plane(&self) -> usize {
         self.oh * self.ow
     }
+    /// Whether the gradients take the channels-last path: `cin >= 8` (shorter channel runs do
+    /// not beat the row-major path) and not pointwise (whose image is its own column matrix).
+    pub fn channels_last(&self) -> bool {
+        self.cin >= CHANNELS_LAST_MIN && !self.is_pointwise()
+    }
+
     /// A 1x1, stride-1, unpadded convolution: the image itself is its column matrix.
     pub fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
@@ -488,7 +494,7 @@ fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 
 /// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
-    if g.cin >= CHANNELS_LAST_MIN && !g.is_pointwise() {
+    if g.channels_last() {
         weight_grad_channels_last(x, dy, g)
     } else {
         weight_grad_rows(x, dy, g)
@@ -715,7 +721,7 @@ fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f32> {
     out
 }
 
-/// Input channels from which [`input_grad`] takes the channels-last path: its runs are `cin`
+/// Input channels from which [`Geom::channels_last`] holds: its runs are `cin`
 /// values long, too short below this to beat the phase-split path.
 const CHANNELS_LAST_MIN: usize = 8;
 
@@ -724,7 +730,7 @@ const CHANNELS_LAST_MIN: usize = 8;
 /// With `cin >= 8` the column matrix is built position-major and added in channel runs
 /// (`input_grad_channels_last`), else row-major through the padded image (col2im).
 pub fn input_grad(w: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
-    if g.cin >= CHANNELS_LAST_MIN && !g.is_pointwise() {
+    if g.channels_last() {
         input_grad_channels_last(w, dy, g)
     } else {
         input_grad_col2im(w, dy, g)
