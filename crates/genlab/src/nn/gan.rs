@@ -165,14 +165,21 @@ mod tests {
         };
         let ours = disc.forward(x.clone()).sum().backward();
         let theirs = burn_forward(x).sum().backward();
-        let tol = burn::tensor::Tolerance::rel_abs(1e-4, 1e-6);
+        // Batch norm's backward sums in f64 here and in f32 in burn, and some gradient entries
+        // are differences of near-equal terms: compare each entry to within 1e-4 of the
+        // gradient's largest magnitude (an entry-relative bound alone failed ~1 run in 8 on
+        // random inputs, at 1.7e-4 relative on an entry 1/10 of the largest).
+        let check = |a: Tensor<2>, b: Tensor<2>| {
+            let scale = b.clone().abs().max().into_scalar::<f32>();
+            let tol = burn::tensor::Tolerance::rel_abs(1e-4, 1e-4 * scale);
+            a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+        };
         for conv in &disc.convs {
             let w = conv.weight.val();
             let (a, b) = (w.grad(&ours).expect("grad"), w.grad(&theirs).expect("grad"));
-            a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+            check(a.flatten(1, 3), b.flatten(1, 3));
         }
         let w = disc.fc.weight.val();
-        let (a, b) = (w.grad(&ours).expect("grad"), w.grad(&theirs).expect("grad"));
-        a.into_data().assert_approx_eq::<f32>(&b.into_data(), tol);
+        check(w.grad(&ours).expect("grad"), w.grad(&theirs).expect("grad"));
     }
 }
