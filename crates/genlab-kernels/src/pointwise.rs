@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::{init, output};
+
 /// Elements per parallel chunk: large enough that a chunk outweighs the cost of a rayon task.
 const CHUNK: usize = 1 << 15;
 
@@ -54,25 +56,33 @@ pub fn adam_update(
     let c2 = (1.0 - s.beta_2.powi(s.time)).sqrt();
     let factor = c2 / (1.0 - s.beta_1.powi(s.time));
     let eps = s.epsilon * c2;
-    let (mut p_out, mut m_out, mut v_out) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-    p_out
-        .par_chunks_mut(CHUNK)
-        .zip(m_out.par_chunks_mut(CHUNK))
-        .zip(v_out.par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(i, ((po, mo), vo))| {
-            let r = i * CHUNK..(i * CHUNK + po.len());
-            let (p, g, m, v) = (&param[r.clone()], &grad[r.clone()], &m[r.clone()], &v[r]);
-            for j in 0..po.len() {
-                let g = g[j];
-                let m1 = m[j] * s.beta_1 + g * f1;
-                let v1 = v[j] * s.beta_2 + (g * g) * f2;
-                let step = (m1 * factor) / (v1.sqrt() + eps);
-                po[j] = p[j] - step * s.lr;
-                mo[j] = m1;
-                vo[j] = v1;
-            }
+    let (mut m_out, mut v_out) = (Vec::new(), Vec::new());
+    let p_out = output(n, |p_out| {
+        m_out = output(n, |m_out| {
+            v_out = output(n, |v_out| {
+                p_out
+                    .par_chunks_mut(CHUNK)
+                    .zip(m_out.par_chunks_mut(CHUNK))
+                    .zip(v_out.par_chunks_mut(CHUNK))
+                    .enumerate()
+                    .for_each(|(i, ((po, mo), vo))| {
+                        let (po, mo, vo) = (init(po, 0.0), init(mo, 0.0), init(vo, 0.0));
+                        let r = i * CHUNK..(i * CHUNK + po.len());
+                        let (p, g, m, v) =
+                            (&param[r.clone()], &grad[r.clone()], &m[r.clone()], &v[r]);
+                        for j in 0..po.len() {
+                            let g = g[j];
+                            let m1 = m[j] * s.beta_1 + g * f1;
+                            let v1 = v[j] * s.beta_2 + (g * g) * f2;
+                            let step = (m1 * factor) / (v1.sqrt() + eps);
+                            po[j] = p[j] - step * s.lr;
+                            mo[j] = m1;
+                            vo[j] = v1;
+                        }
+                    });
+            });
         });
+    });
     (p_out, m_out, v_out)
 }
 
@@ -108,26 +118,27 @@ pub fn bce_with_logits_rows_backward(x: &[f32], t: &[f32], dy: &[f32], cols: usi
         dy.len() * cols,
         "bce_with_logits_rows_backward: rows"
     );
-    let mut dx = vec![0f32; x.len()];
     if cols == 0 {
-        return dx;
+        return vec![0f32; x.len()];
     }
-    dx.par_chunks_mut(cols)
-        .zip(x.par_chunks(cols).zip(t.par_chunks(cols)))
-        .zip(dy.par_iter())
-        .for_each(|((o, (x, t)), &g)| {
-            for ((o, &x), &t) in o.iter_mut().zip(x).zip(t) {
-                // sigmoid without overflow: exp of a non-positive number only.
-                let e = (-x.abs()).exp();
-                let s = if x >= 0.0 {
-                    1.0 / (1.0 + e)
-                } else {
-                    e / (1.0 + e)
-                };
-                *o = (s - t) * g;
-            }
-        });
-    dx
+    output(x.len(), |dx| {
+        dx.par_chunks_mut(cols)
+            .zip(x.par_chunks(cols).zip(t.par_chunks(cols)))
+            .zip(dy.par_iter())
+            .for_each(|((o, (x, t)), &g)| {
+                let o = init(o, 0.0);
+                for ((o, &x), &t) in o.iter_mut().zip(x).zip(t) {
+                    // sigmoid without overflow: exp of a non-positive number only.
+                    let e = (-x.abs()).exp();
+                    let s = if x >= 0.0 {
+                        1.0 / (1.0 + e)
+                    } else {
+                        e / (1.0 + e)
+                    };
+                    *o = (s - t) * g;
+                }
+            });
+    })
 }
 
 /// Per channel `ch` of a `[n, c, plane]` tensor with `len` values, the sum of `f(ch, k)` over
@@ -182,22 +193,24 @@ pub fn batch_norm_forward(
         .map(|ch| gamma[ch] / (var[ch] + eps).sqrt())
         .collect();
     let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
-    let mut y = vec![0f32; x.len()];
     let image = (c * plane).max(1);
-    y.par_chunks_mut(image)
-        .zip(x.par_chunks(image))
-        .for_each(|(yi, xi)| {
-            for (ch, (yc, xc)) in yi
-                .chunks_mut(plane.max(1))
-                .zip(xi.chunks(plane.max(1)))
-                .enumerate()
-            {
-                let (a, b) = (scale[ch], shift[ch]);
-                for (o, &v) in yc.iter_mut().zip(xc) {
-                    *o = v * a + b;
+    let y = output(x.len(), |y| {
+        y.par_chunks_mut(image)
+            .zip(x.par_chunks(image))
+            .for_each(|(yi, xi)| {
+                let yi = init(yi, 0.0);
+                for (ch, (yc, xc)) in yi
+                    .chunks_mut(plane.max(1))
+                    .zip(xi.chunks(plane.max(1)))
+                    .enumerate()
+                {
+                    let (a, b) = (scale[ch], shift[ch]);
+                    for (o, &v) in yc.iter_mut().zip(xc) {
+                        *o = v * a + b;
+                    }
                 }
-            }
-        });
+            });
+    });
     (y, mean, var)
 }
 
@@ -230,23 +243,26 @@ pub fn batch_norm_backward(
     let k3: Vec<f32> = (0..c)
         .map(|ch| -k1[ch] * (dbeta[ch] / count) as f32)
         .collect();
-    let mut dx = vec![0f32; x.len()];
+    assert_eq!(x.len(), dy.len(), "batch_norm_backward: x and dy");
     let image = (c * plane).max(1);
-    dx.par_chunks_mut(image)
-        .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
-        .for_each(|(dxi, (xi, dyi))| {
-            let p = plane.max(1);
-            for (ch, (o, (xc, gc))) in dxi
-                .chunks_mut(p)
-                .zip(xi.chunks(p).zip(dyi.chunks(p)))
-                .enumerate()
-            {
-                let (a, b, m, k) = (k1[ch], k2[ch], mean[ch], k3[ch]);
-                for (d, (&v, &g)) in o.iter_mut().zip(xc.iter().zip(gc)) {
-                    *d = a * g + b * (v - m) + k;
+    let dx = output(x.len(), |dx| {
+        dx.par_chunks_mut(image)
+            .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
+            .for_each(|(dxi, (xi, dyi))| {
+                let dxi = init(dxi, 0.0);
+                let p = plane.max(1);
+                for (ch, (o, (xc, gc))) in dxi
+                    .chunks_mut(p)
+                    .zip(xi.chunks(p).zip(dyi.chunks(p)))
+                    .enumerate()
+                {
+                    let (a, b, m, k) = (k1[ch], k2[ch], mean[ch], k3[ch]);
+                    for (d, (&v, &g)) in o.iter_mut().zip(xc.iter().zip(gc)) {
+                        *d = a * g + b * (v - m) + k;
+                    }
                 }
-            }
-        });
+            });
+    });
     (
         dx,
         dgamma.into_iter().map(|v| v as f32).collect(),

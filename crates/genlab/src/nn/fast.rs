@@ -780,16 +780,8 @@ pub fn conv_transpose2d_forward(
         pad: o.padding,
         dilation: o.dilation,
     };
-    let mut y = kernels::input_grad(values(&w), values(&x), &g);
-    if let Some(b) = b {
-        let b = contiguous(&b);
-        let plane = oh * ow;
-        for img in y.chunks_exact_mut(c_y * plane) {
-            for (ch, &v) in img.chunks_exact_mut(plane).zip(values(&b)) {
-                ch.iter_mut().for_each(|e| *e += v);
-            }
-        }
-    }
+    let b = b.map(|b| contiguous(&b));
+    let y = kernels::transposed_forward(values(&w), values(&x), b.as_ref().map(values), &g);
     tensor(y, [n, c_y, oh, ow])
 }
 
