@@ -93,6 +93,56 @@ fn main() {
                 black_box(&out);
             },
         );
+        for b in [2usize, 4, 8, 16] {
+            let colb = vec![0.25f32; rows * plane * b];
+            let mut outb = vec![0f32; cout * plane * b];
+            let pb = (plane * b) as isize;
+            time(
+                &l(&format!("forward, {b} images: Y = W · col (per image)")),
+                flop * b as f64,
+                || {
+                    mm(cout, plane * b, rows, &mut outb, &w, [r, 1], &colb, [pb, 1]);
+                    black_box(&outb);
+                },
+            );
+            let dyb = vec![0.1f32; cout * plane * b];
+            let mut colbt = vec![0f32; rows * plane * b];
+            time(
+                &l(&format!("input grad, {b} images: colᵀ = dYᵀ · W'")),
+                flop * b as f64,
+                || {
+                    mm(plane * b, rows, cout, &mut colbt, &dyb, [1, pb], &w, [r, 1]);
+                    black_box(&colbt);
+                },
+            );
+            time(
+                &l(&format!("weight grad, {b} images: dW' = dY · colᵀ")),
+                flop * b as f64,
+                || {
+                    mm(
+                        cout,
+                        rows,
+                        plane * b,
+                        &mut out,
+                        &dyb,
+                        [pb, 1],
+                        &colb,
+                        [r, 1],
+                    );
+                    black_box(&out);
+                },
+            );
+            time(
+                &l(&format!(
+                    "forward, {b} images: Y = W · colᵀᵀ (position-major)"
+                )),
+                flop * b as f64,
+                || {
+                    mm(cout, plane * b, rows, &mut outb, &w, [r, 1], &colb, [1, r]);
+                    black_box(&outb);
+                },
+            );
+        }
         time(&l("forward Yᵀ = colᵀ · Wᵀ"), flop, || {
             mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r]);
             black_box(&out);

@@ -7,16 +7,21 @@
 //! the workspace manifest) without optimising all of genlab.
 //!
 //! Layout: images `[n, c, h, w]`, convolution weights `[cout, cin, kh, kw]`, all contiguous.
-//! One GEMM per image (the `gemm` crate), images split across rayon threads (one accumulator
-//! each for weight gradients):
-//! - forward: `Y_n = W · im2col(X_n)`, the column matrix row-major `[cin*kh*kw, oh*ow]`, built
-//!   from a zero-padded, column-phase-split copy of the image (`Padded`);
+//! GEMMs from the `gemm` crate, images split across rayon threads (one accumulator each for
+//! weight gradients); a small output map (7x7) takes several images per GEMM
+//! (`images_per_gemm`), a large one one image per GEMM:
+//! - forward: `Y_n = W · im2col(X_n)`, the column matrix row-major `[cin*kh*kw, oh*ow]` (the
+//!   images of a block side by side), built from a zero-padded, column-phase-split copy of the
+//!   image (`Padded`);
 //! - weight gradient: `dW += dY_n · im2col(X_n)ᵀ`; with 8 or more input channels the column
 //!   matrix is built position-major from a channels-last image (`ChannelsLast`) so the GEMM
 //!   reads it contiguously;
 //! - input gradient (and so a transposed convolution's forward pass): `col2im(Wᵀ · dY_n)`; with 8
-//!   or more input channels as `colᵀ = dY_nᵀ · W'` added in channel runs onto a channels-last
-//!   image, which puts the GEMM's long side on `cin*kh*kw` instead of `oh*ow`;
+//!   or more input channels as `colᵀ = dY_nᵀ · W'` (a block's images stacked) added in channel
+//!   runs onto a channels-last image, which puts the GEMM's long side on `cin*kh*kw` instead of
+//!   `oh*ow`;
+//! - outputs are allocated uninitialised and each worker initialises its own images (`output`,
+//!   `init`), rather than zeroed by the calling thread first;
 //! - a transposed convolution's two gradients share one `im2col(dY_n)` ([`transposed_grads`]).
 //!
 //! `cargo run --release -p genlab-kernels --example gemm_shapes` measures the GEMM layouts these
@@ -201,6 +206,11 @@ struct Scratch {
 
 impl Scratch {
     fn new(g: &Geom) -> Self {
+        Self::for_images(g, 1)
+    }
+
+    /// Room for the column matrix of `images` images side by side (`[rows, images * oh*ow]`).
+    fn for_images(g: &Geom, images: usize) -> Self {
         if g.is_pointwise() {
             Self {
                 padded: Vec::new(),
@@ -209,7 +219,7 @@ impl Scratch {
         } else {
             Self {
                 padded: vec![0f32; g.cin * Padded::of(g).plane()],
-                col: vec![0f32; g.col_rows() * g.out_plane()],
+                col: vec![0f32; g.col_rows() * g.out_plane() * images],
             }
         }
     }
@@ -373,15 +383,15 @@ fn unpad_image(buf: &[f32], g: &Geom, p: &Padded, x: &mut [f32]) {
 }
 
 /// For every column-matrix row `(c, ki, kj)` and output row `oy`: the offset in the padded
-/// image of the run of `ow` values that row reads, and the offset of its `ow` values in `col`.
-fn for_each_run(g: &Geom, p: &Padded, mut f: impl FnMut(usize, usize)) {
-    let plane = g.out_plane();
+/// image of the run of `ow` values that row reads, and the offset of its `ow` values in a
+/// column matrix whose rows are `ld` values apart.
+fn for_each_run(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
     let [sh, sw] = g.stride;
     let [dh, dw] = g.dilation;
     for c in 0..g.cin {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let row = ((c * g.kh + ki) * g.kw + kj) * plane;
+                let row = ((c * g.kh + ki) * g.kw + kj) * ld;
                 let t = kj * dw;
                 let base = c * p.plane() + (t % sw) * p.phase_len + t / sw;
                 for oy in 0..g.oh {
@@ -394,13 +404,63 @@ fn for_each_run(g: &Geom, p: &Padded, mut f: impl FnMut(usize, usize)) {
 
 /// `col [cin*kh*kw, oh*ow]` of one image `x [cin, ih, iw]`; zeros where a tap falls in the padding.
 fn im2col(x: &[f32], g: &Geom, scratch: &mut Scratch) {
+    im2col_at(x, g, &mut scratch.padded, &mut scratch.col, g.out_plane());
+}
+
+/// [`im2col`] into the columns of `col` from its start, its rows `ld` values apart (one image of
+/// several side by side), through the padded-image scratch `padded`.
+fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32], ld: usize) {
     let p = Padded::of(g);
-    pad_image(x, g, &p, &mut scratch.padded);
-    let (padded, col) = (&scratch.padded, &mut scratch.col);
+    pad_image(x, g, &p, padded);
     let ow = g.ow;
-    for_each_run(g, &p, |from, to| {
+    for_each_run(g, &p, ld, |from, to| {
         copy_run(&mut col[to..to + ow], &padded[from..from + ow]);
     });
+}
+
+/// Images whose column matrices one forward GEMM takes side by side: enough that its long side
+/// (`images * oh*ow` columns) is about 256 positions, at most 16 (5 images of 7x7, one of 14x14
+/// or more). One 7x7 image's 49 columns tile the AVX-512 microkernel poorly: `gemm_shapes`
+/// measures 190 GFLOP/s per image against 208-236 for 2-16 images. In `conv_kernels` the forward
+/// pass of conv 64-128 (batch 64) went from 2.70 to 2.40 ms with ~256 columns and to 2.38 with
+/// ~768, which triples the column matrix (3 MB a thread) for no further gain. A pointwise
+/// convolution's image is its own column matrix: one.
+fn images_per_gemm(g: &Geom) -> usize {
+    if g.is_pointwise() {
+        1
+    } else {
+        (256 / g.out_plane().max(1)).clamp(1, 16)
+    }
+}
+
+/// Runs `f(first, count, col, ld)` for consecutive blocks of up to [`images_per_gemm`] images
+/// of `run`, where `col [rows, count * oh*ow]` (rows `ld` apart) holds the column matrices of
+/// images `first..first + count` of `input` (`[n, cin, ih, iw]`) side by side.
+fn for_each_block(
+    input: &[f32],
+    g: &Geom,
+    run: std::ops::Range<usize>,
+    scratch: &mut Scratch,
+    mut f: impl FnMut(usize, usize, &[f32], usize),
+) {
+    let per = images_per_gemm(g);
+    let plane = g.out_plane();
+    let image = |i: usize| &input[i * g.in_len()..(i + 1) * g.in_len()];
+    let mut first = run.start;
+    while first < run.end {
+        let count = per.min(run.end - first);
+        if g.is_pointwise() {
+            f(first, 1, image(first), plane);
+        } else {
+            let ld = count * plane;
+            let Scratch { padded, col } = scratch;
+            for b in 0..count {
+                im2col_at(image(first + b), g, padded, &mut col[b * plane..], ld);
+            }
+            f(first, count, &col[..g.col_rows() * ld], ld);
+        }
+        first += count;
+    }
 }
 
 /// The column matrix of one image: the image itself for a pointwise convolution, else
@@ -421,7 +481,7 @@ fn col2im(scratch: &mut Scratch, g: &Geom, x: &mut [f32]) {
     let (padded, col) = (&mut scratch.padded, &scratch.col);
     padded.fill(0.0);
     let ow = g.ow;
-    for_each_run(g, &p, |to, from| {
+    for_each_run(g, &p, g.out_plane(), |to, from| {
         add_run(&mut padded[to..to + ow], &col[from..from + ow]);
     });
     unpad_image(padded, g, &p, x);
@@ -612,41 +672,87 @@ fn weight_grad_rows(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
 /// The convolution itself, `y [n, cout, oh, ow]`: per image, `W [cout, cin*kh*kw] · im2col(X_n)`
 /// plus the bias, written straight into NCHW (no layout conversion). Images run in parallel.
 pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32> {
-    let rows = g.col_rows();
     let plane = g.out_plane();
     let out_len = g.cout * plane;
     if g.n == 0 || out_len == 0 {
         return vec![0f32; g.n * out_len];
     }
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.cout, "forward: bias of {} values", b.len());
+    }
     output(g.n * out_len, |y| {
         split_by_runs(y, g.n, out_len)
             .into_par_iter()
             .for_each(|(out, run)| {
-                let mut scratch = Scratch::new(g);
-                for (k, i) in run.enumerate() {
-                    let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                    let yi = init(&mut out[k * out_len..(k + 1) * out_len], 0.0);
-                    if let Some(b) = bias {
-                        for (row, &v) in yi.chunks_exact_mut(plane).zip(b) {
-                            row.fill(v);
-                        }
-                    }
-                    let col = columns(xi, g, &mut scratch);
-                    // W [cout, rows] · col [rows, plane], added onto the bias.
-                    matmul(
-                        g.cout,
-                        plane,
-                        rows,
-                        yi,
-                        bias.is_some(),
-                        w,
-                        [rows as isize, 1],
-                        col,
-                        [plane as isize, 1],
-                    );
-                }
+                let start = run.start;
+                let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                let mut block = Vec::new();
+                for_each_block(x, g, run, &mut scratch, |first, count, col, ld| {
+                    let dst =
+                        &mut out[(first - start) * out_len..(first - start + count) * out_len];
+                    weights_times_columns(g, w, bias, col, ld, count, dst, &mut block);
+                });
             });
     })
+}
+
+/// `W [cout, rows] · col [rows, count * oh*ow]` (rows of `col` `ld` apart) for `count` images
+/// side by side, written into `out` (their `[cout, oh*ow]` outputs) plus `bias` per channel if
+/// any. One image goes straight into `out` (the GEMM adds onto the bias); several go through
+/// `block`, then are copied out image by image with the bias added.
+#[allow(clippy::too_many_arguments)]
+fn weights_times_columns(
+    g: &Geom,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    col: &[f32],
+    ld: usize,
+    count: usize,
+    out: &mut [MaybeUninit<f32>],
+    block: &mut Vec<f32>,
+) {
+    let (rows, plane) = (g.col_rows(), g.out_plane());
+    if count == 1 {
+        let y = init(out, 0.0);
+        if let Some(b) = bias {
+            for (row, &v) in y.chunks_exact_mut(plane).zip(b) {
+                row.fill(v);
+            }
+        }
+        matmul(
+            g.cout,
+            plane,
+            rows,
+            y,
+            bias.is_some(),
+            w,
+            [rows as isize, 1],
+            col,
+            [ld as isize, 1],
+        );
+        return;
+    }
+    block.resize(g.cout * ld, 0.0);
+    matmul(
+        g.cout,
+        ld,
+        rows,
+        block,
+        false,
+        w,
+        [rows as isize, 1],
+        col,
+        [ld as isize, 1],
+    );
+    for (b, image) in out.chunks_exact_mut(g.cout * plane).take(count).enumerate() {
+        for (c, dst) in image.chunks_exact_mut(plane).enumerate() {
+            let src = &block[c * ld + b * plane..c * ld + (b + 1) * plane];
+            let v = bias.map_or(0.0, |bias| bias[c]);
+            for (d, &s) in dst.iter_mut().zip(src) {
+                d.write(s + v);
+            }
+        }
+    }
 }
 
 /// The zero-padded channels-last image `[rows, cols, cin]` of one input image that the
@@ -835,35 +941,59 @@ fn input_grad_channels_last(w: &[f32], dy: &[f32], start: Option<&[f32]>, g: &Ge
         split_by_runs(dx, g.n, g.in_len())
             .into_par_iter()
             .for_each(|(out, run)| {
-                let mut colt = vec![0f32; plane * rows];
+                let per = images_per_gemm(g);
+                let mut colt = vec![0f32; per * plane * rows];
+                let mut dy_block = vec![0f32; g.cout * per * plane];
                 let mut padded = vec![0f32; cl.len_for(g.cin)];
-                for (k, i) in run.enumerate() {
-                    let dxi = init_image(
-                        &mut out[k * g.in_len()..(k + 1) * g.in_len()],
-                        start,
-                        in_plane,
-                    );
-                    let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-                    // colᵀ [plane, rows'] = dY_iᵀ [plane, cout] · W' [cout, rows'].
+                let start_image = run.start;
+                let mut first = run.start;
+                while first < run.end {
+                    let count = per.min(run.end - first);
+                    let ld = count * plane;
+                    // colᵀ [count*plane, rows'] = dYᵀ · W' [cout, rows'] for `count` images at
+                    // once, their dY gathered side by side as `[cout, count*plane]` first (one
+                    // image's 7x7 = 49 positions tile the GEMM poorly; see `images_per_gemm`).
+                    let lhs = if count == 1 {
+                        &dy[first * g.cout * plane..(first + 1) * g.cout * plane]
+                    } else {
+                        for b in 0..count {
+                            let dyi = &dy[(first + b) * g.cout * plane..];
+                            for c in 0..g.cout {
+                                dy_block[c * ld + b * plane..c * ld + (b + 1) * plane]
+                                    .copy_from_slice(&dyi[c * plane..(c + 1) * plane]);
+                            }
+                        }
+                        &dy_block[..g.cout * ld]
+                    };
                     matmul(
-                        plane,
+                        ld,
                         rows,
                         g.cout,
                         &mut colt,
                         false,
-                        dyi,
-                        [1, plane as isize],
+                        lhs,
+                        [1, ld as isize],
                         &wt,
                         [rows as isize, 1],
                     );
-                    padded.fill(0.0);
-                    for (pos, src) in colt.chunks_exact(rows).enumerate() {
-                        for (t, run) in src.chunks_exact(g.cin).enumerate() {
-                            let at = cl.at(g, pos, t);
-                            add_run(&mut padded[at..at + g.cin], run);
+                    for b in 0..count {
+                        let k = first + b - start_image;
+                        let dxi = init_image(
+                            &mut out[k * g.in_len()..(k + 1) * g.in_len()],
+                            start,
+                            in_plane,
+                        );
+                        padded.fill(0.0);
+                        let image = &colt[b * plane * rows..(b + 1) * plane * rows];
+                        for (pos, src) in image.chunks_exact(rows).enumerate() {
+                            for (t, run) in src.chunks_exact(g.cin).enumerate() {
+                                let at = cl.at(g, pos, t);
+                                add_run(&mut padded[at..at + g.cin], run);
+                            }
                         }
+                        cl.unpad_add(&padded, g, dxi);
                     }
-                    cl.unpad_add(&padded, g, dxi);
+                    first += count;
                 }
             });
     })
@@ -941,36 +1071,31 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
         partials = split_by_runs(dx, g.n, out_len)
             .into_par_iter()
             .map(|(out, run)| {
+                let start = run.start;
                 let mut acc = vec![0f32; g.cout * rows];
-                let mut scratch = Scratch::new(g);
-                for (k, i) in run.enumerate() {
-                    let dyi = &dy[i * g.in_len()..(i + 1) * g.in_len()];
-                    let col = columns(dyi, g, &mut scratch);
-                    // dX_n = W [cout, rows] · col [rows, plane].
-                    matmul(
-                        g.cout,
-                        plane,
-                        rows,
-                        init(&mut out[k * out_len..(k + 1) * out_len], 0.0),
-                        false,
-                        w,
-                        [rows as isize, 1],
-                        col,
-                        [plane as isize, 1],
-                    );
-                    // dW += X_n [cout, plane] · colᵀ [plane, rows].
-                    matmul(
-                        g.cout,
-                        rows,
-                        plane,
-                        &mut acc,
-                        true,
-                        &x[i * out_len..(i + 1) * out_len],
-                        [plane as isize, 1],
-                        col,
-                        [1, plane as isize],
-                    );
-                }
+                let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                let mut block = Vec::new();
+                for_each_block(dy, g, run, &mut scratch, |first, count, col, ld| {
+                    // dX = W [cout, rows] · col [rows, count * plane], image by image.
+                    let dst =
+                        &mut out[(first - start) * out_len..(first - start + count) * out_len];
+                    weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
+                    for b in 0..count {
+                        // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's columns).
+                        let i = first + b;
+                        matmul(
+                            g.cout,
+                            rows,
+                            plane,
+                            &mut acc,
+                            true,
+                            &x[i * out_len..(i + 1) * out_len],
+                            [plane as isize, 1],
+                            &col[b * plane..],
+                            [1, ld as isize],
+                        );
+                    }
+                });
                 acc
             })
             .collect();
@@ -1373,8 +1498,8 @@ pub(crate) mod tests {
 
     /// The channels-last input and weight gradients equal the col2im / row-major ones (checked
     /// against finite differences above) on W2/W3's strided layers and on padded, dilated,
-    /// odd-sized ones, including a padding wider than the kernel reaches and an output that stops
-    /// short of the input's far edge.
+    /// odd-sized ones, including a padding wider than the kernel reaches, an output that stops
+    /// short of the input's far edge, and enough images for several GEMM blocks.
     #[test]
     fn channels_last_gradients_equal_the_row_major_ones() {
         // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
@@ -1384,6 +1509,8 @@ pub(crate) mod tests {
             (2, 9, 10, 11, 5, 3, 2, [2, 3], [2, 0], [2, 1]),
             (1, 8, 4, 4, 2, 5, 5, [1, 1], [4, 4], [1, 1]),
             (2, 8, 11, 8, 3, 2, 3, [3, 3], [0, 0], [1, 1]),
+            // Several GEMM blocks per thread (`images_per_gemm`: 5 images of 7x7, then 1).
+            (12, 8, 14, 14, 4, 4, 4, [2, 2], [1, 1], [1, 1]),
         ];
         for (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation) in cases {
             let g = geom(n, cin, [ih, iw], cout, [kh, kw], stride, pad, dilation);
@@ -1447,8 +1574,8 @@ pub(crate) mod tests {
         }
     }
 
-    /// The forward pass (strided, stride-1, dilated, pointwise and padded-beyond-the-kernel)
-    /// against the convolution's definition, with and without a bias.
+    /// The forward pass (strided, stride-1, dilated, pointwise and padded-beyond-the-kernel, one
+    /// image per GEMM and several) against the convolution's definition, with and without a bias.
     #[test]
     fn forward_matches_the_definition() {
         // (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation)
@@ -1458,6 +1585,10 @@ pub(crate) mod tests {
             (2, 2, 10, 11, 5, 3, 2, [2, 3], [2, 0], [2, 1]),
             (1, 3, 6, 6, 2, 1, 1, [1, 1], [0, 0], [1, 1]),
             (1, 1, 5, 5, 2, 5, 5, [1, 1], [4, 4], [1, 1]),
+            // Enough images that each thread's run is cut into several GEMM blocks
+            // (`images_per_gemm`: 5 images of 7x7, then a shorter block).
+            (37, 3, 14, 14, 4, 4, 4, [2, 2], [1, 1], [1, 1]),
+            (9, 2, 10, 11, 5, 3, 2, [2, 3], [2, 0], [2, 1]),
         ];
         for (n, cin, ih, iw, cout, kh, kw, stride, pad, dilation) in cases {
             let g = geom(n, cin, [ih, iw], cout, [kh, kw], stride, pad, dilation);
