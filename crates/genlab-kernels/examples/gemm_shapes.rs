@@ -3,7 +3,9 @@
 //! conv 64-128 (k4 s2, 7x7 output: `plane` = 49, `rows` = cin·16). It is the measurement behind
 //! the layouts in `lib.rs`: forward `W · col` with a row-major column matrix; input gradient as
 //! `colᵀ = dYᵀ · W'` (position-major, so the GEMM's long side is `rows`); weight gradient
-//! reading a contiguous position-major `colᵀ`. BENCHMARKS.md has a run.
+//! reading a contiguous position-major `colᵀ`; and the same GEMMs over 2-16 images at once
+//! (the forward and input-gradient blocks of `images_per_gemm`; the weight gradient gains
+//! nothing from it). BENCHMARKS.md has a run.
 //!
 //! Run: `cargo run --release -p genlab-kernels --example gemm_shapes` (median of 20 windows of
 //! 64 GEMMs each).
@@ -70,7 +72,7 @@ fn time(name: &str, flop: f64, mut f: impl FnMut()) {
 }
 
 fn main() {
-    println!("| GEMM (per image) | µs | GFLOP/s |");
+    println!("| GEMM (one call: one image, or the images named) | µs | GFLOP/s |");
     println!("|---|---:|---:|");
     for (cin, cout) in [(32usize, 64usize), (64, 128)] {
         let (rows, plane) = (cin * 16, 49);
@@ -98,7 +100,7 @@ fn main() {
             let mut outb = vec![0f32; cout * plane * b];
             let pb = (plane * b) as isize;
             time(
-                &l(&format!("forward, {b} images: Y = W · col (per image)")),
+                &l(&format!("forward, {b} images side by side: Y = W · col")),
                 flop * b as f64,
                 || {
                     mm(cout, plane * b, rows, &mut outb, &w, [r, 1], &colb, [pb, 1]);
