@@ -78,11 +78,29 @@ enum Command {
     Compare(compare::Args),
 }
 
+/// Runs `f` on a thread of rayon's global pool (with the main thread's 8 MiB stack) and waits.
+///
+/// Every tensor op that splits work across threads (burn-flex's and genlab's kernels) is a rayon
+/// parallel iterator. Called from the main thread, each one injects a job into the pool, wakes a
+/// sleeping worker and then blocks the main thread until the job is done: a futex sleep and
+/// wake-up per op, with three threads sharing two cores. Called from a pool thread, the caller
+/// works on its own half at once and the other worker steals the rest. Training images/s in one
+/// run (`genlab bench`, 2 cores): MLP VAE +21%, conv VAE +7%, FSRCNN +5%, DCGAN +2%
+/// (BENCHMARKS.md has the interleaved runs).
+fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+    let mut out = None;
+    rayon::scope(|_| out = Some(f()));
+    out.expect("the scope ran its closure")
+}
+
 fn main() {
     #[cfg(feature = "mimalloc")]
     keep_freed_memory();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = on_worker(move || match cli.command {
         Command::Train(a) => train::run(*a),
         Command::Sample(a) => sample::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),
@@ -94,7 +112,7 @@ fn main() {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),
-    };
+    });
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {
