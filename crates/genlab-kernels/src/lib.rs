@@ -33,6 +33,18 @@ pub mod pointwise;
 
 use std::mem::MaybeUninit;
 
+/// Runs `f` compiled for the widest vector instructions this CPU has: AVX-512 or AVX2+FMA,
+/// detected at run time by `pulp` (the SIMD dispatch gemm itself uses), else baseline x86-64.
+/// Without it this crate's own loops are SSE2 only, 4 floats wide (the default target for a
+/// portable binary). Every kernel loop runs inside it, on the thread that runs the loop: a rayon
+/// closure is a function of its own, so each worker's closure body is wrapped, and the helpers
+/// they call are wrapped (or inlined) too. `f` is inlined into pulp's `#[target_feature]`
+/// functions, so its loops are vectorised for that instruction set.
+#[inline(always)]
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// A new output of `len` values, handed to `fill` uninitialised; `fill` must write every one of
 /// them (each caller splits the whole buffer into parts and writes or [`init`]s each part). A
 /// `vec![0f32; len]` instead costs a serial memset on the calling thread before the parallel
@@ -63,12 +75,17 @@ pub fn bias_grad(dy: &[f32], n: usize, c: usize, plane: usize) -> Vec<f32> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mut total = 0f32;
-            for img in 0..images {
-                let p = &dy[(img * c + ch) * plane..(img * c + ch + 1) * plane];
-                total += lane_sum(0..plane, |k| p[k]);
-            }
-            total
+            simd(
+                #[inline(always)]
+                || {
+                    let mut total = 0f32;
+                    for img in 0..images {
+                        let p = &dy[(img * c + ch) * plane..(img * c + ch + 1) * plane];
+                        total += lane_sum(0..plane, |k| p[k]);
+                    }
+                    total
+                },
+            )
         })
         .collect()
 }
@@ -284,38 +301,43 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
 
 /// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into `buf`.
 fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
-    let sw = g.stride[1];
-    let [ph, pw] = g.pad;
-    let ranges = phase_ranges(g, p);
-    for (c, chan) in buf.chunks_exact_mut(p.plane()).take(g.cin).enumerate() {
-        let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
-        for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
-            if r < ph || r - ph >= g.ih {
-                row.fill(0.0);
-                continue;
-            }
-            let src = &xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
-            for (q, (phase, &(lo, hi))) in
-                row.chunks_exact_mut(p.phase_len).zip(&ranges).enumerate()
-            {
-                phase[..lo].fill(0.0);
-                phase[hi..].fill(0.0);
-                if lo < hi {
-                    let src = &src[lo * sw + q - pw..];
-                    let dst = &mut phase[lo..hi];
-                    match sw {
-                        1 => dst.copy_from_slice(&src[..dst.len()]),
-                        2 => gather_even(dst, src),
-                        _ => {
-                            for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
-                                *d = *s;
+    simd(
+        #[inline(always)]
+        || {
+            let sw = g.stride[1];
+            let [ph, pw] = g.pad;
+            let ranges = phase_ranges(g, p);
+            for (c, chan) in buf.chunks_exact_mut(p.plane()).take(g.cin).enumerate() {
+                let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
+                    if r < ph || r - ph >= g.ih {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let src = &xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
+                    for (q, (phase, &(lo, hi))) in
+                        row.chunks_exact_mut(p.phase_len).zip(&ranges).enumerate()
+                    {
+                        phase[..lo].fill(0.0);
+                        phase[hi..].fill(0.0);
+                        if lo < hi {
+                            let src = &src[lo * sw + q - pw..];
+                            let dst = &mut phase[lo..hi];
+                            match sw {
+                                1 => dst.copy_from_slice(&src[..dst.len()]),
+                                2 => gather_even(dst, src),
+                                _ => {
+                                    for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                                        *d = *s;
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// `dst[j] = src[2 * j]`, eight values at a time where `src` holds sixteen more.
@@ -353,38 +375,46 @@ fn scatter_add_even(dst: &mut [f32], src: &[f32]) {
 /// Adds the [`Padded`] image `buf` back onto `x [cin, ih, iw]`, dropping the padding (the
 /// adjoint of [`pad_image`]).
 fn unpad_image(buf: &[f32], g: &Geom, p: &Padded, x: &mut [f32]) {
-    let sw = g.stride[1];
-    let [ph, pw] = g.pad;
-    let ranges = phase_ranges(g, p);
-    for (c, chan) in buf.chunks_exact(p.plane()).take(g.cin).enumerate() {
-        let xc = &mut x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
-        for (r, row) in chan.chunks_exact(p.row_len).enumerate() {
-            if r < ph || r - ph >= g.ih {
-                continue;
-            }
-            let dst = &mut xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
-            for (q, (phase, &(lo, hi))) in row.chunks_exact(p.phase_len).zip(&ranges).enumerate() {
-                if lo < hi {
-                    let dst = &mut dst[lo * sw + q - pw..];
-                    let src = &phase[lo..hi];
-                    match sw {
-                        1 => add_run(&mut dst[..src.len()], src),
-                        2 => scatter_add_even(dst, src),
-                        _ => {
-                            for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
-                                *d += *s;
+    simd(
+        #[inline(always)]
+        || {
+            let sw = g.stride[1];
+            let [ph, pw] = g.pad;
+            let ranges = phase_ranges(g, p);
+            for (c, chan) in buf.chunks_exact(p.plane()).take(g.cin).enumerate() {
+                let xc = &mut x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                for (r, row) in chan.chunks_exact(p.row_len).enumerate() {
+                    if r < ph || r - ph >= g.ih {
+                        continue;
+                    }
+                    let dst = &mut xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
+                    for (q, (phase, &(lo, hi))) in
+                        row.chunks_exact(p.phase_len).zip(&ranges).enumerate()
+                    {
+                        if lo < hi {
+                            let dst = &mut dst[lo * sw + q - pw..];
+                            let src = &phase[lo..hi];
+                            match sw {
+                                1 => add_run(&mut dst[..src.len()], src),
+                                2 => scatter_add_even(dst, src),
+                                _ => {
+                                    for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
+                                        *d += *s;
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// For every column-matrix row `(c, ki, kj)` and output row `oy`: the offset in the padded
 /// image of the run of `ow` values that row reads, and the offset of its `ow` values in a
 /// column matrix whose rows are `ld` values apart.
+#[inline(always)]
 fn for_each_run(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
     let [sh, sw] = g.stride;
     let [dh, dw] = g.dilation;
@@ -410,12 +440,17 @@ fn im2col(x: &[f32], g: &Geom, scratch: &mut Scratch) {
 /// [`im2col`] into the columns of `col` from its start, its rows `ld` values apart (one image of
 /// several side by side), through the padded-image scratch `padded`.
 fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32], ld: usize) {
-    let p = Padded::of(g);
-    pad_image(x, g, &p, padded);
-    let ow = g.ow;
-    for_each_run(g, &p, ld, |from, to| {
-        copy_run(&mut col[to..to + ow], &padded[from..from + ow]);
-    });
+    simd(
+        #[inline(always)]
+        || {
+            let p = Padded::of(g);
+            pad_image(x, g, &p, padded);
+            let ow = g.ow;
+            for_each_run(g, &p, ld, |from, to| {
+                copy_run(&mut col[to..to + ow], &padded[from..from + ow]);
+            });
+        },
+    )
 }
 
 /// Images whose column matrices one forward GEMM takes side by side: enough that its long side
@@ -477,14 +512,19 @@ fn columns<'a>(x: &'a [f32], g: &Geom, scratch: &'a mut Scratch) -> &'a [f32] {
 /// Adds the scratch's column matrix `[cin*kh*kw, oh*ow]` back onto the image `x [cin, ih, iw]`
 /// (the adjoint of [`im2col`]), through the padded image.
 fn col2im(scratch: &mut Scratch, g: &Geom, x: &mut [f32]) {
-    let p = Padded::of(g);
-    let (padded, col) = (&mut scratch.padded, &scratch.col);
-    padded.fill(0.0);
-    let ow = g.ow;
-    for_each_run(g, &p, g.out_plane(), |to, from| {
-        add_run(&mut padded[to..to + ow], &col[from..from + ow]);
-    });
-    unpad_image(padded, g, &p, x);
+    simd(
+        #[inline(always)]
+        || {
+            let p = Padded::of(g);
+            let (padded, col) = (&mut scratch.padded, &scratch.col);
+            padded.fill(0.0);
+            let ow = g.ow;
+            for_each_run(g, &p, g.out_plane(), |to, from| {
+                add_run(&mut padded[to..to + ow], &col[from..from + ow]);
+            });
+            unpad_image(padded, g, &p, x);
+        },
+    )
 }
 
 /// `dst = (accumulate ? dst : 0) + lhs · rhs` for row-major matrices given by (row, col) strides.
@@ -570,14 +610,19 @@ fn split_by_runs<T>(
 
 /// The elementwise sum of the per-thread accumulators (zeros of `len` when there are none).
 fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
-    for p in parts {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    total
+    simd(
+        #[inline(always)]
+        || {
+            let mut parts = partials.into_iter();
+            let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
+            for p in parts {
+                for (t, v) in total.iter_mut().zip(p) {
+                    *t += v;
+                }
+            }
+            total
+        },
+    )
 }
 
 /// dL/dW `[cout, cin, kh, kw]` of a convolution: Σ_n dY_n `[cout, oh*ow]` · im2col(X_n)ᵀ.
@@ -605,32 +650,37 @@ fn weight_grad_channels_last(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = image_runs(g.n)
         .into_par_iter()
         .map(|run| {
-            let mut acc = vec![0f32; g.cout * rows];
-            let mut padded = vec![0f32; cl.len_for(g.cin)];
-            let mut colt = vec![0f32; plane * rows];
-            for i in run {
-                cl.pad(&x[i * g.in_len()..(i + 1) * g.in_len()], g, &mut padded);
-                for (pos, dst) in colt.chunks_exact_mut(rows).enumerate() {
-                    for (t, run) in dst.chunks_exact_mut(g.cin).enumerate() {
-                        let at = cl.at(g, pos, t);
-                        copy_run(run, &padded[at..at + g.cin]);
+            simd(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![0f32; g.cout * rows];
+                    let mut padded = vec![0f32; cl.len_for(g.cin)];
+                    let mut colt = vec![0f32; plane * rows];
+                    for i in run {
+                        cl.pad(&x[i * g.in_len()..(i + 1) * g.in_len()], g, &mut padded);
+                        for (pos, dst) in colt.chunks_exact_mut(rows).enumerate() {
+                            for (t, run) in dst.chunks_exact_mut(g.cin).enumerate() {
+                                let at = cl.at(g, pos, t);
+                                copy_run(run, &padded[at..at + g.cin]);
+                            }
+                        }
+                        let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                        // dW' [cout, rows'] += dY_i [cout, plane] · colᵀ [plane, rows'].
+                        matmul(
+                            g.cout,
+                            rows,
+                            plane,
+                            &mut acc,
+                            true,
+                            dyi,
+                            [plane as isize, 1],
+                            &colt,
+                            [rows as isize, 1],
+                        );
                     }
-                }
-                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-                // dW' [cout, rows'] += dY_i [cout, plane] · colᵀ [plane, rows'].
-                matmul(
-                    g.cout,
-                    rows,
-                    plane,
-                    &mut acc,
-                    true,
-                    dyi,
-                    [plane as isize, 1],
-                    &colt,
-                    [rows as isize, 1],
-                );
-            }
-            acc
+                    acc
+                },
+            )
         })
         .collect();
     let dw = sum_partials(partials, g.cout * rows);
@@ -644,26 +694,31 @@ fn weight_grad_rows(x: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = image_runs(g.n)
         .into_par_iter()
         .map(|run| {
-            let mut acc = vec![0f32; g.cout * rows];
-            let mut scratch = Scratch::new(g);
-            for i in run {
-                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                let col = columns(xi, g, &mut scratch);
-                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-                // [cout, plane] · [plane, rows], the right side read transposed from col.
-                matmul(
-                    g.cout,
-                    rows,
-                    plane,
-                    &mut acc,
-                    true,
-                    dyi,
-                    [plane as isize, 1],
-                    col,
-                    [1, plane as isize],
-                );
-            }
-            acc
+            simd(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![0f32; g.cout * rows];
+                    let mut scratch = Scratch::new(g);
+                    for i in run {
+                        let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                        let col = columns(xi, g, &mut scratch);
+                        let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                        // [cout, plane] · [plane, rows], the right side read transposed from col.
+                        matmul(
+                            g.cout,
+                            rows,
+                            plane,
+                            &mut acc,
+                            true,
+                            dyi,
+                            [plane as isize, 1],
+                            col,
+                            [1, plane as isize],
+                        );
+                    }
+                    acc
+                },
+            )
         })
         .collect();
     sum_partials(partials, g.cout * rows)
@@ -684,14 +739,19 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
         split_by_runs(y, g.n, out_len)
             .into_par_iter()
             .for_each(|(out, run)| {
-                let start = run.start;
-                let mut scratch = Scratch::for_images(g, images_per_gemm(g));
-                let mut block = Vec::new();
-                for_each_block(x, g, run, &mut scratch, |first, count, col, ld| {
-                    let dst =
-                        &mut out[(first - start) * out_len..(first - start + count) * out_len];
-                    weights_times_columns(g, w, bias, col, ld, count, dst, &mut block);
-                });
+                simd(
+                    #[inline(always)]
+                    || {
+                        let start = run.start;
+                        let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                        let mut block = Vec::new();
+                        for_each_block(x, g, run, &mut scratch, |first, count, col, ld| {
+                            let dst = &mut out
+                                [(first - start) * out_len..(first - start + count) * out_len];
+                            weights_times_columns(g, w, bias, col, ld, count, dst, &mut block);
+                        });
+                    },
+                )
             });
     })
 }
@@ -711,48 +771,53 @@ fn weights_times_columns(
     out: &mut [MaybeUninit<f32>],
     block: &mut Vec<f32>,
 ) {
-    let (rows, plane) = (g.col_rows(), g.out_plane());
-    if count == 1 {
-        let y = init(out, 0.0);
-        if let Some(b) = bias {
-            for (row, &v) in y.chunks_exact_mut(plane).zip(b) {
-                row.fill(v);
+    simd(
+        #[inline(always)]
+        || {
+            let (rows, plane) = (g.col_rows(), g.out_plane());
+            if count == 1 {
+                let y = init(out, 0.0);
+                if let Some(b) = bias {
+                    for (row, &v) in y.chunks_exact_mut(plane).zip(b) {
+                        row.fill(v);
+                    }
+                }
+                matmul(
+                    g.cout,
+                    plane,
+                    rows,
+                    y,
+                    bias.is_some(),
+                    w,
+                    [rows as isize, 1],
+                    col,
+                    [ld as isize, 1],
+                );
+                return;
             }
-        }
-        matmul(
-            g.cout,
-            plane,
-            rows,
-            y,
-            bias.is_some(),
-            w,
-            [rows as isize, 1],
-            col,
-            [ld as isize, 1],
-        );
-        return;
-    }
-    block.resize(g.cout * ld, 0.0);
-    matmul(
-        g.cout,
-        ld,
-        rows,
-        block,
-        false,
-        w,
-        [rows as isize, 1],
-        col,
-        [ld as isize, 1],
-    );
-    for (b, image) in out.chunks_exact_mut(g.cout * plane).take(count).enumerate() {
-        for (c, dst) in image.chunks_exact_mut(plane).enumerate() {
-            let src = &block[c * ld + b * plane..c * ld + (b + 1) * plane];
-            let v = bias.map_or(0.0, |bias| bias[c]);
-            for (d, &s) in dst.iter_mut().zip(src) {
-                d.write(s + v);
+            block.resize(g.cout * ld, 0.0);
+            matmul(
+                g.cout,
+                ld,
+                rows,
+                block,
+                false,
+                w,
+                [rows as isize, 1],
+                col,
+                [ld as isize, 1],
+            );
+            for (b, image) in out.chunks_exact_mut(g.cout * plane).take(count).enumerate() {
+                for (c, dst) in image.chunks_exact_mut(plane).enumerate() {
+                    let src = &block[c * ld + b * plane..c * ld + (b + 1) * plane];
+                    let v = bias.map_or(0.0, |bias| bias[c]);
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        d.write(s + v);
+                    }
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// The zero-padded channels-last image `[rows, cols, cin]` of one input image that the
@@ -805,54 +870,69 @@ impl ChannelsLast {
 
     /// Writes image `x [cin, ih, iw]` into `buf` (zeros in the padding).
     fn pad(&self, x: &[f32], g: &Geom, buf: &mut [f32]) {
-        buf.fill(0.0);
-        let (ys, xs) = self.inside(g);
-        let [ph, pw] = g.pad;
-        let cin = g.cin;
-        for iy in ys {
-            for ix in xs.clone() {
-                let at = ((iy + ph) * self.cols + ix + pw) * cin;
-                let pos = iy * g.iw + ix;
-                for (c, d) in buf[at..at + cin].iter_mut().enumerate() {
-                    *d = x[c * g.ih * g.iw + pos];
+        simd(
+            #[inline(always)]
+            || {
+                buf.fill(0.0);
+                let (ys, xs) = self.inside(g);
+                let [ph, pw] = g.pad;
+                let cin = g.cin;
+                for iy in ys {
+                    for ix in xs.clone() {
+                        let at = ((iy + ph) * self.cols + ix + pw) * cin;
+                        let pos = iy * g.iw + ix;
+                        for (c, d) in buf[at..at + cin].iter_mut().enumerate() {
+                            *d = x[c * g.ih * g.iw + pos];
+                        }
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 
     /// Adds `buf` back onto `x [cin, ih, iw]`, dropping the padding (the adjoint of `pad`).
     fn unpad_add(&self, buf: &[f32], g: &Geom, x: &mut [f32]) {
-        let (ys, xs) = self.inside(g);
-        let [ph, pw] = g.pad;
-        let cin = g.cin;
-        for iy in ys {
-            for ix in xs.clone() {
-                let at = ((iy + ph) * self.cols + ix + pw) * cin;
-                let pos = iy * g.iw + ix;
-                for (c, &v) in buf[at..at + cin].iter().enumerate() {
-                    x[c * g.ih * g.iw + pos] += v;
+        simd(
+            #[inline(always)]
+            || {
+                let (ys, xs) = self.inside(g);
+                let [ph, pw] = g.pad;
+                let cin = g.cin;
+                for iy in ys {
+                    for ix in xs.clone() {
+                        let at = ((iy + ph) * self.cols + ix + pw) * cin;
+                        let pos = iy * g.iw + ix;
+                        for (c, &v) in buf[at..at + cin].iter().enumerate() {
+                            x[c * g.ih * g.iw + pos] += v;
+                        }
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 }
 
 /// `[outer, a, b]` reordered to `[outer, b, a]` (weights between `[cout, cin, taps]` and
 /// `[cout, taps, cin]`: `reorder_taps(w, cout, cin, taps)` one way, `(w, cout, taps, cin)` back).
 fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f32> {
-    let mut out = vec![0f32; outer * a * b];
-    for (dst, src) in out
-        .chunks_exact_mut(a * b)
-        .zip(w.chunks_exact(a * b))
-        .take(outer)
-    {
-        for (i, row) in src.chunks_exact(b).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                dst[j * a + i] = v;
+    simd(
+        #[inline(always)]
+        || {
+            let mut out = vec![0f32; outer * a * b];
+            for (dst, src) in out
+                .chunks_exact_mut(a * b)
+                .zip(w.chunks_exact(a * b))
+                .take(outer)
+            {
+                for (i, row) in src.chunks_exact(b).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        dst[j * a + i] = v;
+                    }
+                }
             }
-        }
-    }
-    out
+            out
+        },
+    )
 }
 
 /// Input channels from which [`Geom::channels_last`] holds: its runs are `cin`
@@ -941,60 +1021,65 @@ fn input_grad_channels_last(w: &[f32], dy: &[f32], start: Option<&[f32]>, g: &Ge
         split_by_runs(dx, g.n, g.in_len())
             .into_par_iter()
             .for_each(|(out, run)| {
-                let per = images_per_gemm(g);
-                let mut colt = vec![0f32; per * plane * rows];
-                let mut dy_block = vec![0f32; g.cout * per * plane];
-                let mut padded = vec![0f32; cl.len_for(g.cin)];
-                let start_image = run.start;
-                let mut first = run.start;
-                while first < run.end {
-                    let count = per.min(run.end - first);
-                    let ld = count * plane;
-                    // colᵀ [count*plane, rows'] = dYᵀ · W' [cout, rows'] for `count` images at
-                    // once, their dY gathered side by side as `[cout, count*plane]` first (one
-                    // image's 7x7 = 49 positions tile the GEMM poorly; see `images_per_gemm`).
-                    let lhs = if count == 1 {
-                        &dy[first * g.cout * plane..(first + 1) * g.cout * plane]
-                    } else {
-                        for b in 0..count {
-                            let dyi = &dy[(first + b) * g.cout * plane..];
-                            for c in 0..g.cout {
-                                dy_block[c * ld + b * plane..c * ld + (b + 1) * plane]
-                                    .copy_from_slice(&dyi[c * plane..(c + 1) * plane]);
+                simd(
+                    #[inline(always)]
+                    || {
+                        let per = images_per_gemm(g);
+                        let mut colt = vec![0f32; per * plane * rows];
+                        let mut dy_block = vec![0f32; g.cout * per * plane];
+                        let mut padded = vec![0f32; cl.len_for(g.cin)];
+                        let start_image = run.start;
+                        let mut first = run.start;
+                        while first < run.end {
+                            let count = per.min(run.end - first);
+                            let ld = count * plane;
+                            // colᵀ [count*plane, rows'] = dYᵀ · W' [cout, rows'] for `count` images at
+                            // once, their dY gathered side by side as `[cout, count*plane]` first (one
+                            // image's 7x7 = 49 positions tile the GEMM poorly; see `images_per_gemm`).
+                            let lhs = if count == 1 {
+                                &dy[first * g.cout * plane..(first + 1) * g.cout * plane]
+                            } else {
+                                for b in 0..count {
+                                    let dyi = &dy[(first + b) * g.cout * plane..];
+                                    for c in 0..g.cout {
+                                        dy_block[c * ld + b * plane..c * ld + (b + 1) * plane]
+                                            .copy_from_slice(&dyi[c * plane..(c + 1) * plane]);
+                                    }
+                                }
+                                &dy_block[..g.cout * ld]
+                            };
+                            matmul(
+                                ld,
+                                rows,
+                                g.cout,
+                                &mut colt,
+                                false,
+                                lhs,
+                                [1, ld as isize],
+                                &wt,
+                                [rows as isize, 1],
+                            );
+                            for b in 0..count {
+                                let k = first + b - start_image;
+                                let dxi = init_image(
+                                    &mut out[k * g.in_len()..(k + 1) * g.in_len()],
+                                    start,
+                                    in_plane,
+                                );
+                                padded.fill(0.0);
+                                let image = &colt[b * plane * rows..(b + 1) * plane * rows];
+                                for (pos, src) in image.chunks_exact(rows).enumerate() {
+                                    for (t, run) in src.chunks_exact(g.cin).enumerate() {
+                                        let at = cl.at(g, pos, t);
+                                        add_run(&mut padded[at..at + g.cin], run);
+                                    }
+                                }
+                                cl.unpad_add(&padded, g, dxi);
                             }
+                            first += count;
                         }
-                        &dy_block[..g.cout * ld]
-                    };
-                    matmul(
-                        ld,
-                        rows,
-                        g.cout,
-                        &mut colt,
-                        false,
-                        lhs,
-                        [1, ld as isize],
-                        &wt,
-                        [rows as isize, 1],
-                    );
-                    for b in 0..count {
-                        let k = first + b - start_image;
-                        let dxi = init_image(
-                            &mut out[k * g.in_len()..(k + 1) * g.in_len()],
-                            start,
-                            in_plane,
-                        );
-                        padded.fill(0.0);
-                        let image = &colt[b * plane * rows..(b + 1) * plane * rows];
-                        for (pos, src) in image.chunks_exact(rows).enumerate() {
-                            for (t, run) in src.chunks_exact(g.cin).enumerate() {
-                                let at = cl.at(g, pos, t);
-                                add_run(&mut padded[at..at + g.cin], run);
-                            }
-                        }
-                        cl.unpad_add(&padded, g, dxi);
-                    }
-                    first += count;
-                }
+                    },
+                )
             });
     })
 }
@@ -1011,44 +1096,49 @@ fn input_grad_col2im(w: &[f32], dy: &[f32], start: Option<&[f32]>, g: &Geom) -> 
         split_by_runs(dx, g.n, g.in_len())
             .into_par_iter()
             .for_each(|(out, run)| {
-                let mut scratch = Scratch::new(g);
-                for (k, i) in run.enumerate() {
-                    let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-                    let xi = init_image(
-                        &mut out[k * g.in_len()..(k + 1) * g.in_len()],
-                        start,
-                        in_plane,
-                    );
-                    // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
-                    let lhs_strides = [1, rows as isize];
-                    if g.is_pointwise() {
-                        // Onto the starting values (the bias) if any, else over the zeros.
-                        matmul(
-                            rows,
-                            plane,
-                            g.cout,
-                            xi,
-                            start.is_some(),
-                            w,
-                            lhs_strides,
-                            dyi,
-                            [plane as isize, 1],
-                        );
-                    } else {
-                        matmul(
-                            rows,
-                            plane,
-                            g.cout,
-                            &mut scratch.col,
-                            false,
-                            w,
-                            lhs_strides,
-                            dyi,
-                            [plane as isize, 1],
-                        );
-                        col2im(&mut scratch, g, xi);
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        let mut scratch = Scratch::new(g);
+                        for (k, i) in run.enumerate() {
+                            let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                            let xi = init_image(
+                                &mut out[k * g.in_len()..(k + 1) * g.in_len()],
+                                start,
+                                in_plane,
+                            );
+                            // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
+                            let lhs_strides = [1, rows as isize];
+                            if g.is_pointwise() {
+                                // Onto the starting values (the bias) if any, else over the zeros.
+                                matmul(
+                                    rows,
+                                    plane,
+                                    g.cout,
+                                    xi,
+                                    start.is_some(),
+                                    w,
+                                    lhs_strides,
+                                    dyi,
+                                    [plane as isize, 1],
+                                );
+                            } else {
+                                matmul(
+                                    rows,
+                                    plane,
+                                    g.cout,
+                                    &mut scratch.col,
+                                    false,
+                                    w,
+                                    lhs_strides,
+                                    dyi,
+                                    [plane as isize, 1],
+                                );
+                                col2im(&mut scratch, g, xi);
+                            }
+                        }
+                    },
+                )
             });
     })
 }
@@ -1071,32 +1161,37 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
         partials = split_by_runs(dx, g.n, out_len)
             .into_par_iter()
             .map(|(out, run)| {
-                let start = run.start;
-                let mut acc = vec![0f32; g.cout * rows];
-                let mut scratch = Scratch::for_images(g, images_per_gemm(g));
-                let mut block = Vec::new();
-                for_each_block(dy, g, run, &mut scratch, |first, count, col, ld| {
-                    // dX = W [cout, rows] · col [rows, count * plane], image by image.
-                    let dst =
-                        &mut out[(first - start) * out_len..(first - start + count) * out_len];
-                    weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
-                    for b in 0..count {
-                        // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's columns).
-                        let i = first + b;
-                        matmul(
-                            g.cout,
-                            rows,
-                            plane,
-                            &mut acc,
-                            true,
-                            &x[i * out_len..(i + 1) * out_len],
-                            [plane as isize, 1],
-                            &col[b * plane..],
-                            [1, ld as isize],
-                        );
-                    }
-                });
-                acc
+                simd(
+                    #[inline(always)]
+                    || {
+                        let start = run.start;
+                        let mut acc = vec![0f32; g.cout * rows];
+                        let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                        let mut block = Vec::new();
+                        for_each_block(dy, g, run, &mut scratch, |first, count, col, ld| {
+                            // dX = W [cout, rows] · col [rows, count * plane], image by image.
+                            let dst = &mut out
+                                [(first - start) * out_len..(first - start + count) * out_len];
+                            weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
+                            for b in 0..count {
+                                // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's columns).
+                                let i = first + b;
+                                matmul(
+                                    g.cout,
+                                    rows,
+                                    plane,
+                                    &mut acc,
+                                    true,
+                                    &x[i * out_len..(i + 1) * out_len],
+                                    [plane as isize, 1],
+                                    &col[b * plane..],
+                                    [1, ld as isize],
+                                );
+                            }
+                        });
+                        acc
+                    },
+                )
             })
             .collect();
     });
@@ -1104,6 +1199,7 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
 }
 
 /// The slope of channel `c` (one shared slope when `alpha` has a single value).
+#[inline(always)]
 fn slope(alpha: &[f32], c: usize) -> f32 {
     if alpha.len() == 1 { alpha[0] } else { alpha[c] }
 }
@@ -1127,16 +1223,21 @@ pub fn prelu_forward(x: &[f32], alpha: &[f32], channels: usize, plane: usize) ->
         y.par_chunks_mut(image)
             .zip(x.par_chunks(image))
             .for_each(|(yi, xi)| {
-                for (c, (yc, xc)) in yi
-                    .chunks_mut(plane.max(1))
-                    .zip(xi.chunks(plane.max(1)))
-                    .enumerate()
-                {
-                    let a = slope(alpha, c);
-                    for (o, &v) in yc.iter_mut().zip(xc) {
-                        o.write(v * leak(v, a));
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (c, (yc, xc)) in yi
+                            .chunks_mut(plane.max(1))
+                            .zip(xi.chunks(plane.max(1)))
+                            .enumerate()
+                        {
+                            let a = slope(alpha, c);
+                            for (o, &v) in yc.iter_mut().zip(xc) {
+                                o.write(v * leak(v, a));
+                            }
+                        }
+                    },
+                )
             });
     })
 }
@@ -1161,42 +1262,47 @@ pub fn prelu_backward(
             .fold(
                 || vec![0f32; alpha.len()],
                 |mut acc, (dxi, (xi, dyi))| {
-                    let dxi = init(dxi, 0.0);
-                    for (c, (dxc, (xc, dyc))) in dxi
-                        .chunks_mut(plane)
-                        .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
-                        .enumerate()
-                    {
-                        let a = slope(alpha, c);
-                        // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
-                        let mut lanes = [0f32; 8];
-                        let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
-                            *o = g * leak(v, a);
-                            *lane += if v < 0.0 { g * v } else { 0.0 };
-                        };
-                        let (mut o8, mut x8, mut g8) = (
-                            dxc.chunks_exact_mut(8),
-                            xc.chunks_exact(8),
-                            dyc.chunks_exact(8),
-                        );
-                        for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
-                            for k in 0..8 {
-                                step(&mut o[k], x[k], g[k], &mut lanes[k]);
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let dxi = init(dxi, 0.0);
+                            for (c, (dxc, (xc, dyc))) in dxi
+                                .chunks_mut(plane)
+                                .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
+                                .enumerate()
+                            {
+                                let a = slope(alpha, c);
+                                // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
+                                let mut lanes = [0f32; 8];
+                                let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
+                                    *o = g * leak(v, a);
+                                    *lane += if v < 0.0 { g * v } else { 0.0 };
+                                };
+                                let (mut o8, mut x8, mut g8) = (
+                                    dxc.chunks_exact_mut(8),
+                                    xc.chunks_exact(8),
+                                    dyc.chunks_exact(8),
+                                );
+                                for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
+                                    for k in 0..8 {
+                                        step(&mut o[k], x[k], g[k], &mut lanes[k]);
+                                    }
+                                }
+                                let mut tail = 0f32;
+                                for ((o, &v), &g) in o8
+                                    .into_remainder()
+                                    .iter_mut()
+                                    .zip(x8.remainder())
+                                    .zip(g8.remainder())
+                                {
+                                    step(o, v, g, &mut tail);
+                                }
+                                let da = lanes.iter().sum::<f32>() + tail;
+                                acc[if alpha.len() == 1 { 0 } else { c }] += da;
                             }
-                        }
-                        let mut tail = 0f32;
-                        for ((o, &v), &g) in o8
-                            .into_remainder()
-                            .iter_mut()
-                            .zip(x8.remainder())
-                            .zip(g8.remainder())
-                        {
-                            step(o, v, g, &mut tail);
-                        }
-                        let da = lanes.iter().sum::<f32>() + tail;
-                        acc[if alpha.len() == 1 { 0 } else { c }] += da;
-                    }
-                    acc
+                            acc
+                        },
+                    )
                 },
             )
             .reduce(
@@ -1219,9 +1325,14 @@ pub fn leaky_relu_forward(x: &[f32], slope: f32) -> Vec<f32> {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(move |(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    o.write(v * leak(v, slope));
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write(v * leak(v, slope));
+                        }
+                    },
+                )
             });
     })
 }
@@ -1233,9 +1344,14 @@ pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
             .for_each(move |(o, (x, g))| {
-                for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                    o.write(g * leak(v, slope));
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                            o.write(g * leak(v, slope));
+                        }
+                    },
+                )
             });
     })
 }
@@ -1247,9 +1363,14 @@ pub fn relu_forward(x: &[f32]) -> Vec<f32> {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    o.write(if v <= 0.0 { 0.0 } else { v });
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write(if v <= 0.0 { 0.0 } else { v });
+                        }
+                    },
+                )
             });
     })
 }
@@ -1262,9 +1383,14 @@ pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
             .for_each(|(o, (x, g))| {
-                for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                    o.write(if v <= 0.0 { 0.0 } else { g });
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                            o.write(if v <= 0.0 { 0.0 } else { g });
+                        }
+                    },
+                )
             });
     })
 }
