@@ -207,8 +207,11 @@ def train(args):
 def speed(args):
     torch.manual_seed(args.seed)
     train_x, _ = load_dataset("mnist-10k")
-    train_x = to_tanh(train_x)
+    device = torch.device(args.device)
+    train_x = to_tanh(train_x).to(device)
     g, d, og, od = make(args)
+    g.to(device)  # in place: the optimizers keep the same parameters
+    d.to(device)
     nb = train_x.shape[0] // args.batch_size
     state = {"k": 0}
 
@@ -216,7 +219,8 @@ def speed(args):
         k = state["k"] % nb
         state["k"] += 1
         xb = train_x[k * args.batch_size:(k + 1) * args.batch_size]
-        step(g, d, og, od, xb, torch.randn(xb.shape[0], args.latent))
+        # step() reads both losses with .item(), which waits for the device.
+        step(g, d, og, od, xb, torch.randn(xb.shape[0], args.latent, device=device))
 
     for _ in range(args.warmup):
         one()
@@ -248,6 +252,7 @@ def main():
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="--speed: cpu or cuda")
     p.add_argument("--samples-out", metavar="DIR", help="write -n generated PNGs here after training")
     p.add_argument("-n", type=int, default=10000)
     p.add_argument("--save-run", metavar="DIR", help="after training, write a genlab run folder (config + weights)")

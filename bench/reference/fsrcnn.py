@@ -85,6 +85,7 @@ def main():
     p.add_argument("--scale", type=int, default=2)
     p.add_argument("--side", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="--train-speed: cpu or cuda")
     p.add_argument("--windows", type=int, default=7)
     p.add_argument("--window-seconds", type=float, default=2.0)
     p.add_argument("--json", metavar="OUT")
@@ -114,13 +115,15 @@ def main():
         print("output sum", round(out.sum().item(), 5))
     if a.train_speed:
         torch.manual_seed(0)
-        net = Fsrcnn(scale=2)
+        device = torch.device(a.device)
+        net = Fsrcnn(scale=2).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        x, y = torch.rand(a.batch_size, 1, 32, 32), torch.rand(a.batch_size, 1, 64, 64)
+        x = torch.rand(a.batch_size, 1, 32, 32).to(device)
+        y = torch.rand(a.batch_size, 1, 64, 64).to(device)
 
         def step():
             loss = ((net(x) - y) ** 2).mean()
-            loss.item()
+            loss.item()  # waits for the device
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

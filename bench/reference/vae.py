@@ -116,7 +116,7 @@ def per_image_loss(model, x, gen=None):
     """BCE_sum + KL per image, one reparameterised z sample per image. Returns ([B], bce, kl)."""
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
-    eps = torch.randn(std.shape, generator=gen, dtype=std.dtype)
+    eps = torch.randn(std.shape, generator=gen, dtype=std.dtype, device=std.device)
     z = mu + eps * std
     logits = model.decode(z)
     bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
@@ -217,14 +217,22 @@ def train(args):
     }
 
 
+def sync(device):
+    """Waits for the device's queued work (CUDA runs asynchronously), so a window's time is real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def speed(args):
     base_rss = current_rss_mib()  # torch imported, no data or model yet
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
     if args.speed_input == "real":
         train_x, _ = load_dataset(args.dataset)
     else:
         train_x = torch.rand(args.batch_size * 8, 784)
-    model = make_model(args.model)
+    train_x = train_x.to(device)
+    model = make_model(args.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     nb = train_x.shape[0] // args.batch_size
     state = {"k": 0}
@@ -237,6 +245,7 @@ def speed(args):
         opt.zero_grad(set_to_none=True)
         loss.mean().backward()
         opt.step()
+        sync(device)
 
     for _ in range(args.warmup):
         step()
@@ -277,6 +286,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="--speed: cpu or cuda (each step waits for the device)")
     p.add_argument("--speed", action="store_true", help="time training steps instead of training")
     p.add_argument("--speed-input", choices=["real", "synthetic"], default="real",
                    help="--speed: batches from --dataset's train split, or uniform noise")
