@@ -65,28 +65,13 @@ pub(crate) fn init(buf: &mut [MaybeUninit<f32>], value: f32) -> &mut [f32] {
     unsafe { &mut *(buf as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
-/// dL/db `[c]`: the sum of `dy [n, c, h, w]` over images and positions.
-/// Channels run in parallel; each sums its planes in image order.
+/// dL/db `[c]`: the sum of `dy [n, c, h, w]` over images and positions (batch norm's channel
+/// sums: f32 within a plane, f64 across planes, channels in parallel).
 pub fn bias_grad(dy: &[f32], n: usize, c: usize, plane: usize) -> Vec<f32> {
-    if c * plane == 0 {
-        return vec![0f32; c];
-    }
-    let images = n.min(dy.len() / (c * plane));
-    (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            simd(
-                #[inline(always)]
-                || {
-                    let mut total = 0f32;
-                    for img in 0..images {
-                        let p = &dy[(img * c + ch) * plane..(img * c + ch + 1) * plane];
-                        total += lane_sum(0..plane, |k| p[k]);
-                    }
-                    total
-                },
-            )
-        })
+    let len = (n * c * plane).min(dy.len());
+    pointwise::channel_sums(len, c, plane, |_, k| dy[k])
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 

@@ -220,8 +220,8 @@ pub fn bce_with_logits_rows_backward(x: &[f32], t: &[f32], dy: &[f32], cols: usi
 
 /// Per channel `ch` of a `[n, c, plane]` tensor with `len` values, the sum of `f(ch, k)` over
 /// the flat indices `k` of that channel: f32 within a plane, f64 across planes; channels in
-/// parallel.
-fn channel_sums(
+/// parallel (also the convolutions' bias gradient).
+pub(crate) fn channel_sums(
     len: usize,
     c: usize,
     plane: usize,
