@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::{init, output, simd};
+use crate::{output, simd};
 
 /// Elements per parallel chunk: large enough that a chunk outweighs the cost of a rayon task.
 const CHUNK: usize = 1 << 15;
@@ -69,7 +69,6 @@ pub fn adam_update(
                         simd(
                             #[inline(always)]
                             || {
-                                let (po, mo, vo) = (init(po, 0.0), init(mo, 0.0), init(vo, 0.0));
                                 let r = i * CHUNK..(i * CHUNK + po.len());
                                 let (p, g, m, v) =
                                     (&param[r.clone()], &grad[r.clone()], &m[r.clone()], &v[r]);
@@ -78,9 +77,9 @@ pub fn adam_update(
                                     let m1 = m[j] * s.beta_1 + g * f1;
                                     let v1 = v[j] * s.beta_2 + (g * g) * f2;
                                     let step = (m1 * factor) / (v1.sqrt() + eps);
-                                    po[j] = p[j] - step * s.lr;
-                                    mo[j] = m1;
-                                    vo[j] = v1;
+                                    po[j].write(p[j] - step * s.lr);
+                                    mo[j].write(m1);
+                                    vo[j].write(v1);
                                 }
                             },
                         )
@@ -201,7 +200,6 @@ pub fn bce_with_logits_rows_backward(x: &[f32], t: &[f32], dy: &[f32], cols: usi
                 simd(
                     #[inline(always)]
                     || {
-                        let o = init(o, 0.0);
                         for ((o, &x), &t) in o.iter_mut().zip(x).zip(t) {
                             // sigmoid without overflow: exp of a non-positive number only.
                             let e = exp_nonpositive(-x.abs());
@@ -210,7 +208,7 @@ pub fn bce_with_logits_rows_backward(x: &[f32], t: &[f32], dy: &[f32], cols: usi
                             } else {
                                 e / (1.0 + e)
                             };
-                            *o = (s - t) * g;
+                            o.write((s - t) * g);
                         }
                     },
                 )
@@ -283,7 +281,6 @@ pub fn batch_norm_forward(
                 simd(
                     #[inline(always)]
                     || {
-                        let yi = init(yi, 0.0);
                         for (ch, (yc, xc)) in yi
                             .chunks_mut(plane.max(1))
                             .zip(xi.chunks(plane.max(1)))
@@ -291,7 +288,7 @@ pub fn batch_norm_forward(
                         {
                             let (a, b) = (scale[ch], shift[ch]);
                             for (o, &v) in yc.iter_mut().zip(xc) {
-                                *o = v * a + b;
+                                o.write(v * a + b);
                             }
                         }
                     },
@@ -339,7 +336,6 @@ pub fn batch_norm_backward(
                 simd(
                     #[inline(always)]
                     || {
-                        let dxi = init(dxi, 0.0);
                         let p = plane.max(1);
                         for (ch, (o, (xc, gc))) in dxi
                             .chunks_mut(p)
@@ -348,7 +344,7 @@ pub fn batch_norm_backward(
                         {
                             let (a, b, m, k) = (k1[ch], k2[ch], mean[ch], k3[ch]);
                             for (d, (&v, &g)) in o.iter_mut().zip(xc.iter().zip(gc)) {
-                                *d = a * g + b * (v - m) + k;
+                                d.write(a * g + b * (v - m) + k);
                             }
                         }
                     },
