@@ -13,7 +13,7 @@ bin=target/release/genlab
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin" bench -w fsrcnn-upscale --json "$tmp/g-up.json" >/dev/null
-python3 bench/reference/fsrcnn.py --speed --threads 2 --weights models/fsrcnn-x2/weights.safetensors --json "$tmp/p-up.json" >/dev/null
+python3 bench/reference/fsrcnn.py --speed --threads 2 --weights crates/genlab/models/fsrcnn-x2/weights.safetensors --json "$tmp/p-up.json" >/dev/null
 "$bin" bench -w fsrcnn --json "$tmp/g-tr.json" >/dev/null
 python3 bench/reference/fsrcnn.py --train-speed --threads 2 --json "$tmp/p-tr.json" >/dev/null
 python3 - "$tmp" <<'PY'

@@ -1,4 +1,4 @@
-"""PyTorch reference for genlab's DCGAN (configs/fashion-dcgan.toml, crates/genlab/src/models/dcgan.rs).
+"""PyTorch reference for genlab's DCGAN (crates/genlab/configs/fashion-dcgan.toml, crates/genlab/src/models/dcgan.rs).
 
 Same architecture, init, losses and optimiser as genlab, layer for layer:
   G: z(100) -> Linear(100, 128*7*7) -> BN2d(128) -> ReLU

@@ -15,8 +15,8 @@ Two uses:
                      compare with `genlab bench -w fsrcnn-upscale` in the same run.
 
 Usage:
-  python3 bench/reference/fsrcnn.py --oracle models/fsrcnn-x2/weights.safetensors
-  python3 bench/reference/fsrcnn.py --speed --threads 2 [--weights models/fsrcnn-x2/weights.safetensors]
+  python3 bench/reference/fsrcnn.py --oracle crates/genlab/models/fsrcnn-x2/weights.safetensors
+  python3 bench/reference/fsrcnn.py --speed --threads 2 [--weights crates/genlab/models/fsrcnn-x2/weights.safetensors]
 """
 import argparse
 import json

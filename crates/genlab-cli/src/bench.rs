@@ -81,12 +81,7 @@ pub fn run(a: Args) -> Result<i32> {
     );
     let mut reports = Vec::new();
     for w in &workloads {
-        // Each workload's batch size as BENCHMARKS.md states it (W3 64, W4 32, the VAEs 128).
-        opts.batch_size = a.batch_size.unwrap_or(match w.kind {
-            bench::Kind::SrTrain => 32,
-            bench::Kind::Train("mnist-dcgan") => 64,
-            _ => 128,
-        }) as usize;
+        opts.batch_size = a.batch_size.map_or(w.batch_size, |b| b as usize);
         let r = if w.is_upscale() {
             bench::upscale_speed(1000, &opts, &device)?
         } else {

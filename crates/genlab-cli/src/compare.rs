@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use genlab::checkpoint::RunDir;
-use genlab::image_io::{batch_tensor, save_grid};
+use genlab::image_io::save_grid;
+use genlab::data::batch_tensor;
 use genlab::models::{Generative, ImageModel};
 use genlab::rng::{rng_for, standard_normal, stream};
 use genlab::train::Outcome;
@@ -113,7 +114,7 @@ fn train_family(
     let (cfg, resume) = if run.state().is_file() {
         let mut cfg = run.load_config()?;
         let st = run.load_state()?;
-        if st.status == "finished" && cfg.train.epochs == epochs {
+        if st.status == genlab::checkpoint::Status::Finished && cfg.train.epochs == epochs {
             eprintln!(
                 "{}: reusing the finished run in {}",
                 f.name(),
@@ -153,7 +154,7 @@ fn train_family(
         quiet: false,
     };
     match genlab::train::train(&run, &cfg, resume, data, device, stop, &mut obs)? {
-        Outcome::Finished(_) => Ok(cfg),
+        Outcome::Finished { .. } => Ok(cfg),
         Outcome::Interrupted { .. } => bail!(
             "interrupted while training {}; run the same `genlab compare` again to resume",
             f.name()

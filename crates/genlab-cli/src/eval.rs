@@ -154,7 +154,7 @@ pub fn measure(
     };
     if let ModelConfig::Classifier(c) = m {
         let clf = genlab::checkpoint::load_weights(c.init(device), &run.dir.weights())?;
-        let (_, acc) = genlab::train::classifier::accuracy(&clf, &test, 500, device)?;
+        let (_, acc) = genlab::metrics::accuracy(&clf, &test, 500, device)?;
         r.test_accuracy = Some(acc);
     }
     if m.can_encode() {
@@ -205,8 +205,8 @@ pub fn run(a: Args) -> Result<i32> {
     // `sr` is the keyword (a folder named sr is ./sr); an SR run folder is scored the same way.
     let keyword = run_path.as_os_str() == "sr";
     let sr_run = !keyword
-        && genlab::checkpoint::run_kind(&run_path)
-            .is_ok_and(|k| matches!(k.as_str(), "fsrcnn" | "espcn"));
+        && genlab::checkpoint::run_task(&run_path)
+            .is_ok_and(|t| t == genlab::models::Task::SuperResolution);
     if keyword || sr_run {
         if sr_run && a.sr.model.is_some() {
             bail!("give the SR run either as RUN or as --model, not both");
@@ -216,7 +216,13 @@ pub fn run(a: Args) -> Result<i32> {
         } else {
             a.sr.model.clone()
         };
-        return crate::eval_sr::run(model.as_deref(), a.sr, a.json, a.data.device);
+        return crate::eval_sr::run(
+            model.as_deref(),
+            a.sr,
+            a.json,
+            a.data.device,
+            a.data.data_dir.as_deref(),
+        );
     }
     if a.sr.model.is_some() || a.sr.scale.is_some() || !a.sr.sets.is_empty() || a.sr.per_image {
         bail!("--model, --scale, --set and --per-image apply to `genlab eval sr` only");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use genlab::models::SrNet;
-use genlab::train::sr::{SrNetFn, SrScore, load_eval_folder, score};
+use genlab::models::{SrNet, SrNetFn};
+use genlab::sr::eval::{SrScore, ValPair, load_eval_folder, score};
 
 use crate::common::{DeviceArg, device};
 use crate::sr_model::SrModel;
@@ -15,7 +15,9 @@ use crate::sr_model::SrModel;
 /// The flags of `genlab eval sr` (shared with `genlab eval RUN` on an SR run).
 #[derive(clap::Args)]
 pub struct SrArgs {
-    /// sr: evaluation folder (repeatable); default: ../shared/data/sr/Set5/xS and Set14/xS.
+    /// sr: evaluation folder (repeatable); default: the first `sr/Set5/xS` and `sr/Set14/xS`
+    /// (or `Set5/xS`, `Set14/xS`) found under --data-dir, $GENLAB_DATA, ~/.cache/genlab or
+    /// /usr/share/datasets.
     #[arg(long = "set")]
     pub sets: Vec<PathBuf>,
     /// sr: upscaling factor of the shipped model (default 2).
@@ -30,7 +32,7 @@ pub struct SrArgs {
 }
 
 struct Score<'a> {
-    pairs: &'a [genlab::train::sr::ValPair],
+    pairs: &'a [ValPair],
     device: &'a Device,
 }
 
@@ -45,19 +47,35 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-pub fn run(model: Option<&Path>, a: SrArgs, json: bool, dev: DeviceArg) -> Result<i32> {
+/// The standard test sets at `scale` in the dataset folders: for each of Set5 and Set14, the
+/// first `ROOT/sr/SET/xS` or `ROOT/SET/xS` that exists.
+fn default_sets(scale: usize, data_dir: Option<&Path>) -> Vec<PathBuf> {
+    let roots = genlab::data::search_roots("sr", data_dir);
+    ["Set5", "Set14"]
+        .iter()
+        .filter_map(|set| {
+            roots
+                .iter()
+                .map(|r| r.join(set).join(format!("x{scale}")))
+                .find(|p| p.is_dir())
+        })
+        .collect()
+}
+
+pub fn run(
+    model: Option<&Path>,
+    a: SrArgs,
+    json: bool,
+    dev: DeviceArg,
+    data_dir: Option<&Path>,
+) -> Result<i32> {
     let model = SrModel::open(model, a.scale)?;
     let scale = model.config.model.scale();
     let sets = if a.sets.is_empty() {
-        let root = Path::new("../shared/data/sr");
-        let d: Vec<PathBuf> = ["Set5", "Set14"]
-            .iter()
-            .map(|s| root.join(s).join(format!("x{scale}")))
-            .filter(|p| p.is_dir())
-            .collect();
+        let d = default_sets(scale, data_dir);
         if d.is_empty() {
             bail!(
-                "no --set given and no ../shared/data/sr/Set5/x{scale}; name an evaluation folder with --set"
+                "no --set given and no sr/Set5/x{scale} under --data-dir, $GENLAB_DATA, ~/.cache/genlab or /usr/share/datasets; name an evaluation folder with --set"
             );
         }
         d

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::prelude::*;
 use genlab::data::ImageSet;
-use genlab::image_io::{batch_tensor, save_grid};
+use genlab::image_io::{interleave_rows, save_grid};
+use genlab::data::batch_tensor;
 use genlab::metrics::psnr_from_mse;
 use genlab::models::ImageModel;
-use genlab::train::interleave_rows;
 
 use crate::common::{DataArgs, ModelFn, check_output, open_with_data};
 

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use genlab::SrRunConfig;
 use genlab::checkpoint::{RunDir, load_weights, load_weights_bytes};
 use genlab::models::SrModelConfig;
-use genlab::train::sr::{SrNetFn, load_sr_config};
+use genlab::models::SrNetFn;
 
 /// Where the weights come from.
 pub struct SrModel {
@@ -32,7 +32,7 @@ impl SrModel {
         }
         match run {
             Some(dir) => {
-                let config = load_sr_config(&RunDir::new(dir))?;
+                let config = RunDir::new(dir).load_sr_config()?;
                 if let Some(s) = scale
                     && s != config.model.scale()
                 {

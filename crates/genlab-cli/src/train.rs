@@ -389,65 +389,11 @@ impl Observer for Progress {
                 bar.set_position(batch as u64);
                 bar.set_message(format!("loss {loss:.3} {images_per_sec:.0} img/s"));
             }
-            Event::SrEpoch(r) => {
+            Event::Epoch { line, .. } => {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
-                let val = if r.val_psnr.is_nan() {
-                    "no validation folder".to_string()
-                } else {
-                    format!(
-                        "val Y-PSNR {:.3} dB SSIM {:.4}  (bicubic {:.3} / {:.4})",
-                        r.val_psnr, r.val_ssim, r.bicubic_psnr, r.bicubic_ssim
-                    )
-                };
-                println!(
-                    "epoch {:>3}  train mse {:.6}  {val}  {:.0} patches/s",
-                    r.epoch, r.train_mse, r.patches_per_sec
-                );
-            }
-            Event::GanEpoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let vae = r.vae.map_or(String::new(), |v| {
-                    format!(
-                        "  test -ELBO {:.2} psnr {:.2} dB",
-                        v.test.neg_elbo, v.test.psnr
-                    )
-                });
-                println!(
-                    "epoch {:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}{vae}  {:.0} img/s",
-                    r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.images_per_sec
-                );
-            }
-            Event::ClassifierEpoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                println!(
-                    "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s",
-                    r.epoch,
-                    r.train_loss,
-                    r.train_accuracy,
-                    r.test_loss,
-                    r.test_accuracy,
-                    r.images_per_sec
-                );
-            }
-            Event::Epoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let kl = if r.train_kl > 0.0 {
-                    format!(" (recon {:.2} + kl {:.2})", r.test.recon, r.test.kl)
-                } else {
-                    String::new()
-                };
-                println!(
-                    "epoch {:>3}  train {:.3}  test {:.3}{kl}  psnr {:.2} dB  {:.0} img/s",
-                    r.epoch, r.train_loss, r.test.loss, r.test.psnr, r.images_per_sec
-                );
+                println!("{line}");
             }
         }
     }
@@ -471,7 +417,7 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
 pub fn run(a: Args) -> Result<i32> {
     let is_sr = match (&a.resume, a.family) {
         (Some(dir), _) => genlab::checkpoint::run_kind(std::path::Path::new(dir))
-            .is_ok_and(|k| matches!(k.as_str(), "fsrcnn" | "espcn")),
+            .is_ok_and(|k| genlab::models::task_of(&k) == Some(genlab::models::Task::SuperResolution)),
         (None, Some(Family::Sr)) => true,
         _ => false,
     };
@@ -524,7 +470,7 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let outcome = genlab::train::train(&run, &cfg, resume, &data, &device, &stop, &mut obs)?;
     match outcome {
-        Outcome::Finished(_) => {
+        Outcome::Finished { .. } => {
             println!(
                 "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png{}{})",
                 run.dir.display(),

@@ -7,7 +7,7 @@ use genlab::SrRunConfig;
 use genlab::checkpoint::RunDir;
 use genlab::models::{EspcnConfig, FsrcnnConfig, SrModelConfig};
 use genlab::train::Outcome;
-use genlab::train::sr::{load_sr_config, train_sr};
+use genlab::train::train_sr;
 
 use crate::common::device;
 use crate::train::{Args, Progress, stop_flag};
@@ -125,7 +125,7 @@ pub fn run(a: Args) -> Result<i32> {
     let (run, cfg, resume) = match &a.resume {
         Some(dir) => {
             let run = RunDir::new(dir);
-            let mut cfg = load_sr_config(&run)?;
+            let mut cfg = run.load_sr_config()?;
             if let Some(e) = a.epochs {
                 cfg.train.epochs = e;
                 cfg.validate()?;
@@ -163,7 +163,7 @@ pub fn run(a: Args) -> Result<i32> {
     let outcome = train_sr(&run, &cfg, resume, &device, &stop, &mut obs)
         .with_context(|| format!("training in {}", run.dir.display()))?;
     match outcome {
-        Outcome::Finished(_) => {
+        Outcome::Finished { .. } => {
             println!(
                 "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png)",
                 run.dir.display()

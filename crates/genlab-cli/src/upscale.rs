@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use genlab::models::SrNet;
+use genlab::data::image_dir::image_files;
+use genlab::models::{SrNet, SrNetFn};
 use genlab::sr::Picture;
 use genlab::sr::upscale::{DEFAULT_TILE, upscale};
-use genlab::train::sr::{SrNetFn, image_files};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::{DeviceArg, device};

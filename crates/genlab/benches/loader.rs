@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use genlab::data::{Batches, embedded, shuffled_order};
-use genlab::image_io::batch_tensor;
+use genlab::data::batch_tensor;
 
 fn main() -> genlab::Result<()> {
     let data = embedded::mnist_10k()?;

@@ -1,7 +1,8 @@
 //! Training-speed measurement (`genlab bench`): the training step of a model family, timed in
-//! windows after a warm-up, reported as the median images/s. The step is the training loop's
-//! own: batch to tensor, objective with fresh noise, loss read back (as the loop does for its NaN
-//! guard), backward, Adam step.
+//! windows after a warm-up, reported as the median images/s. The step timed is the family's own
+//! [`Family::step`], reached through the same registry as `genlab train`
+//! ([`crate::train::with_family`]), with the batches of its [`crate::train::BatchSource`]: what
+//! a benchmark times is what training runs.
 //!
 //! Workloads are the reference architectures of BENCHMARKS.md (see [`WORKLOADS`]); the PyTorch
 //! side is `bench/reference/vae.py --speed` with the same windows, so a ratio taken in one run on
@@ -9,24 +10,27 @@
 
 use std::time::Instant;
 
-use crate::nn::fused::FusedAdam;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::config::RunConfig;
-use crate::data::{ImageSet, shuffled_order};
+use crate::config::{RunConfig, SrRunConfig, SrTrainConfig};
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::image_io::batch_tensor;
-use crate::models::{ImageModel, ModelConfig};
-use crate::rng::{rng_for, standard_normal, stream};
+use crate::models::{FsrcnnConfig, SrModelConfig};
+use crate::nn::with_stable_ids;
+use crate::rng::{rng_for, stream};
+use crate::sr::Plane;
+use crate::sr::patches::Pair;
+use crate::train::sr::with_sr_family;
+use crate::train::{At, Family, FamilyFn, with_family};
 
 /// What a workload times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Training steps of the generative model in the named preset (images/s).
     Train(&'static str),
-    /// Training steps of FSRCNN x2 (56, 12, 4) on 32x32 LR patches (patches/s).
+    /// Training steps of FSRCNN x2 (56, 12, 4) on 32x32 LR patches of a noise picture
+    /// (patches/s).
     SrTrain,
     /// The shipped FSRCNN x2 upscaling a 1000x1000 Y plane (input megapixels/s).
     Upscale,
@@ -41,6 +45,8 @@ pub struct Workload {
     pub about: &'static str,
     /// What it times.
     pub kind: Kind,
+    /// Images (patches) per step, as BENCHMARKS.md states it.
+    pub batch_size: usize,
 }
 
 impl Workload {
@@ -56,26 +62,31 @@ pub const WORKLOADS: &[Workload] = &[
         name: "mlp-vae",
         about: "W1: MLP VAE 784-400-20, Bernoulli, Adam",
         kind: Kind::Train("mnist-vae"),
+        batch_size: 128,
     },
     Workload {
         name: "conv-vae",
         about: "W2: conv VAE 1-32-64 (k4 s2 p1), latent 16, convT 64-32-1, Adam",
         kind: Kind::Train("mnist-conv-vae"),
+        batch_size: 128,
     },
     Workload {
         name: "dcgan",
         about: "W3: DCGAN 28x28, G linear-BN-convT(128-64)-BN-convT(64-1), D conv(1-64)-conv(64-128)-BN-linear, batch 64, one D + one G step",
         kind: Kind::Train("mnist-dcgan"),
+        batch_size: 64,
     },
     Workload {
         name: "fsrcnn",
         about: "W4: FSRCNN x2 (56,12,4), LR 32x32 patches, 9x9 stride-2 convT, MSE, Adam",
         kind: Kind::SrTrain,
+        batch_size: 32,
     },
     Workload {
         name: "fsrcnn-upscale",
         about: "shipped FSRCNN x2 upscaling a 1000x1000 Y plane (tiles of 128), input MP/s",
         kind: Kind::Upscale,
+        batch_size: 1,
     },
 ];
 
@@ -104,12 +115,11 @@ pub fn upscale_speed(side: usize, opts: &SpeedOptions, device: &Device) -> Resul
             .map(|_| f64::from(rand::RngExt::random::<u8>(&mut rng)))
             .collect(),
     );
-    let (windows, steps) = timed_windows(
-        opts,
-        opts.warmup_steps.min(1),
-        (side * side) as f64 / 1e6,
-        || upscale_y(&net, &y, DEFAULT_TILE, device).map(|_| ()),
-    )?;
+    // Items are input pixels; the report is in megapixels/s.
+    let (windows, steps) = timed_windows(opts, opts.warmup_steps.min(1), || {
+        upscale_y(&net, &y, DEFAULT_TILE, device).map(|_| side * side)
+    })?;
+    let windows: Vec<f64> = windows.into_iter().map(|w| w / 1e6).collect();
     Ok(SpeedReport {
         workload: "fsrcnn-upscale".into(),
         batch_size: 1,
@@ -206,49 +216,47 @@ pub fn train_speed(
             "a positive batch size, window count and window length",
         ));
     }
-    let preset = match workload.kind {
-        Kind::Train(p) => p,
-        Kind::SrTrain => return sr_train_speed(opts, device),
+    device.seed(opts.seed);
+    let timed = Timed { opts, device };
+    let mut report = match workload.kind {
+        Kind::Train(preset) => {
+            let mut cfg = RunConfig::preset(preset)?;
+            cfg.train.batch_size = opts.batch_size;
+            cfg.train.seed = opts.seed;
+            let set = match data {
+                Some(d) => {
+                    let shape = cfg.model.image();
+                    if d.shape != shape {
+                        return Err(Error::config(
+                            "bench data",
+                            format!("{:?}", d.shape),
+                            format!("images of shape {shape:?} for {}", workload.name),
+                        ));
+                    }
+                    d.clone()
+                }
+                None => noise_images(cfg.model.image(), opts)?,
+            };
+            with_family(&cfg, set.clone(), set, device, timed)?
+        }
+        Kind::SrTrain => {
+            let cfg = SrRunConfig {
+                model: SrModelConfig::Fsrcnn(FsrcnnConfig::default()),
+                train: SrTrainConfig {
+                    images: "<noise>".into(),
+                    patch: 32,
+                    batch_size: opts.batch_size,
+                    seed: opts.seed,
+                    ..SrTrainConfig::default()
+                },
+            };
+            cfg.validate()?;
+            let pairs = vec![noise_pair(512, cfg.model.scale(), opts)];
+            with_sr_family(&cfg, pairs, Vec::new(), None, device, timed)?
+        }
         Kind::Upscale => {
             return Err(Error::Unsupported(format!(
                 "{} times upscaling, not training (use upscale_speed)",
-                workload.name
-            )));
-        }
-    };
-    let cfg = RunConfig::preset(preset)?;
-    let shape = cfg.model.image();
-    let synthetic;
-    let set = match data {
-        Some(d) => {
-            if d.shape != shape {
-                return Err(Error::config(
-                    "bench data",
-                    format!("{:?}", d.shape),
-                    format!("images of shape {shape:?} for {}", workload.name),
-                ));
-            }
-            d
-        }
-        None => {
-            let n = opts.batch_size.max(1024);
-            let mut rng = rng_for(opts.seed, stream::SHUFFLE, 0);
-            let pixels = (0..n * shape.iter().product::<usize>())
-                .map(|_| rand::RngExt::random::<u8>(&mut rng))
-                .collect();
-            synthetic = ImageSet::new(pixels, None, shape)?;
-            &synthetic
-        }
-    };
-    device.seed(opts.seed);
-    let ad = device.clone().autodiff();
-    let mut report = match &cfg.model {
-        ModelConfig::Ae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
-        ModelConfig::Vae(m) => time_steps(m.init(&ad), set, opts, &ad)?,
-        ModelConfig::Dcgan(m) => time_gan_steps(m.init(&ad), set, opts, &ad)?,
-        ModelConfig::Classifier(_) | ModelConfig::VaeGan(_) => {
-            return Err(Error::Unsupported(format!(
-                "workload {}: this family is not a benchmark workload",
                 workload.name
             )));
         }
@@ -257,149 +265,81 @@ pub fn train_speed(
     Ok(report)
 }
 
-fn time_steps<M: ImageModel>(
-    model: M,
-    set: &ImageSet,
-    opts: &SpeedOptions,
-    ad: &Device,
-) -> Result<SpeedReport> {
-    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
-    let params = model.num_params();
-    let latent = model.latent_dim();
-    let b = opts.batch_size.min(set.len());
-    let mut order = Vec::new();
-    let mut step = 0usize;
-    let mut run_step = |model: M| -> Result<M> {
-        if order.len() < b {
-            order = shuffled_order(set.len(), opts.seed, step);
-        }
-        let idx: Vec<usize> = order.drain(..b).collect();
-        let x = batch_tensor(set, &idx, ad); // [b, c, h, w]
-        let mut rng = rng_for(opts.seed, stream::TRAIN_NOISE, step as u64);
-        let eps = standard_normal(&mut rng, b, latent, ad); // [b, latent]
-        let obj = model.objective(x, eps);
-        let loss = obj.loss.clone().into_scalar::<f32>();
-        if !loss.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                value: loss.to_string(),
-                epoch: 0,
-                step,
-            });
-        }
-        let grads = GradientsParams::from_grads(obj.loss.backward(), &model);
-        step += 1;
-        Ok(optim.step(1e-3, model, grads))
-    };
-    let mut slot = Some(model);
-    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
-        slot = Some(run_step(
-            slot.take().expect("model is put back after every step"),
-        )?);
-        Ok(())
-    })?;
-    Ok(SpeedReport {
-        workload: String::new(),
-        batch_size: b,
-        params,
-        median_images_per_s: median(&windows),
-        windows,
-        steps,
-    })
+/// `max(batch, 1024)` images of uniform noise.
+fn noise_images(shape: [usize; 3], opts: &SpeedOptions) -> Result<ImageSet> {
+    let n = opts.batch_size.max(1024);
+    let mut rng = rng_for(opts.seed, stream::SHUFFLE, 0);
+    let pixels = (0..n * shape.iter().product::<usize>())
+        .map(|_| rand::RngExt::random::<u8>(&mut rng))
+        .collect();
+    ImageSet::new(pixels, None, shape)
 }
 
-/// W3: the DCGAN step of `genlab train gan` (update D, then G; both losses read back).
-fn time_gan_steps(
-    model: crate::models::Dcgan,
-    set: &ImageSet,
-    opts: &SpeedOptions,
-    ad: &Device,
-) -> Result<SpeedReport> {
-    use crate::train::gan::dcgan_step;
-    let model = crate::nn::with_stable_ids(model);
-    let mut optim = FusedAdam::new(0.5, 0.999, 1e-8).init();
-    let params = model.num_params();
-    let latent = model.config.latent;
-    let b = opts.batch_size.min(set.len());
-    let mut order = Vec::new();
-    let mut step = 0usize;
-    let mut slot = Some(model);
-    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
-        if order.len() < b {
-            order = shuffled_order(set.len(), opts.seed, step);
-        }
-        let idx: Vec<usize> = order.drain(..b).collect();
-        let x = batch_tensor(set, &idx, ad); // [b, c, h, w]
-        let z = standard_normal(
-            &mut rng_for(opts.seed, stream::TRAIN_NOISE, step as u64),
-            b,
-            latent,
-            ad,
-        ); // [b, latent]
-        let gan = slot.take().expect("model is put back after every step");
-        let (gan, _) = dcgan_step(gan, &mut optim, x, z, 2e-4, (0, step))?;
-        slot = Some(gan);
-        step += 1;
-        Ok(())
-    })?;
-    Ok(SpeedReport {
-        workload: String::new(),
-        batch_size: b,
-        params,
-        median_images_per_s: median(&windows),
-        windows,
-        steps,
-    })
+/// A `side x side` noise picture and its bicubic downscale, to cut training patches from.
+fn noise_pair(side: usize, scale: usize, opts: &SpeedOptions) -> Pair {
+    let mut rng = rng_for(opts.seed, stream::SHUFFLE, 1);
+    let hr = Plane::new(
+        side,
+        side,
+        (0..side * side)
+            .map(|_| f64::from(rand::RngExt::random::<u8>(&mut rng)))
+            .collect(),
+    );
+    Pair::from_hr(hr, scale)
 }
 
-/// W4: FSRCNN x2 training steps on uniform-noise 32x32 LR / 64x64 HR patches (the loop of
-/// `genlab train sr`: forward, MSE, loss read back, backward, Adam).
-fn sr_train_speed(opts: &SpeedOptions, device: &Device) -> Result<SpeedReport> {
-    use crate::models::{FsrcnnConfig, SrNet};
-    device.seed(opts.seed);
-    let ad = device.clone().autodiff();
-    let net = crate::nn::with_stable_ids(FsrcnnConfig::default().init(&ad));
-    let params = net.num_params();
-    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
-    let b = opts.batch_size;
-    let x = Tensor::<4>::random([b, 1, 32, 32], burn::tensor::Distribution::Default, &ad);
-    let y = Tensor::<4>::random([b, 1, 64, 64], burn::tensor::Distribution::Default, &ad);
-    let mut step = |net: crate::models::Fsrcnn| -> Result<crate::models::Fsrcnn> {
-        let loss = (net.forward(x.clone()) - y.clone()).powi_scalar(2).mean();
-        let l = loss.clone().into_scalar::<f32>();
-        if !l.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                value: l.to_string(),
-                epoch: 0,
-                step: 0,
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        Ok(optim.step(1e-3, net, grads))
-    };
-    let mut slot = Some(net);
-    let (windows, steps) = timed_windows(opts, opts.warmup_steps, b as f64, || {
-        slot = Some(step(
-            slot.take().expect("network is put back after every step"),
-        )?);
-        Ok(())
-    })?;
-    Ok(SpeedReport {
-        workload: "fsrcnn".into(),
-        batch_size: b,
-        params,
-        median_images_per_s: median(&windows),
-        windows,
-        steps,
-    })
+/// Times a family's training step (what [`train_speed`] hands to the registry).
+struct Timed<'a> {
+    opts: &'a SpeedOptions,
+    device: &'a Device,
+}
+
+impl FamilyFn<SpeedReport> for Timed<'_> {
+    fn call<F: Family>(self, fam: F, model: F::Model) -> Result<SpeedReport> {
+        let ad = self.device.clone().autodiff();
+        let model = with_stable_ids(model);
+        let mut optim = fam.optimizer(&model);
+        let params = model.num_params();
+        let source = fam.source();
+        let (mut epoch, mut step, mut largest) = (0usize, 0usize, 0usize);
+        let mut batches = source.epoch(epoch, 0, step, &ad);
+        let mut slot = Some(model);
+        let (windows, steps) = timed_windows(self.opts, self.opts.warmup_steps, || {
+            let batch = match batches.next() {
+                Some(b) => b,
+                None => {
+                    epoch += 1;
+                    batches = source.epoch(epoch, 0, step, &ad);
+                    batches.next().ok_or_else(|| {
+                        Error::Unsupported("the benchmark's training set is empty".into())
+                    })?
+                }
+            };
+            let model = slot.take().expect("model is put back after every step");
+            let (model, s) = fam.step(model, &mut optim, batch, At { epoch, step })?;
+            slot = Some(model);
+            step += 1;
+            largest = largest.max(s.images);
+            Ok(s.images)
+        })?;
+        Ok(SpeedReport {
+            workload: String::new(),
+            batch_size: largest,
+            params,
+            median_images_per_s: median(&windows),
+            windows,
+            steps,
+        })
+    }
 }
 
 /// Runs `warmup` untimed steps, then `opts.windows` windows of whole steps lasting at least
-/// `opts.window_secs` each; returns each window's `items` per second and the timed step count.
+/// `opts.window_secs` each; `step` returns the items it processed. Returns each window's items
+/// per second and the timed step count.
 fn timed_windows(
     opts: &SpeedOptions,
     warmup: usize,
-    items_per_step: f64,
-    mut step: impl FnMut() -> Result<()>,
+    mut step: impl FnMut() -> Result<usize>,
 ) -> Result<(Vec<f64>, usize)> {
     for _ in 0..warmup {
         step()?;
@@ -408,13 +348,13 @@ fn timed_windows(
     let mut steps = 0;
     for _ in 0..opts.windows {
         let t0 = Instant::now();
-        let mut n = 0usize;
+        let (mut n, mut items) = (0usize, 0usize);
         while n == 0 || t0.elapsed().as_secs_f64() < opts.window_secs {
-            step()?;
+            items += step()?;
             n += 1;
         }
         steps += n;
-        windows.push(n as f64 * items_per_step / t0.elapsed().as_secs_f64());
+        windows.push(items as f64 / t0.elapsed().as_secs_f64());
     }
     Ok((windows, steps))
 }

@@ -16,6 +16,7 @@
 //! pair under new names, then `state.json`, then deletes the previous pair, so a run killed at any
 //! moment resumes from a consistent (weights, optimizer, step) triple.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -24,7 +25,8 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Sa
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, SrRunConfig};
+use crate::models::{Task, task_of};
 use crate::error::{Error, Result};
 use crate::fsutil::{create_dir_all, write_atomic};
 
@@ -32,7 +34,7 @@ use crate::fsutil::{create_dir_all, write_atomic};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainState {
-    /// Model family (`ae`, `vae`), checked against `config.toml` on load.
+    /// Model family (`ae`, `vae`, ...), checked against `config.toml` on load.
     pub kind: String,
     /// Optimizer steps taken.
     pub step: usize,
@@ -42,8 +44,8 @@ pub struct TrainState {
     pub batches_done: usize,
     /// Running sums over the incomplete epoch, so its averages survive a resume.
     pub partial: EpochSums,
-    /// `running`, `interrupted`, `finished` or `failed`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: Status,
     /// Training wall time so far, seconds.
     pub elapsed_secs: f64,
     /// Resume weights, relative to the run folder.
@@ -52,32 +54,79 @@ pub struct TrainState {
     pub optimizer: String,
 }
 
-/// Sums of per-image losses over part of an epoch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+impl TrainState {
+    /// The state of a run of `kind` that has not taken a step yet.
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.into(),
+            step: 0,
+            epochs_done: 0,
+            batches_done: 0,
+            partial: EpochSums::default(),
+            status: Status::Running,
+            elapsed_secs: 0.0,
+            weights: String::new(),
+            optimizer: String::new(),
+        }
+    }
+}
+
+/// A run's status in `state.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Training (or killed while training: the last checkpoint resumes it).
+    Running,
+    /// Stopped on request (Ctrl-C); `genlab train --resume` continues it.
+    Interrupted,
+    /// All epochs done.
+    Finished,
+    /// Stopped by an error (a NaN/inf loss); the last checkpoint is the last good one.
+    Failed,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Interrupted => "interrupted",
+            Status::Finished => "finished",
+            Status::Failed => "failed",
+        })
+    }
+}
+
+/// Sums of per-image measurements over part of an epoch, by name (each family its own: `loss`,
+/// `recon` and `kl` for a VAE, `d_loss`, `d_real`, ... for a GAN, `correct` for a classifier).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochSums {
     /// Images seen.
     pub images: usize,
-    /// Sum of the objective.
-    pub loss: f64,
-    /// Sum of the reconstruction term.
-    pub recon: f64,
-    /// Sum of the KL term.
-    pub kl: f64,
-    /// GANs: sum of the discriminator's loss.
-    #[serde(default)]
-    pub d_loss: f64,
-    /// GANs: sum of the generator's (adversarial) loss.
-    #[serde(default)]
-    pub g_loss: f64,
-    /// GANs: sum of `D(x)` over real images.
-    #[serde(default)]
-    pub d_real: f64,
-    /// GANs: sum of `D(G(z))` over generated images (before the discriminator's update).
-    #[serde(default)]
-    pub d_fake: f64,
-    /// Classifiers: correctly classified images.
-    #[serde(default)]
-    pub correct: f64,
+    /// The named sums.
+    #[serde(flatten)]
+    pub sums: BTreeMap<String, f64>,
+}
+
+impl EpochSums {
+    /// Adds `v` to the sum `name`.
+    pub fn add(&mut self, name: &str, v: f64) {
+        match self.sums.get_mut(name) {
+            Some(s) => *s += v,
+            None => {
+                self.sums.insert(name.to_string(), v);
+            }
+        }
+    }
+
+    /// The sum `name` (0 if nothing was added to it).
+    pub fn get(&self, name: &str) -> f64 {
+        self.sums.get(name).copied().unwrap_or(0.0)
+    }
+
+    /// The sum `name` per image.
+    pub fn mean(&self, name: &str) -> f64 {
+        self.get(name) / self.images.max(1) as f64
+    }
 }
 
 /// Paths inside a run folder.
@@ -125,9 +174,9 @@ impl RunDir {
             .join(format!("epoch-{epoch:03}.png"))
     }
 
-    /// Creates the folder and its sub-folders.
-    pub fn create(&self) -> Result<()> {
-        for d in ["", "state", "samples", "reconstructions"] {
+    /// Creates the folder, its `state/` and the named sub-folders.
+    pub fn create(&self, folders: &[&str]) -> Result<()> {
+        for d in ["", "state"].iter().chain(folders) {
             create_dir_all(&self.dir.join(d))?;
         }
         Ok(())
@@ -145,7 +194,7 @@ impl RunDir {
             return Err(Error::checkpoint(&self.dir, "run folder does not exist"));
         }
         if let Ok(kind) = run_kind(&self.dir)
-            && matches!(kind.as_str(), "fsrcnn" | "espcn")
+            && task_of(&kind) == Some(Task::SuperResolution)
         {
             return Err(Error::Unsupported(format!(
                 "{}: a super-resolution run ({kind}); use `genlab upscale` or `genlab eval sr` with it",
@@ -158,12 +207,30 @@ impl RunDir {
         Ok(cfg)
     }
 
+    /// Reads and validates a super-resolution run's `config.toml`.
+    pub fn load_sr_config(&self) -> Result<SrRunConfig> {
+        let p = self.config();
+        if !self.dir.is_dir() {
+            return Err(Error::checkpoint(&self.dir, "run folder does not exist"));
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let cfg = SrRunConfig::from_toml(&text, &p)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Reads `state.json`.
     pub fn load_state(&self) -> Result<TrainState> {
         let p = self.state();
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
         serde_json::from_str(&text)
             .map_err(|e| Error::checkpoint(&p, format!("not a genlab training state: {e}")))
+    }
+
+    /// Writes `state.json` (atomically).
+    pub fn save_state(&self, state: &TrainState) -> Result<()> {
+        let json = serde_json::to_string_pretty(state).expect("TrainState serialises");
+        write_atomic(&self.state(), json.as_bytes())
     }
 
     /// Saves a checkpoint: resume pair, then `state.json`, then the user-facing weights, then
@@ -190,8 +257,7 @@ impl RunDir {
             )
         })?;
         write_atomic(&self.dir.join(&state.optimizer), &opt)?;
-        let json = serde_json::to_string_pretty(state).expect("TrainState serialises");
-        write_atomic(&self.state(), json.as_bytes())?;
+        self.save_state(state)?;
         save_weights(model, &self.weights(), &state.kind, state.step)?;
         if let Some(prev) = previous {
             for f in [prev.weights, prev.optimizer] {
@@ -244,6 +310,17 @@ pub fn run_kind(dir: &Path) -> Result<String> {
         .and_then(|k| k.as_str())
         .map(str::to_string)
         .ok_or_else(|| Error::checkpoint(&p, "no [model] kind"))
+}
+
+/// What the run in `dir` is for, from its `config.toml`'s `[model] kind`.
+pub fn run_task(dir: &Path) -> Result<Task> {
+    let kind = run_kind(dir)?;
+    task_of(&kind).ok_or_else(|| {
+        Error::checkpoint(
+            dir.join("config.toml"),
+            format!("unknown model kind {kind:?}"),
+        )
+    })
 }
 
 /// Writes a model's weights to a safetensors file in PyTorch's layout, atomically.

@@ -12,51 +12,51 @@ use crate::models::{FsrcnnConfig, ModelConfig, SrModelConfig};
 
 /// The built-in presets, `configs/NAME.toml`, compiled into the binary.
 pub const PRESETS: &[(&str, &str)] = &[
-    ("mnist-vae", include_str!("../../../configs/mnist-vae.toml")),
+    ("mnist-vae", include_str!("../configs/mnist-vae.toml")),
     (
         "mnist-conv-vae",
-        include_str!("../../../configs/mnist-conv-vae.toml"),
+        include_str!("../configs/mnist-conv-vae.toml"),
     ),
-    ("mnist-ae", include_str!("../../../configs/mnist-ae.toml")),
+    ("mnist-ae", include_str!("../configs/mnist-ae.toml")),
     (
         "mnist-conv-ae",
-        include_str!("../../../configs/mnist-conv-ae.toml"),
+        include_str!("../configs/mnist-conv-ae.toml"),
     ),
     (
         "fashion-vae",
-        include_str!("../../../configs/fashion-vae.toml"),
+        include_str!("../configs/fashion-vae.toml"),
     ),
     (
         "fashion-conv-vae",
-        include_str!("../../../configs/fashion-conv-vae.toml"),
+        include_str!("../configs/fashion-conv-vae.toml"),
     ),
     (
         "mnist-dcgan",
-        include_str!("../../../configs/mnist-dcgan.toml"),
+        include_str!("../configs/mnist-dcgan.toml"),
     ),
     (
         "fashion-dcgan",
-        include_str!("../../../configs/fashion-dcgan.toml"),
+        include_str!("../configs/fashion-dcgan.toml"),
     ),
     (
         "cifar10-dcgan",
-        include_str!("../../../configs/cifar10-dcgan.toml"),
+        include_str!("../configs/cifar10-dcgan.toml"),
     ),
     (
         "mnist-vae-gan",
-        include_str!("../../../configs/mnist-vae-gan.toml"),
+        include_str!("../configs/mnist-vae-gan.toml"),
     ),
     (
         "fashion-vae-gan",
-        include_str!("../../../configs/fashion-vae-gan.toml"),
+        include_str!("../configs/fashion-vae-gan.toml"),
     ),
     (
         "mnist-classifier",
-        include_str!("../../../configs/mnist-classifier.toml"),
+        include_str!("../configs/mnist-classifier.toml"),
     ),
     (
         "fashion-classifier",
-        include_str!("../../../configs/fashion-classifier.toml"),
+        include_str!("../configs/fashion-classifier.toml"),
     ),
 ];
 
@@ -212,7 +212,7 @@ impl RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SrTrainConfig {
-    /// Folder of training photos (PNG/JPEG/BMP, by content).
+    /// Folder of training photos (an image folder: every file under it is a PNG, JPEG or BMP).
     pub images: String,
     /// Folder of validation images ("" for none): `*_HR`/`*_LR` pairs, or HR images only.
     pub val: String,
@@ -228,17 +228,16 @@ pub struct SrTrainConfig {
     /// pixels; default 0). The network pads with zeros, so output pixels near a patch's edge
     /// see zeros that a photo's interior does not have; a border of 8 (FSRCNN's receptive
     /// field) trains only on outputs the padding cannot touch, like the paper's "valid"
-    /// training. Measured (BENCHMARKS.md): it does not raise Set5 PSNR, and from scratch it
-    /// costs 4 dB, because the network then never learns the zero-padded edges of whole
-    /// pictures, which the evaluation keeps (it shaves only `scale` pixels).
+    /// training. The default keeps the edges in: the evaluation scores whole pictures, whose
+    /// zero-padded edges a network trained without them never learns (BENCHMARKS.md).
     pub loss_border: usize,
     /// Adam learning rate.
     pub lr: f64,
     /// Halve the learning rate every this many epochs (0: never).
     pub lr_halve_every: usize,
     /// The output layer (FSRCNN's transposed convolution, ESPCN's last convolution) learns at
-    /// `lr` times this. The FSRCNN paper uses 0.1 (with SGD); with Adam, 0.1 learned slower
-    /// here and did not calm the validation swings (BENCHMARKS.md), so the default is 1.
+    /// `lr` times this. The FSRCNN paper uses 0.1 with SGD; with Adam the default is 1
+    /// (BENCHMARKS.md compares the two).
     pub output_lr_scale: f64,
     /// Adam beta1 and beta2.
     pub betas: [f64; 2],
@@ -261,7 +260,7 @@ pub struct SrTrainConfig {
 impl Default for SrTrainConfig {
     fn default() -> Self {
         Self {
-            images: "../shared/data/sr/train".into(),
+            images: String::new(),
             val: String::new(),
             epochs: 20,
             steps_per_epoch: 500,

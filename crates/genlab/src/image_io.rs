@@ -8,50 +8,18 @@ use std::path::Path;
 use burn::prelude::*;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, imageops::FilterType};
 
-use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
-/// Builds a `[b, c, h, w]` float tensor in `[0, 1]` from the images of `set` at `indices`.
-pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor<4> {
-    let [c, h, w] = set.shape;
-    let mut buf = Vec::with_capacity(indices.len() * c * h * w);
-    for &i in indices {
-        buf.extend(set.image(i).iter().map(|&p| f32::from(p) / 255.0));
-    }
-    Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
+/// A pixel as a network value: `p / 255`, in `[0, 1]`.
+pub fn unit_from_u8(p: u8) -> f32 {
+    f32::from(p) / 255.0
 }
 
-/// [`batch_tensor`] with each image translated by `(dy, dx)` pixels (from `shifts`, one per
-/// image), the vacated border filled with 0: the classifier's augmentation.
-pub fn shifted_batch_tensor(
-    set: &ImageSet,
-    indices: &[usize],
-    shifts: &[(isize, isize)],
-    device: &Device,
-) -> Tensor<4> {
-    let [c, h, w] = set.shape;
-    let mut buf = vec![0f32; indices.len() * c * h * w];
-    for (k, (&i, &(dy, dx))) in indices.iter().zip(shifts).enumerate() {
-        let img = set.image(i);
-        let out = &mut buf[k * c * h * w..(k + 1) * c * h * w];
-        for ch in 0..c {
-            for y in 0..h {
-                let sy = y as isize - dy;
-                if sy < 0 || sy >= h as isize {
-                    continue;
-                }
-                for x in 0..w {
-                    let sx = x as isize - dx;
-                    if sx >= 0 && sx < w as isize {
-                        out[(ch * h + y) * w + x] =
-                            f32::from(img[(ch * h + sy as usize) * w + sx as usize]) / 255.0;
-                    }
-                }
-            }
-        }
-    }
-    Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
+/// `[n, c, h, w]` planar `u8` pixels as a float tensor in `[0, 1]`.
+pub fn pixels_to_tensor(pixels: &[u8], dims: [usize; 4], device: &Device) -> Tensor<4> {
+    let buf: Vec<f32> = pixels.iter().map(|&p| unit_from_u8(p)).collect();
+    Tensor::from_data(TensorData::new(buf, dims), device)
 }
 
 /// Saves an image in the format its extension names (`.png`, `.jpg`/`.jpeg`, `.bmp`),
@@ -135,6 +103,30 @@ pub fn grid_image(values: &[f32], dims: [usize; 4], cols: usize) -> RgbImage {
     img
 }
 
+/// A value in [0, 255] as a network value in [0, 1].
+pub fn unit_from_255(v: f64) -> f32 {
+    (v / 255.0) as f32
+}
+
+/// A value in [0, 255] rounded to the nearest 8-bit level, clamped to [0, 255] (MATLAB's `uint8`).
+pub fn round_255(v: f64) -> f64 {
+    v.round().clamp(0.0, 255.0)
+}
+
+/// Stacks `a` and `b` (`[k, c, h, w]` each) so that rows of `cols` images alternate a, b, a, b.
+pub fn interleave_rows(a: Tensor<4>, b: Tensor<4>, cols: usize) -> Tensor<4> {
+    let k = a.dims()[0];
+    let mut parts = Vec::new();
+    let mut s = 0;
+    while s < k {
+        let e = (s + cols).min(k);
+        parts.push(a.clone().narrow(0, s, e - s));
+        parts.push(b.clone().narrow(0, s, e - s));
+        s = e;
+    }
+    Tensor::cat(parts, 0)
+}
+
 /// Saves a tensor of images as a PNG grid, atomically.
 pub fn save_grid(t: Tensor<4>, cols: usize, path: &Path) -> Result<()> {
     let (v, dims) = tensor_to_vec(t)?;
@@ -212,8 +204,8 @@ pub fn image_to_pixels(img: &DynamicImage, shape: [usize; 3]) -> Vec<u8> {
 pub fn load_image_tensor(path: &Path, shape: [usize; 3], device: &Device) -> Result<Tensor<4>> {
     let img = read_image(path)?;
     let px = image_to_pixels(&img, shape);
-    let set = ImageSet::new(px, None, shape)?;
-    Ok(batch_tensor(&set, &[0], device))
+    let [c, h, w] = shape;
+    Ok(pixels_to_tensor(&px, [1, c, h, w], device))
 }
 
 /// Writes a single `[1, c, h, w]` tensor as a PNG image (grey or RGB).
@@ -256,25 +248,6 @@ mod tests {
         assert_eq!(g.get_pixel(2, 2).0, [0, 0, 0]);
         assert_eq!(g.get_pixel(6, 3).0, [255, 255, 255]);
         assert_eq!(g.get_pixel(0, 0).0, [32, 32, 32]);
-    }
-
-    #[test]
-    fn shifted_batch_moves_pixels_and_zero_fills() {
-        // One 1x3x3 image 1..9 (as u8 * 25), shifted down 1 and left 1.
-        let px: Vec<u8> = (1..=9).map(|v| v * 25).collect();
-        let set = ImageSet::new(px, None, [1, 3, 3]).expect("set");
-        let d = Device::flex();
-        let t = shifted_batch_tensor(&set, &[0], &[(1, -1)], &d);
-        let v: Vec<u8> = t
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32")
-            .iter()
-            .map(|p| (p * 255.0).round() as u8)
-            .collect();
-        assert_eq!(v, vec![0, 0, 0, 50, 75, 0, 125, 150, 0]);
-        let same = shifted_batch_tensor(&set, &[0], &[(0, 0)], &d);
-        assert_eq!(same.into_data(), batch_tensor(&set, &[0], &d).into_data());
     }
 
     #[test]

@@ -35,6 +35,27 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The files of an image folder: every non-hidden file under `folder`, sub-folders included,
+/// sorted by path; an error if there are none. Each is read as an image by content (PNG, JPEG
+/// or BMP), and a file that is not one is an error naming it: this is what "a folder of images"
+/// means everywhere in genlab (datasets, super-resolution photos and test sets, `upscale`).
+pub fn image_files(folder: &Path) -> Result<Vec<PathBuf>> {
+    if !folder.is_dir() {
+        return Err(Error::DatasetNotFound {
+            name: folder.display().to_string(),
+            msg: "not a folder".into(),
+        });
+    }
+    let files = list_files(folder)?;
+    if files.is_empty() {
+        return Err(Error::DatasetNotFound {
+            name: folder.display().to_string(),
+            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
+        });
+    }
+    Ok(files)
+}
+
 /// Loads every image under `dir` as `shape` (`[1|3, h, w]`).
 pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
     if !matches!(shape[0], 1 | 3) || shape[1] == 0 || shape[2] == 0 {
@@ -44,13 +65,7 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
             "[1 or 3 channels, height > 0, width > 0]",
         ));
     }
-    let files = list_files(dir)?;
-    if files.is_empty() {
-        return Err(Error::DatasetNotFound {
-            name: dir.display().to_string(),
-            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
-        });
-    }
+    let files = image_files(dir)?;
     let mut pixels = Vec::with_capacity(files.len() * shape.iter().product::<usize>());
     for f in &files {
         pixels.extend(image_to_pixels(&read_image(f)?, shape));
@@ -73,19 +88,7 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
 /// grey, as written by `torchvision.utils.save_image`) or colour when it is 3. What `genlab eval
 /// --samples` scores, so that a wrong-sized folder is an error rather than a silent resize.
 pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<ImageSet> {
-    if !dir.is_dir() {
-        return Err(Error::DatasetNotFound {
-            name: dir.display().to_string(),
-            msg: "not a folder".into(),
-        });
-    }
-    let files = list_files(dir)?;
-    if files.is_empty() {
-        return Err(Error::DatasetNotFound {
-            name: dir.display().to_string(),
-            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
-        });
-    }
+    let files = image_files(dir)?;
     let [c, h, w] = shape;
     let mut pixels = Vec::with_capacity(files.len() * c * h * w);
     for f in &files {

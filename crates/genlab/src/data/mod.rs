@@ -4,6 +4,7 @@
 //! MB for the datasets genlab knows) and turned into `f32` tensors in `[0, 1]` one batch at a time
 //! by [`batch_tensor`](crate::image_io::batch_tensor).
 
+mod batch;
 pub mod cifar;
 pub mod embedded;
 pub mod fetch;
@@ -12,6 +13,7 @@ pub mod idx;
 pub mod image_dir;
 mod loader;
 
+pub use batch::{batch_tensor, labels_tensor, shifted_batch_tensor};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 

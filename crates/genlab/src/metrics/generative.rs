@@ -13,7 +13,7 @@ use crate::checkpoint::load_weights_bytes;
 use crate::config::RunConfig;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::image_io::batch_tensor;
+use crate::data::batch_tensor;
 use crate::models::{Classifier, ClassifierConfig, Generative, ModelConfig};
 use crate::rng::{rng_for, standard_normal, stream};
 
@@ -52,14 +52,14 @@ const SHIPPED: &[ShippedClassifier] = &[
     ShippedClassifier {
         datasets: &["mnist", "mnist-10k"],
         path: "models/classifier-mnist/weights.safetensors",
-        config: include_str!("../../../../models/classifier-mnist/config.toml"),
-        weights: include_bytes!("../../../../models/classifier-mnist/weights.safetensors"),
+        config: include_str!("../../models/classifier-mnist/config.toml"),
+        weights: include_bytes!("../../models/classifier-mnist/weights.safetensors"),
     },
     ShippedClassifier {
         datasets: &["fashion-mnist"],
         path: "models/classifier-fashion-mnist/weights.safetensors",
-        config: include_str!("../../../../models/classifier-fashion-mnist/config.toml"),
-        weights: include_bytes!("../../../../models/classifier-fashion-mnist/weights.safetensors"),
+        config: include_str!("../../models/classifier-fashion-mnist/config.toml"),
+        weights: include_bytes!("../../models/classifier-fashion-mnist/weights.safetensors"),
     },
 ];
 
@@ -233,7 +233,7 @@ mod tests {
                 panic!("{name}: {e} (install it: apt-get install dataset-fashion-mnist)")
             });
             let net = shipped_classifier(name, &d).expect("shipped classifier loads");
-            let (_, acc) = crate::train::classifier::accuracy(&net.model, &data.test, 500, &d)
+            let (_, acc) = crate::metrics::accuracy(&net.model, &data.test, 500, &d)
                 .expect("accuracy");
             assert!(acc >= target, "{name}: accuracy {acc} < {target}");
         }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::image_io::batch_tensor;
+use crate::data::batch_tensor;
 use crate::loss;
 use crate::models::{Likelihood, Vae};
 use crate::rng::{rng_for, standard_normal, stream};

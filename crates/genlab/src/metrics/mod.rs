@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, ImageSet};
 use crate::error::Result;
-use crate::image_io::batch_tensor;
+use crate::data::{batch_tensor, labels_tensor};
 use crate::models::ImageModel;
+use crate::models::classifier::{Classifier, cross_entropy};
 use crate::rng::{rng_for, standard_normal, stream};
 
 /// Evaluation results, means over `images`.
@@ -78,6 +79,36 @@ pub fn evaluate<M: ImageModel>(
         mse,
         psnr: psnr_from_mse(mse),
     })
+}
+
+/// Number of rows whose arg-max logit is the label.
+pub fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
+    let pred = logits.argmax(1).squeeze_dim::<1>(1); // [b]
+    f64::from(pred.equal(labels).int().sum().into_scalar::<i64>() as f32)
+}
+
+/// Test cross-entropy (nats per image) and accuracy of `model` on `set` (batches of `batch`).
+pub fn accuracy(
+    model: &Classifier,
+    set: &ImageSet,
+    batch: usize,
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let (mut loss, mut right) = (0.0, 0.0);
+    let all: Vec<usize> = (0..set.len()).collect();
+    for idx in all.chunks(batch.max(1)) {
+        let x = batch_tensor(set, idx, device);
+        let y = labels_tensor(set, idx, device)?;
+        let logits = model.forward(x);
+        loss += f64::from(
+            cross_entropy(logits.clone(), y.clone())
+                .sum()
+                .into_scalar::<f32>(),
+        );
+        right += correct(logits, y);
+    }
+    let n = set.len().max(1) as f64;
+    Ok((loss / n, right / n))
 }
 
 #[cfg(test)]

@@ -134,6 +134,24 @@ impl Autoencoder {
     }
 }
 
+impl super::ModelKind for AutoencoderConfig {
+    fn num_params(&self) -> usize {
+        self.init(&Device::flex()).num_params()
+    }
+    fn validate(&self) -> Result<()> {
+        AutoencoderConfig::validate(self)
+    }
+    fn image(&self) -> [usize; 3] {
+        self.image
+    }
+    fn set_image(&mut self, shape: [usize; 3]) {
+        self.image = shape;
+    }
+    fn can_encode(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

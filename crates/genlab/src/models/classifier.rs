@@ -174,6 +174,21 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     (lse - picked).squeeze_dim(1)
 }
 
+impl super::ModelKind for ClassifierConfig {
+    fn num_params(&self) -> usize {
+        self.init(&Device::flex()).num_params()
+    }
+    fn validate(&self) -> Result<()> {
+        ClassifierConfig::validate(self)
+    }
+    fn image(&self) -> [usize; 3] {
+        self.image
+    }
+    fn set_image(&mut self, shape: [usize; 3]) {
+        self.image = shape;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,6 +226,24 @@ pub fn from_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.add_scalar(1.0).mul_scalar(0.5)
 }
 
+impl super::ModelKind for DcganConfig {
+    fn num_params(&self) -> usize {
+        self.init(&Device::flex()).num_params()
+    }
+    fn validate(&self) -> Result<()> {
+        DcganConfig::validate(self)
+    }
+    fn image(&self) -> [usize; 3] {
+        self.image
+    }
+    fn set_image(&mut self, shape: [usize; 3]) {
+        self.image = shape;
+    }
+    fn can_generate(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,7 @@ fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
 impl EspcnConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        crate::sr::check_scale(self.scale)
+        super::check_scale(self.scale)
             .map_err(|_| Error::config("model.scale", self.scale, "2, 3 or 4"))?;
         if self.channels.contains(&0) {
             return Err(Error::config(
@@ -103,5 +103,17 @@ impl SrNet for Espcn {
         grads: &mut burn::tensor::Gradients,
     ) -> burn::optim::GradientsParams {
         burn::optim::GradientsParams::from_module(grads, &self.c3)
+    }
+}
+
+impl super::SrKind for EspcnConfig {
+    fn scale(&self) -> usize {
+        self.scale
+    }
+    fn set_scale(&mut self, scale: usize) {
+        self.scale = scale;
+    }
+    fn validate(&self) -> Result<()> {
+        EspcnConfig::validate(self)
     }
 }

@@ -90,7 +90,7 @@ pub struct Fsrcnn {
 impl FsrcnnConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        crate::sr::check_scale(self.scale)
+        super::check_scale(self.scale)
             .map_err(|_| Error::config("model.scale", self.scale, "2, 3 or 4"))?;
         for (k, v) in [("model.d", self.d), ("model.s", self.s)] {
             if v == 0 || v > 1024 {
@@ -205,6 +205,18 @@ impl SrNet for Fsrcnn {
         grads: &mut burn::tensor::Gradients,
     ) -> burn::optim::GradientsParams {
         burn::optim::GradientsParams::from_module(grads, &self.deconv)
+    }
+}
+
+impl super::SrKind for FsrcnnConfig {
+    fn scale(&self) -> usize {
+        self.scale
+    }
+    fn set_scale(&mut self, scale: usize) {
+        self.scale = scale;
+    }
+    fn validate(&self) -> Result<()> {
+        FsrcnnConfig::validate(self)
     }
 }
 

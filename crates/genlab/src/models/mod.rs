@@ -40,81 +40,139 @@ pub struct Objective {
     pub kl: Option<Tensor<1>>,
 }
 
-/// The model part of a run's config: which family, and its settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ModelConfig {
-    /// A plain autoencoder.
-    Ae(AutoencoderConfig),
-    /// A (beta-)VAE.
-    Vae(VaeConfig),
-    /// A DCGAN.
-    Dcgan(DcganConfig),
-    /// A VAE-GAN.
-    VaeGan(VaeGanConfig),
-    /// The feature classifier of the Fréchet distance.
-    Classifier(ClassifierConfig),
+/// What a model family's config says about itself, implemented in each model's own file.
+pub trait ModelKind {
+    /// Checks every field.
+    fn validate(&self) -> crate::Result<()>;
+    /// The image shape `[c, h, w]`.
+    fn image(&self) -> [usize; 3];
+    /// Sets the image shape (from the dataset).
+    fn set_image(&mut self, shape: [usize; 3]);
+    /// Trainable parameters of the model this config builds.
+    fn num_params(&self) -> usize;
+    /// Whether the family has an encoder (reconstruction, codes, ELBO).
+    fn can_encode(&self) -> bool {
+        false
+    }
+    /// Whether the family generates images from z ~ N(0, I).
+    fn can_generate(&self) -> bool {
+        false
+    }
+}
+
+/// What a model of a run is for: which commands and which run-config type go with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Generative and classifier models of [`crate::RunConfig`] (`genlab train vae|ae|gan|...`).
+    Images,
+    /// Super-resolution networks of [`crate::SrRunConfig`] (`genlab train sr`, `upscale`).
+    SuperResolution,
+}
+
+/// The registry: one line per model kind, `Variant(Config) = "kind"`, makes the config enum
+/// (tagged by `kind` in `config.toml`), its [`ModelKind`] dispatch, and the name table
+/// [`KINDS`]. A new family adds its line here and implements [`ModelKind`] in its own file.
+macro_rules! registry {
+    (
+        images { $($iv:ident($icfg:ty) = $iname:literal, $idoc:literal;)* }
+        super_resolution { $($sv:ident($scfg:ty) = $sname:literal, $sdoc:literal;)* }
+    ) => {
+        /// The model part of a run's config: which family, and its settings.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum ModelConfig {
+            $(#[doc = $idoc] #[serde(rename = $iname)] $iv($icfg),)*
+        }
+
+        /// The model part of a super-resolution run's config.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum SrModelConfig {
+            $(#[doc = $sdoc] #[serde(rename = $sname)] $sv($scfg),)*
+        }
+
+        /// Every model kind genlab knows, with what it is for.
+        pub const KINDS: &[(&str, Task)] = &[
+            $(($iname, Task::Images),)*
+            $(($sname, Task::SuperResolution),)*
+        ];
+
+        impl ModelConfig {
+            /// The family name as `config.toml` and the CLI spell it (`ae`, `vae`, ...).
+            pub fn kind(&self) -> &'static str {
+                match self { $(ModelConfig::$iv(_) => $iname,)* }
+            }
+            fn as_kind(&self) -> &dyn ModelKind {
+                match self { $(ModelConfig::$iv(c) => c,)* }
+            }
+            fn as_kind_mut(&mut self) -> &mut dyn ModelKind {
+                match self { $(ModelConfig::$iv(c) => c,)* }
+            }
+        }
+
+        impl SrModelConfig {
+            /// The family name (`fsrcnn`, `espcn`).
+            pub fn kind(&self) -> &'static str {
+                match self { $(SrModelConfig::$sv(_) => $sname,)* }
+            }
+            fn as_sr(&self) -> &dyn SrKind {
+                match self { $(SrModelConfig::$sv(c) => c,)* }
+            }
+            fn as_sr_mut(&mut self) -> &mut dyn SrKind {
+                match self { $(SrModelConfig::$sv(c) => c,)* }
+            }
+        }
+    };
+}
+
+registry! {
+    images {
+        Ae(AutoencoderConfig) = "ae", "A plain autoencoder.";
+        Vae(VaeConfig) = "vae", "A (beta-)VAE.";
+        Dcgan(DcganConfig) = "dcgan", "A DCGAN.";
+        VaeGan(VaeGanConfig) = "vae-gan", "A VAE-GAN.";
+        Classifier(ClassifierConfig) = "classifier", "The feature classifier of the Fréchet distance.";
+    }
+    super_resolution {
+        Fsrcnn(FsrcnnConfig) = "fsrcnn", "FSRCNN (transposed-convolution upsampler).";
+        Espcn(EspcnConfig) = "espcn", "ESPCN (sub-pixel upsampler).";
+    }
+}
+
+/// What a model kind is for; `None` for a name that is not in [`KINDS`].
+pub fn task_of(kind: &str) -> Option<Task> {
+    KINDS.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t)
 }
 
 impl ModelConfig {
-    /// The family name as the CLI spells it (`ae`, `vae`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelConfig::Ae(_) => "ae",
-            ModelConfig::Vae(_) => "vae",
-            ModelConfig::Dcgan(_) => "dcgan",
-            ModelConfig::VaeGan(_) => "vae-gan",
-            ModelConfig::Classifier(_) => "classifier",
-        }
-    }
-
     /// Checks every field.
     pub fn validate(&self) -> crate::Result<()> {
-        match self {
-            ModelConfig::Ae(c) => c.validate(),
-            ModelConfig::Vae(c) => c.validate(),
-            ModelConfig::Dcgan(c) => c.validate(),
-            ModelConfig::VaeGan(c) => c.validate(),
-            ModelConfig::Classifier(c) => c.validate(),
-        }
+        self.as_kind().validate()
     }
 
     /// Sets the image shape (from the dataset).
     pub fn set_image(&mut self, shape: [usize; 3]) {
-        match self {
-            ModelConfig::Ae(c) => c.image = shape,
-            ModelConfig::Vae(c) => c.image = shape,
-            ModelConfig::Dcgan(c) => c.image = shape,
-            ModelConfig::VaeGan(c) => c.vae.image = shape,
-            ModelConfig::Classifier(c) => c.image = shape,
-        }
+        self.as_kind_mut().set_image(shape)
     }
 
     /// The image shape `[c, h, w]`.
     pub fn image(&self) -> [usize; 3] {
-        match self {
-            ModelConfig::Ae(c) => c.image,
-            ModelConfig::Vae(c) => c.image,
-            ModelConfig::Dcgan(c) => c.image,
-            ModelConfig::VaeGan(c) => c.vae.image,
-            ModelConfig::Classifier(c) => c.image,
-        }
+        self.as_kind().image()
     }
 
     /// Whether the family has an encoder (reconstruction, codes, ELBO).
     pub fn can_encode(&self) -> bool {
-        matches!(
-            self,
-            ModelConfig::Ae(_) | ModelConfig::Vae(_) | ModelConfig::VaeGan(_)
-        )
+        self.as_kind().can_encode()
+    }
+
+    /// Trainable parameters of the model (built once on the CPU to count them).
+    pub fn num_params(&self) -> usize {
+        self.as_kind().num_params()
     }
 
     /// Whether the family generates images from z ~ N(0, I).
     pub fn can_generate(&self) -> bool {
-        matches!(
-            self,
-            ModelConfig::Vae(_) | ModelConfig::Dcgan(_) | ModelConfig::VaeGan(_)
-        )
+        self.as_kind().can_generate()
     }
 }
 
@@ -228,6 +286,15 @@ impl ImageModel for Autoencoder {
     }
 }
 
+/// Checks a super-resolution factor: 2, 3 or 4.
+pub fn check_scale(scale: usize) -> crate::Result<()> {
+    if (2..=4).contains(&scale) {
+        Ok(())
+    } else {
+        Err(crate::Error::config("scale", scale, "2, 3 or 4"))
+    }
+}
+
 /// A super-resolution network: low-resolution Y in, high-resolution Y out.
 pub trait SrNet: Module + Sized {
     /// The upscaling factor.
@@ -244,46 +311,36 @@ pub trait SrNet: Module + Sized {
     ) -> burn::optim::GradientsParams;
 }
 
-/// The model part of a super-resolution run's config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum SrModelConfig {
-    /// FSRCNN (transposed-convolution upsampler).
-    Fsrcnn(FsrcnnConfig),
-    /// ESPCN (sub-pixel upsampler).
-    Espcn(EspcnConfig),
+/// A function generic over the SR network (closures cannot be generic): what the commands that
+/// load a super-resolution network call with it.
+pub trait SrNetFn<T> {
+    /// Runs with the loaded network.
+    fn call<N: SrNet>(self, net: N) -> crate::Result<T>;
+}
+
+/// What a super-resolution network's config says about itself.
+pub trait SrKind {
+    /// The upscaling factor.
+    fn scale(&self) -> usize;
+    /// Sets the upscaling factor.
+    fn set_scale(&mut self, scale: usize);
+    /// Checks every field.
+    fn validate(&self) -> crate::Result<()>;
 }
 
 impl SrModelConfig {
-    /// The family name (`fsrcnn`, `espcn`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SrModelConfig::Fsrcnn(_) => "fsrcnn",
-            SrModelConfig::Espcn(_) => "espcn",
-        }
-    }
-
     /// The upscaling factor.
     pub fn scale(&self) -> usize {
-        match self {
-            SrModelConfig::Fsrcnn(c) => c.scale,
-            SrModelConfig::Espcn(c) => c.scale,
-        }
+        self.as_sr().scale()
     }
 
     /// Sets the upscaling factor.
     pub fn set_scale(&mut self, scale: usize) {
-        match self {
-            SrModelConfig::Fsrcnn(c) => c.scale = scale,
-            SrModelConfig::Espcn(c) => c.scale = scale,
-        }
+        self.as_sr_mut().set_scale(scale)
     }
 
     /// Checks every field.
     pub fn validate(&self) -> crate::Result<()> {
-        match self {
-            SrModelConfig::Fsrcnn(c) => c.validate(),
-            SrModelConfig::Espcn(c) => c.validate(),
-        }
+        self.as_sr().validate()
     }
 }

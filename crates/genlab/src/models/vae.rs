@@ -179,6 +179,27 @@ impl Vae {
     }
 }
 
+impl super::ModelKind for VaeConfig {
+    fn num_params(&self) -> usize {
+        self.init(&Device::flex()).num_params()
+    }
+    fn validate(&self) -> Result<()> {
+        VaeConfig::validate(self)
+    }
+    fn image(&self) -> [usize; 3] {
+        self.image
+    }
+    fn set_image(&mut self, shape: [usize; 3]) {
+        self.image = shape;
+    }
+    fn can_encode(&self) -> bool {
+        true
+    }
+    fn can_generate(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,27 @@ impl VaeGan {
     }
 }
 
+impl super::ModelKind for VaeGanConfig {
+    fn num_params(&self) -> usize {
+        self.init(&Device::flex()).num_params()
+    }
+    fn validate(&self) -> Result<()> {
+        VaeGanConfig::validate(self)
+    }
+    fn image(&self) -> [usize; 3] {
+        self.vae.image
+    }
+    fn set_image(&mut self, shape: [usize; 3]) {
+        self.vae.image = shape;
+    }
+    fn can_encode(&self) -> bool {
+        true
+    }
+    fn can_generate(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Super-resolution support: the colour space and resizing the literature uses, its scores, and
-//! whole-image upscaling in tiles. The networks are in [`crate::models::fsrcnn`] and
-//! [`crate::models::espcn`]; their training loop in [`crate::train::sr`].
+//! whole-image upscaling in tiles, training patches. The networks are in
+//! [`crate::models::fsrcnn`] and [`crate::models::espcn`]; their training family is `train::sr`.
 //!
 //! Conventions (those of SRCNN/FSRCNN's MATLAB code, so numbers compare with published ones):
 //! networks see the BT.601 **Y** channel of YCbCr (studio swing, [`rgb_to_ycbcr`]) scaled to
@@ -8,6 +8,8 @@
 //! are their own Y channel. Scores compare Y planes rounded to integers, as MATLAB's `rgb2ycbcr`
 //! does on `uint8` images, with `scale` pixels shaved from each border.
 
+pub mod eval;
+pub mod patches;
 pub mod quality;
 pub mod resize;
 pub mod shipped;
@@ -17,7 +19,8 @@ use std::path::Path;
 
 use image::DynamicImage;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+pub use crate::models::check_scale;
 pub use quality::{Plane, psnr, ssim};
 
 /// RGB in [0, 255] to BT.601 studio-swing YCbCr, as MATLAB's `rgb2ycbcr` (before rounding).
@@ -126,11 +129,7 @@ impl Picture {
     /// The Y plane rounded to integers: what MATLAB's `rgb2ycbcr` gives for a `uint8` image,
     /// and what the scores compare.
     pub fn y_u8(&self) -> Plane {
-        let mut p = self.y();
-        p.data
-            .iter_mut()
-            .for_each(|v| *v = v.round().clamp(0.0, 255.0));
-        p
+        self.y().rounded()
     }
 
     /// MATLAB-bicubic resize of every channel to `h x w` (uint8 rounding after each pass).
@@ -162,14 +161,6 @@ impl Picture {
     }
 }
 
-/// Checks a scale factor the networks support.
-pub fn check_scale(scale: usize) -> Result<()> {
-    if (2..=4).contains(&scale) {
-        Ok(())
-    } else {
-        Err(Error::config("scale", scale, "2, 3 or 4"))
-    }
-}
 
 #[cfg(test)]
 mod tests {

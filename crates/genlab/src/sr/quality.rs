@@ -20,6 +20,14 @@ pub struct Plane {
 }
 
 impl Plane {
+    /// Every value rounded to an 8-bit level (what MATLAB's `uint8` conversion keeps).
+    pub fn rounded(mut self) -> Self {
+        self.data
+            .iter_mut()
+            .for_each(|v| *v = crate::image_io::round_255(*v));
+        self
+    }
+
     /// A plane from its values; the length must be `h * w`.
     pub fn new(h: usize, w: usize, data: Vec<f64>) -> Self {
         assert_eq!(

@@ -24,8 +24,8 @@ macro_rules! shipped {
         Shipped {
             scale: $scale,
             path: concat!("models/", $dir),
-            config: include_str!(concat!("../../../../models/", $dir, "/config.toml")),
-            weights: include_bytes!(concat!("../../../../models/", $dir, "/weights.safetensors")),
+            config: include_str!(concat!("../../models/", $dir, "/config.toml")),
+            weights: include_bytes!(concat!("../../models/", $dir, "/weights.safetensors")),
         }
     };
 }

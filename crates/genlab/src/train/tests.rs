@@ -1,0 +1,250 @@
+//! The loop's guarantees, checked once for every family: a run stopped mid-epoch (Ctrl-C) and
+//! resumed gives the records of an uninterrupted one; a NaN/inf loss stops the run, keeps the
+//! last checkpoint and marks it failed; a second run into the same folder is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::prelude::*;
+
+use super::*;
+use crate::checkpoint::{RunDir, Status};
+use crate::config::{SrRunConfig, SrTrainConfig};
+use crate::models::{DcganConfig, FsrcnnConfig, SrModelConfig};
+
+/// A family's run, small enough for a unit test: 2 epochs of 4 batches.
+enum Case {
+    Images(RunConfig),
+    Patches(SrRunConfig),
+}
+
+fn small(preset: &str, edit: impl FnOnce(&mut ModelConfig)) -> Case {
+    let mut c = RunConfig::preset(preset).expect("preset");
+    edit(&mut c.model);
+    c.train.epochs = 2;
+    c.train.batch_size = 16;
+    c.train.max_train_images = 64;
+    c.train.max_test_images = 32;
+    c.train.grid_images = 4;
+    Case::Images(c)
+}
+
+fn cases(photos: &Path) -> Vec<(&'static str, Case)> {
+    vec![
+        (
+            "vae",
+            small("mnist-vae", |m| {
+                if let ModelConfig::Vae(v) = m {
+                    v.hidden = vec![64];
+                    v.latent = 4;
+                }
+            }),
+        ),
+        ("conv-ae", small("mnist-conv-ae", |_| {})),
+        (
+            "dcgan",
+            small("mnist-dcgan", |m| {
+                *m = ModelConfig::Dcgan(DcganConfig {
+                    latent: 8,
+                    g_channels: vec![8, 16],
+                    d_channels: vec![8, 16],
+                    ..DcganConfig::default()
+                });
+            }),
+        ),
+        (
+            "vae-gan",
+            small("mnist-vae-gan", |m| {
+                if let ModelConfig::VaeGan(v) = m {
+                    v.d_channels = vec![8, 16];
+                }
+            }),
+        ),
+        ("classifier", small("mnist-classifier", |_| {})),
+        (
+            "fsrcnn",
+            Case::Patches(SrRunConfig {
+                model: SrModelConfig::Fsrcnn(FsrcnnConfig {
+                    scale: 2,
+                    d: 8,
+                    s: 4,
+                    m: 1,
+                }),
+                train: SrTrainConfig {
+                    images: photos.display().to_string(),
+                    val: photos.display().to_string(),
+                    epochs: 2,
+                    steps_per_epoch: 4,
+                    batch_size: 4,
+                    patch: 8,
+                    loss_border: 2,
+                    rescale: vec![1.0, 0.8],
+                    lr: 3e-3,
+                    ..Default::default()
+                },
+            }),
+        ),
+    ]
+}
+
+impl Case {
+    fn train(&self, run: &RunDir, resume: bool, stop: &AtomicBool, obs: &mut dyn Observer) -> Result<Outcome> {
+        let d = Device::flex();
+        match self {
+            Case::Images(c) => {
+                let data = crate::data::embedded::mnist_10k().expect("embedded data");
+                let mut c = c.clone();
+                c.model.set_image(data.shape());
+                train(run, &c, resume, &data, &d, stop, obs)
+            }
+            Case::Patches(c) => train_sr(run, c, resume, &d, stop, obs),
+        }
+    }
+
+    fn with_lr(&self, lr: f64) -> Case {
+        match self {
+            Case::Images(c) => {
+                let mut c = c.clone();
+                c.train.lr = lr;
+                Case::Images(c)
+            }
+            Case::Patches(c) => {
+                let mut c = c.clone();
+                c.train.lr = lr;
+                Case::Patches(c)
+            }
+        }
+    }
+}
+
+/// Sets the stop flag after `after` batches, like a Ctrl-C.
+struct StopAfter<'a>(usize, &'a AtomicBool);
+impl Observer for StopAfter<'_> {
+    fn on_event(&mut self, e: Event<'_>) {
+        if let Event::Batch { .. } = e {
+            self.0 -= 1;
+            if self.0 == 0 {
+                self.1.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Counts epoch events and checks each carries its record.
+#[derive(Default)]
+struct Epochs(Vec<String>);
+impl Observer for Epochs {
+    fn on_event(&mut self, e: Event<'_>) {
+        if let Event::Epoch {
+            epoch,
+            line,
+            record,
+        } = e
+        {
+            assert_eq!(record["epoch"], epoch, "{record}");
+            self.0.push(line.to_string());
+        }
+    }
+}
+
+fn records(run: &RunDir) -> Vec<serde_json::Value> {
+    read_records(run).expect("metrics.jsonl")
+}
+
+/// Every number of `a` and `b` agrees to 1e-3 (relative above 1), timings aside: same draws and
+/// steps give the same curve up to float summation order (flex's threaded reductions are not
+/// bit-reproducible).
+fn assert_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: {a} vs {b}");
+            for (k, v) in x {
+                if !matches!(k.as_str(), "images_per_sec" | "patches_per_sec" | "elapsed_secs") {
+                    assert_close(v, &y[k], &format!("{at}.{k}"));
+                }
+            }
+        }
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().expect("f64"), y.as_f64().expect("f64"));
+            assert!((x - y).abs() <= 1e-3 * x.abs().max(1.0), "{at}: {x} vs {y}");
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+fn photos(dir: &Path) -> PathBuf {
+    let p = dir.join("photos");
+    std::fs::create_dir(&p).expect("mkdir");
+    for k in 0..3u32 {
+        let img = image::RgbImage::from_fn(40 + k * 4, 36, |x, y| {
+            let v = ((x * 5 + y * 3 + k * 20) % 200) as u8 + if x > 20 { 40 } else { 0 };
+            image::Rgb([v, v / 2 + 30, 255 - v])
+        });
+        img.save(p.join(format!("p{k}.png"))).expect("write png");
+    }
+    p
+}
+
+#[test]
+fn every_family_resumes_exactly_after_a_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let photos = photos(tmp.path());
+    let no = AtomicBool::new(false);
+    for (name, case) in cases(&photos) {
+        let a = RunDir::new(tmp.path().join(format!("{name}-a")));
+        let mut seen = Epochs::default();
+        let out = case.train(&a, false, &no, &mut seen).expect(name);
+        assert_eq!(out, Outcome::Finished { epochs: 2, step: 8 }, "{name}");
+        assert_eq!(seen.0.len(), 2, "{name}");
+        assert!(seen.0[1].starts_with("epoch   2"), "{name}: {}", seen.0[1]);
+        let ra = records(&a);
+        assert_eq!(ra.len(), 2, "{name}");
+        assert!(a.loss_plot().is_file(), "{name}");
+        let st = a.load_state().expect("state");
+        assert_eq!((st.status, st.step), (Status::Finished, 8), "{name}");
+
+        // Stop in the middle of epoch 2, then resume to the end.
+        let b = RunDir::new(tmp.path().join(format!("{name}-b")));
+        let stop = AtomicBool::new(false);
+        let out = case
+            .train(&b, false, &stop, &mut StopAfter(6, &stop))
+            .expect(name);
+        assert_eq!(out, Outcome::Interrupted { epoch: 2, step: 6 }, "{name}");
+        let st = b.load_state().expect("state");
+        assert_eq!(
+            (st.epochs_done, st.batches_done, st.status),
+            (1, 2, Status::Interrupted),
+            "{name}"
+        );
+        let again = case.train(&b, false, &no, &mut Silent).unwrap_err().to_string();
+        assert!(again.contains("--resume"), "{name}: {again}");
+        case.train(&b, true, &no, &mut Silent).expect(name);
+        let rb = records(&b);
+        assert_eq!(rb.len(), 2, "{name}");
+        for (x, y) in ra.iter().zip(&rb) {
+            assert_close(x, y, name);
+        }
+        // Only the latest resume pair is kept.
+        let n = std::fs::read_dir(b.dir.join("state")).expect("ls").count();
+        assert_eq!(n, 2, "{name}");
+    }
+}
+
+#[test]
+fn every_family_stops_on_a_non_finite_loss_and_keeps_its_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let photos = photos(tmp.path());
+    for (name, case) in cases(&photos) {
+        let r = RunDir::new(tmp.path().join(name));
+        let err = case
+            .with_lr(1e30)
+            .train(&r, false, &AtomicBool::new(false), &mut Silent)
+            .unwrap_err();
+        assert!(matches!(err, Error::NonFiniteLoss { .. }), "{name}: {err}");
+        let st = r.load_state().expect("initial checkpoint kept");
+        assert_eq!(st.status, Status::Failed, "{name}");
+        assert!(r.dir.join(&st.weights).is_file() && r.weights().is_file(), "{name}");
+        assert!(r.dir.join(&st.optimizer).is_file(), "{name}");
+    }
+}
