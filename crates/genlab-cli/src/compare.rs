@@ -148,7 +148,7 @@ fn train_family(
         cfg.train.epochs,
         dir.display()
     );
-    let mut obs = crate::train::Progress {
+    let mut obs = crate::train::progress::Progress {
         bar: None,
         quiet: false,
     };
@@ -223,7 +223,7 @@ pub fn run(a: Args) -> Result<i32> {
     });
     genlab::fsutil::create_dir_all(&out)?;
     crate::common::check_output(&out.join("compare.md"))?;
-    let stop = crate::train::stop_flag()?;
+    let stop = crate::train::progress::stop_flag()?;
 
     let mut rows = Vec::new();
     let mut sheet = Vec::new();

@@ -14,7 +14,6 @@ mod reconstruct;
 mod sample;
 mod sr_model;
 mod train;
-mod train_sr;
 mod upscale;
 
 use clap::{Parser, Subcommand};

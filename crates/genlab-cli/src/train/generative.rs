@@ -2,15 +2,12 @@
 //! progress bar, and leave a run folder. `--resume RUN` continues a stopped run exactly.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use genlab::RunConfig;
 use genlab::checkpoint::RunDir;
-use genlab::train::{Event, Observer, Outcome};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::{Progress, default_run_dir, report, stop_flag};
 use crate::common::{DeviceArg, device};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -114,7 +111,7 @@ pub struct Args {
     pub val: Option<String>,
     /// sr: network.
     #[arg(long, value_enum)]
-    pub net: Option<crate::train_sr::NetArg>,
+    pub net: Option<super::sr::NetArg>,
     /// sr: FSRCNN sizes D,S,M: feature channels, shrunk channels, mapping layers (default
     /// 56,12,4). With --init-from a run of the same D,S and fewer mapping layers, the network
     /// is grown from it (new layers start as the identity).
@@ -330,142 +327,7 @@ fn default_out(cfg: &RunConfig, dry: bool) -> PathBuf {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let base = format!(
-        "{}-{ds}{}",
-        cfg.model.kind(),
-        if dry { "-dry-run" } else { "" }
-    );
-    crate::common::first_free_run_dir(&base)
-}
-
-pub struct Progress {
-    pub bar: Option<ProgressBar>,
-    pub quiet: bool,
-}
-
-impl Observer for Progress {
-    fn on_event(&mut self, e: Event<'_>) {
-        match e {
-            Event::Start {
-                epoch,
-                epochs,
-                batches,
-                skip,
-                params,
-            } => {
-                if !self.quiet {
-                    eprintln!(
-                        "training {params} parameters, epochs {epoch}..={epochs}, {batches} batches/epoch{}",
-                        if skip > 0 {
-                            format!(" (resuming after batch {skip})")
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-            }
-            Event::Batch {
-                epoch,
-                batch,
-                batches,
-                loss,
-                images_per_sec,
-            } => {
-                if self.quiet {
-                    return;
-                }
-                let bar = self.bar.get_or_insert_with(|| {
-                    let b = ProgressBar::new(batches as u64);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                        )
-                        .expect("static template")
-                        .progress_chars("=> "),
-                    );
-                    b.set_prefix(epoch.to_string());
-                    b
-                });
-                bar.set_position(batch as u64);
-                bar.set_message(format!("loss {loss:.3} {images_per_sec:.0} img/s"));
-            }
-            Event::SrEpoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let val = if r.val_psnr.is_nan() {
-                    "no validation folder".to_string()
-                } else {
-                    format!(
-                        "val Y-PSNR {:.3} dB SSIM {:.4}  (bicubic {:.3} / {:.4})",
-                        r.val_psnr, r.val_ssim, r.bicubic_psnr, r.bicubic_ssim
-                    )
-                };
-                println!(
-                    "epoch {:>3}  train mse {:.6}  {val}  {:.0} patches/s",
-                    r.epoch, r.train_mse, r.patches_per_sec
-                );
-            }
-            Event::GanEpoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let vae = r.vae.map_or(String::new(), |v| {
-                    format!(
-                        "  test -ELBO {:.2} psnr {:.2} dB",
-                        v.test.neg_elbo, v.test.psnr
-                    )
-                });
-                println!(
-                    "epoch {:>3}  D loss {:.3}  G loss {:.3}  D(x) {:.3}  D(G(z)) {:.3}{vae}  {:.0} img/s",
-                    r.epoch, r.d_loss, r.g_loss, r.d_real, r.d_fake, r.images_per_sec
-                );
-            }
-            Event::ClassifierEpoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                println!(
-                    "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s",
-                    r.epoch,
-                    r.train_loss,
-                    r.train_accuracy,
-                    r.test_loss,
-                    r.test_accuracy,
-                    r.images_per_sec
-                );
-            }
-            Event::Epoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let kl = if r.train_kl > 0.0 {
-                    format!(" (recon {:.2} + kl {:.2})", r.test.recon, r.test.kl)
-                } else {
-                    String::new()
-                };
-                println!(
-                    "epoch {:>3}  train {:.3}  test {:.3}{kl}  psnr {:.2} dB  {:.0} img/s",
-                    r.epoch, r.train_loss, r.test.loss, r.test.psnr, r.images_per_sec
-                );
-            }
-        }
-    }
-}
-
-/// A flag Ctrl-C sets: the loop checkpoints after the current batch and returns. A second
-/// Ctrl-C exits at once (the last checkpoint is intact).
-pub fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this batch and saving a checkpoint (Ctrl-C again to quit now)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(stop)
+    default_run_dir(cfg.model.kind(), &ds, dry)
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -476,7 +338,7 @@ pub fn run(a: Args) -> Result<i32> {
         _ => false,
     };
     if is_sr {
-        return crate::train_sr::run(a);
+        return super::sr::run(a);
     }
     let device = device(a.device)?;
     let (run, cfg, resume) = match &a.resume {
@@ -523,30 +385,18 @@ pub fn run(a: Args) -> Result<i32> {
         quiet: a.quiet,
     };
     let outcome = genlab::train::train(&run, &cfg, resume, &data, &device, &stop, &mut obs)?;
-    match outcome {
-        Outcome::Finished(_) => {
-            println!(
-                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png{}{})",
-                run.dir.display(),
-                if cfg.model.can_generate() {
-                    ", samples/"
-                } else {
-                    ""
-                },
-                if cfg.model.can_encode() {
-                    ", reconstructions/"
-                } else {
-                    ""
-                },
-            );
-            Ok(0)
-        }
-        Outcome::Interrupted { epoch, step } => {
-            println!(
-                "interrupted in epoch {epoch} after step {step}; checkpoint saved. Continue with: genlab train --resume {}",
-                run.dir.display()
-            );
-            Ok(130)
-        }
-    }
+    let files = format!(
+        "weights.safetensors, config.toml, metrics.jsonl, loss.png{}{}",
+        if cfg.model.can_generate() {
+            ", samples/"
+        } else {
+            ""
+        },
+        if cfg.model.can_encode() {
+            ", reconstructions/"
+        } else {
+            ""
+        },
+    );
+    Ok(report(&outcome, &run, &files))
 }

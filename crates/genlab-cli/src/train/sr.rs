@@ -6,11 +6,11 @@ use anyhow::{Context, Result, bail};
 use genlab::SrRunConfig;
 use genlab::checkpoint::RunDir;
 use genlab::models::{EspcnConfig, FsrcnnConfig, SrModelConfig};
-use genlab::train::Outcome;
 use genlab::train::sr::{load_sr_config, train_sr};
 
+use super::generative::Args;
+use super::progress::{Progress, default_run_dir, report, stop_flag};
 use crate::common::device;
-use crate::train::{Args, Progress, stop_flag};
 
 /// `--net`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -111,13 +111,7 @@ fn parse_dims(text: &str) -> Result<(usize, usize, usize)> {
 }
 
 fn default_out(cfg: &SrRunConfig, dry: bool) -> PathBuf {
-    let base = format!(
-        "{}-x{}{}",
-        cfg.model.kind(),
-        cfg.model.scale(),
-        if dry { "-dry-run" } else { "" }
-    );
-    crate::common::first_free_run_dir(&base)
+    default_run_dir(cfg.model.kind(), &format!("x{}", cfg.model.scale()), dry)
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -162,20 +156,9 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let outcome = train_sr(&run, &cfg, resume, &device, &stop, &mut obs)
         .with_context(|| format!("training in {}", run.dir.display()))?;
-    match outcome {
-        Outcome::Finished(_) => {
-            println!(
-                "done: {}  (weights.safetensors, config.toml, metrics.jsonl, loss.png)",
-                run.dir.display()
-            );
-            Ok(0)
-        }
-        Outcome::Interrupted { epoch, step } => {
-            println!(
-                "interrupted in epoch {epoch} after step {step}; checkpoint saved. Continue with: genlab train --resume {}",
-                run.dir.display()
-            );
-            Ok(130)
-        }
-    }
+    Ok(report(
+        &outcome,
+        &run,
+        "weights.safetensors, config.toml, metrics.jsonl, loss.png",
+    ))
 }
