@@ -18,33 +18,7 @@ use genlab::{ModelConfig, RunConfig};
 
 use crate::common::{DeviceArg, GenFn, ModelFn, OpenRun, device};
 use crate::eval::{Measure, Report, measure};
-
-#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
-pub enum FamilyArg {
-    Ae,
-    Vae,
-    Dcgan,
-    VaeGan,
-}
-
-impl FamilyArg {
-    fn preset(self) -> &'static str {
-        match self {
-            FamilyArg::Ae => "mnist-conv-ae",
-            FamilyArg::Vae => "mnist-conv-vae",
-            FamilyArg::Dcgan => "mnist-dcgan",
-            FamilyArg::VaeGan => "mnist-vae-gan",
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            FamilyArg::Ae => "ae",
-            FamilyArg::Vae => "vae",
-            FamilyArg::Dcgan => "dcgan",
-            FamilyArg::VaeGan => "vae-gan",
-        }
-    }
-}
+use crate::train::GenerativeFamily;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,8 +29,8 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Families to compare.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [FamilyArg::Ae, FamilyArg::Vae, FamilyArg::Dcgan, FamilyArg::VaeGan])]
-    families: Vec<FamilyArg>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [GenerativeFamily::Ae, GenerativeFamily::Vae, GenerativeFamily::Dcgan, GenerativeFamily::VaeGan])]
+    families: Vec<GenerativeFamily>,
     /// Folder for the runs and the table (default runs/compare-DATASET).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -101,7 +75,7 @@ fn params(cfg: &ModelConfig, device: &Device) -> usize {
 
 /// Trains (or resumes, or reuses) one family's run.
 fn train_family(
-    f: FamilyArg,
+    f: GenerativeFamily,
     a: &Args,
     dir: &Path,
     data: &genlab::data::Dataset,
@@ -126,7 +100,8 @@ fn train_family(
         run.save_config(&cfg)?;
         (cfg, true)
     } else {
-        let mut cfg = RunConfig::preset(f.preset())?;
+        // The convolutional autoencoder and VAE, like the GANs.
+        let mut cfg = RunConfig::preset(f.default_preset(true))?;
         cfg.train.dataset = a.dataset.clone();
         cfg.train.epochs = a.epochs;
         if a.dry_run {
