@@ -1,7 +1,6 @@
 //! What every `genlab train` family (and `genlab compare`) shares while a run trains: the
-//! progress observer, the Ctrl-C flag, the default run folder and the closing line.
+//! progress observer, the Ctrl-C flag and the closing line.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -139,13 +138,6 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     })
     .context("installing the Ctrl-C handler")?;
     Ok(stop)
-}
-
-/// The default run folder: `runs/KIND-WHAT` (`-dry-run` appended for a dry run), numbered if
-/// taken. `what` is the dataset for the image families, `xS` for super-resolution.
-pub fn default_run_dir(kind: &str, what: &str, dry_run: bool) -> PathBuf {
-    let base = format!("{kind}-{what}{}", if dry_run { "-dry-run" } else { "" });
-    crate::common::first_free_run_dir(&base)
 }
 
 /// Prints how the run ended and returns the exit status: 0 when finished (`files` lists what

@@ -8,9 +8,9 @@ use genlab::checkpoint::RunDir;
 use genlab::models::{EspcnConfig, FsrcnnConfig, SrModelConfig};
 use genlab::train::sr::{load_sr_config, train_sr};
 
-use super::generative::Args;
-use super::progress::{Progress, default_run_dir, report, stop_flag};
-use crate::common::device;
+use super::flags::RunFlags;
+use super::progress::{Progress, report, stop_flag};
+use crate::common::{DeviceArg, device};
 
 /// `--net`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -21,18 +21,59 @@ pub enum NetArg {
     Espcn,
 }
 
+/// `genlab train sr`.
+#[derive(clap::Args)]
+#[command(
+    mut_arg("batch_size", |a| a.help("Patches per optimizer step")),
+    mut_arg("out", |a| a.help(
+        "Run folder to create (default runs/KIND-xSCALE, numbered if taken)"
+    )),
+    mut_arg("dry_run", |a| a.help(
+        "One epoch of two steps on small batches (for CI and smoke tests)"
+    ))
+)]
+pub struct Args {
+    /// Upscaling factor (2, 3 or 4).
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    /// Folder of training photos (default ../shared/data/sr/train).
+    #[arg(long)]
+    images: Option<String>,
+    /// Folder of validation images (*_HR/*_LR pairs, or HR images).
+    #[arg(long)]
+    val: Option<String>,
+    /// Network.
+    #[arg(long, value_enum)]
+    net: Option<NetArg>,
+    /// FSRCNN sizes D,S,M: feature channels, shrunk channels, mapping layers (default
+    /// 56,12,4). With --init-from a run of the same D,S and fewer mapping layers, the network
+    /// is grown from it (new layers start as the identity).
+    #[arg(long, value_name = "D,S,M")]
+    dims: Option<String>,
+    /// Optimizer steps per epoch.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Low-resolution patch side.
+    #[arg(long)]
+    patch: Option<usize>,
+    /// LR pixels at each patch side left out of the loss (default 0; see BENCHMARKS.md).
+    #[arg(long)]
+    loss_border: Option<usize>,
+    /// Halve the learning rate every N epochs (0: never).
+    #[arg(long)]
+    lr_halve_every: Option<usize>,
+    /// The output layer learns at lr times this (default 1; the FSRCNN paper used 0.1).
+    #[arg(long)]
+    output_lr_scale: Option<f64>,
+    /// Start from the weights of this SR run (all layers but the upsampler when the scale
+    /// differs, as the FSRCNN paper does to train x3/x4 from x2).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
 fn build(a: &Args) -> Result<SrRunConfig> {
-    for (set, f) in [
-        (a.preset.is_some(), "--preset"),
-        (a.arch.is_some(), "--arch"),
-        (a.dataset.is_some(), "--dataset (use --images)"),
-        (a.beta.is_some(), "--beta"),
-        (a.latent.is_some(), "--latent"),
-    ] {
-        if set {
-            bail!("{f} does not apply to `genlab train sr`");
-        }
-    }
     let mut cfg = SrRunConfig::default();
     if let Some(NetArg::Espcn) = a.net {
         cfg.model = SrModelConfig::Espcn(EspcnConfig::default());
@@ -45,7 +86,8 @@ fn build(a: &Args) -> Result<SrRunConfig> {
         };
         (c.d, c.s, c.m) = parse_dims(d)?;
     }
-    cfg.model.set_scale(a.scale.unwrap_or(2));
+    cfg.model.set_scale(a.scale);
+    let f = &a.run;
     let t = &mut cfg.train;
     if let Some(v) = &a.images {
         t.images = v.clone();
@@ -53,13 +95,13 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(v) = &a.val {
         t.val = v.clone();
     }
-    if let Some(v) = a.epochs {
+    if let Some(v) = f.epochs {
         t.epochs = v;
     }
     if let Some(v) = a.steps {
         t.steps_per_epoch = v;
     }
-    if let Some(v) = a.batch_size {
+    if let Some(v) = f.batch_size {
         t.batch_size = v;
     }
     if let Some(v) = a.patch {
@@ -68,10 +110,10 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(v) = a.loss_border {
         t.loss_border = v;
     }
-    if let Some(v) = a.lr {
+    if let Some(v) = f.lr {
         t.lr = v;
     }
-    if let Some(v) = a.seed {
+    if let Some(v) = f.seed {
         t.seed = v;
     }
     if let Some(v) = a.lr_halve_every {
@@ -83,7 +125,7 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(p) = &a.init_from {
         t.init_from = p.display().to_string();
     }
-    if a.dry_run {
+    if f.dry_run {
         t.epochs = 1;
         t.steps_per_epoch = 2;
         t.batch_size = t.batch_size.min(4);
@@ -110,32 +152,44 @@ fn parse_dims(text: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
-fn default_out(cfg: &SrRunConfig, dry: bool) -> PathBuf {
-    default_run_dir(cfg.model.kind(), &format!("x{}", cfg.model.scale()), dry)
+impl Args {
+    /// A new run: into `--out`, or `runs/KIND-xSCALE[-dry-run]`, numbered if taken.
+    pub fn run(self) -> Result<i32> {
+        let device = device(self.run.device)?;
+        let cfg = build(&self)?;
+        let what = format!("x{}", cfg.model.scale());
+        let run = RunDir::new(self.run.out_or_default(cfg.model.kind(), &what));
+        train(run, cfg, false, self.run.quiet, &device)
+    }
 }
 
-pub fn run(a: Args) -> Result<i32> {
-    let device = device(a.device)?;
-    let (run, cfg, resume) = match &a.resume {
-        Some(dir) => {
-            let run = RunDir::new(dir);
-            let mut cfg = load_sr_config(&run)?;
-            if let Some(e) = a.epochs {
-                cfg.train.epochs = e;
-                cfg.validate()?;
-                genlab::fsutil::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
-            }
-            (run, cfg, true)
-        }
-        None => {
-            let cfg = build(&a)?;
-            let out = a
-                .out
-                .clone()
-                .unwrap_or_else(|| default_out(&cfg, a.dry_run));
-            (RunDir::new(out), cfg, false)
-        }
-    };
+/// `genlab train --resume RUN` of a super-resolution run: continues from the last
+/// checkpoint, up to `epochs` in all when given.
+pub fn resume(
+    dir: &Path,
+    epochs: Option<usize>,
+    quiet: bool,
+    device_arg: DeviceArg,
+) -> Result<i32> {
+    let device = device(device_arg)?;
+    let run = RunDir::new(dir);
+    let mut cfg = load_sr_config(&run)?;
+    if let Some(e) = epochs {
+        cfg.train.epochs = e;
+        cfg.validate()?;
+        genlab::fsutil::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
+    }
+    train(run, cfg, true, quiet, &device)
+}
+
+/// Trains (or resumes) and reports how the run ended.
+fn train(
+    run: RunDir,
+    cfg: SrRunConfig,
+    resume: bool,
+    quiet: bool,
+    device: &burn::prelude::Device,
+) -> Result<i32> {
     let stop = stop_flag()?;
     eprintln!(
         "{} {} x{} on {} (validation: {}) -> {}",
@@ -150,11 +204,8 @@ pub fn run(a: Args) -> Result<i32> {
         },
         run.dir.display()
     );
-    let mut obs = Progress {
-        bar: None,
-        quiet: a.quiet,
-    };
-    let outcome = train_sr(&run, &cfg, resume, &device, &stop, &mut obs)
+    let mut obs = Progress { bar: None, quiet };
+    let outcome = train_sr(&run, &cfg, resume, device, &stop, &mut obs)
         .with_context(|| format!("training in {}", run.dir.display()))?;
     Ok(report(
         &outcome,
