@@ -364,6 +364,52 @@ fn bad_flags_and_presets_are_clear_errors() {
     assert!(!stderr(&o).contains("panicked"));
 }
 
+/// Each `genlab train` family has only its own flags: one that does not apply does not exist
+/// there (clap's usage error, exit 2), and `--resume` names no family.
+#[test]
+fn train_flags_exist_only_for_their_family() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let help = |args: &[&str]| {
+        let o = genlab(args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let sr = help(&["train", "sr", "--help"]);
+    assert!(sr.contains("--scale") && sr.contains("--init-from"), "{sr}");
+    for flag in ["--beta", "--preset", "--dataset", "--latent", "--arch"] {
+        assert!(!sr.contains(flag), "`train sr --help` lists {flag}: {sr}");
+    }
+    let vae = help(&["train", "vae", "--help"]);
+    assert!(vae.contains("--beta") && vae.contains("--preset"), "{vae}");
+    for flag in ["--scale", "--images", "--loss", "--feature-recon"] {
+        assert!(
+            !vae.contains(flag),
+            "`train vae --help` lists {flag}: {vae}"
+        );
+    }
+    let gan = help(&["train", "dcgan", "--help"]);
+    assert!(
+        gan.contains("--label-smoothing") && !gan.contains("--beta"),
+        "{gan}"
+    );
+    for (args, flag) in [
+        (&["train", "classifier", "--latent", "3"][..], "--latent"),
+        (&["train", "ae", "--beta", "2"], "--beta"),
+        (&["train", "gan", "--arch", "conv"], "--arch"),
+        (&["train", "vae", "--feature-recon"], "--feature-recon"),
+        (&["train", "sr", "--dataset", "mnist"], "--dataset"),
+        (&["train", "vae", "--resume", "runs/v"], "--resume"),
+    ] {
+        usage_error(&genlab(args, d), &format!("unexpected argument '{flag}'"));
+    }
+    usage_error(
+        &genlab(&["train", "--resume", "runs/v", "vae"], d),
+        "cannot be used with '--resume",
+    );
+    usage_error(&genlab(&["train", "--epochs", "3"], d), "required");
+}
+
 #[test]
 fn bad_checkpoints_are_clear_errors_and_nothing_is_damaged() {
     let tmp = tempfile::tempdir().expect("tempdir");
