@@ -19,33 +19,7 @@ use genlab::{ModelConfig, RunConfig};
 
 use crate::common::{DeviceArg, GenFn, ModelFn, OpenRun, device};
 use crate::eval::{Measure, Report, measure};
-
-#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
-pub enum FamilyArg {
-    Ae,
-    Vae,
-    Dcgan,
-    VaeGan,
-}
-
-impl FamilyArg {
-    fn preset(self) -> &'static str {
-        match self {
-            FamilyArg::Ae => "mnist-conv-ae",
-            FamilyArg::Vae => "mnist-conv-vae",
-            FamilyArg::Dcgan => "mnist-dcgan",
-            FamilyArg::VaeGan => "mnist-vae-gan",
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            FamilyArg::Ae => "ae",
-            FamilyArg::Vae => "vae",
-            FamilyArg::Dcgan => "dcgan",
-            FamilyArg::VaeGan => "vae-gan",
-        }
-    }
-}
+use crate::train::GenerativeFamily;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,8 +30,8 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Families to compare.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [FamilyArg::Ae, FamilyArg::Vae, FamilyArg::Dcgan, FamilyArg::VaeGan])]
-    families: Vec<FamilyArg>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [GenerativeFamily::Ae, GenerativeFamily::Vae, GenerativeFamily::Dcgan, GenerativeFamily::VaeGan])]
+    families: Vec<GenerativeFamily>,
     /// Folder for the runs and the table (default runs/compare-DATASET).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -90,19 +64,9 @@ struct Row {
     nll: Option<genlab::metrics::iwae::NllReport>,
 }
 
-fn params(cfg: &ModelConfig, device: &Device) -> usize {
-    match cfg {
-        ModelConfig::Ae(c) => c.init(device).num_params(),
-        ModelConfig::Vae(c) => c.init(device).num_params(),
-        ModelConfig::Dcgan(c) => c.init(device).num_params(),
-        ModelConfig::VaeGan(c) => c.init(device).num_params(),
-        ModelConfig::Classifier(c) => c.init(device).num_params(),
-    }
-}
-
 /// Trains (or resumes, or reuses) one family's run.
 fn train_family(
-    f: FamilyArg,
+    f: GenerativeFamily,
     a: &Args,
     dir: &Path,
     data: &genlab::data::Dataset,
@@ -127,7 +91,8 @@ fn train_family(
         run.save_config(&cfg)?;
         (cfg, true)
     } else {
-        let mut cfg = RunConfig::preset(f.preset())?;
+        // The convolutional autoencoder and VAE, like the GANs.
+        let mut cfg = RunConfig::preset(f.default_preset(true))?;
         cfg.train.dataset = a.dataset.clone();
         cfg.train.epochs = a.epochs;
         if a.dry_run {
@@ -149,7 +114,7 @@ fn train_family(
         cfg.train.epochs,
         dir.display()
     );
-    let mut obs = crate::train::Progress {
+    let mut obs = crate::train::progress::Progress {
         bar: None,
         quiet: false,
     };
@@ -224,7 +189,7 @@ pub fn run(a: Args) -> Result<i32> {
     });
     genlab::fsutil::create_dir_all(&out)?;
     crate::common::check_output(&out.join("compare.md"))?;
-    let stop = crate::train::stop_flag()?;
+    let stop = crate::train::progress::stop_flag()?;
 
     let mut rows = Vec::new();
     let mut sheet = Vec::new();
@@ -259,7 +224,7 @@ pub fn run(a: Args) -> Result<i32> {
         };
         rows.push(Row {
             family: f.name(),
-            params: params(&cfg.model, &device),
+            params: cfg.model.num_params(),
             train_secs: st.elapsed_secs,
             images_per_sec: (cfg.train.epochs * images) as f64 / st.elapsed_secs.max(1e-9),
             report,

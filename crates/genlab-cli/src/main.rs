@@ -14,7 +14,6 @@ mod reconstruct;
 mod sample;
 mod sr_model;
 mod train;
-mod train_sr;
 mod upscale;
 
 use clap::{Parser, Subcommand};
@@ -26,8 +25,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keeps freed memory in the process instead of returning it to the kernel after mimalloc's
 /// default 1 s. Training frees and reallocates multi-megabyte tensors every step; once returned,
-/// each reuse page-faults and the kernel zeroes the pages again. Training speed +2-4% on the
-/// convolutional workloads, peak RSS unchanged to +30 MiB (BENCHMARKS.md).
+/// each reuse page-faults and the kernel zeroes the pages again (BENCHMARKS.md measures the
+/// speed and peak-memory effect).
 #[cfg(feature = "mimalloc")]
 fn keep_freed_memory() {
     /// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (mimalloc.h: 0 show_errors, ...,
@@ -84,9 +83,8 @@ enum Command {
 /// parallel iterator. Called from the main thread, each one injects a job into the pool, wakes a
 /// sleeping worker and then blocks the main thread until the job is done: a futex sleep and
 /// wake-up per op, with three threads sharing two cores. Called from a pool thread, the caller
-/// works on its own half at once and the other worker steals the rest. Training images/s in one
-/// run (`genlab bench`, 2 cores): MLP VAE +21%, conv VAE +7%, FSRCNN +5%, DCGAN +2%
-/// (BENCHMARKS.md has the interleaved runs).
+/// works on its own half at once and the other worker steals the rest (BENCHMARKS.md has the
+/// measured effect).
 fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(8 << 20)

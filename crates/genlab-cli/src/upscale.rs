@@ -1,7 +1,7 @@
 //! `genlab upscale INPUT -o OUTPUT [--scale S] [--model RUN]`: super-resolve a picture, or every
 //! picture of a folder, with a trained network (the shipped FSRCNN for the scale by default).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -105,19 +105,27 @@ pub fn run(a: Args) -> Result<i32> {
             );
         }
         crate::common::check_output(&a.output)?;
-        let files = image_files(&a.input)?;
-        files
+        // Sub-folders are kept: `IN/a/x.jpg` becomes `OUT/a/x.png`.
+        let jobs: Vec<(PathBuf, PathBuf)> = image_files(&a.input)?
             .into_iter()
             .map(|f| {
-                let stem = f
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                let out = a.output.join(format!("{stem}.png"));
+                let rel = f.strip_prefix(&a.input).unwrap_or(&f).to_path_buf();
+                let out = a.output.join(rel).with_extension("png");
                 (f, out)
             })
-            .collect()
+            .collect();
+        let mut seen = std::collections::HashMap::new();
+        for (inp, out) in &jobs {
+            if let Some(first) = seen.insert(out.clone(), inp.clone()) {
+                bail!(
+                    "{} and {} would both be written to {}; rename one of them",
+                    first.display(),
+                    inp.display(),
+                    out.display()
+                );
+            }
+        }
+        jobs
     } else {
         if !a.input.is_file() {
             bail!("{}: no such image file or folder", a.input.display());
@@ -135,10 +143,22 @@ pub fn run(a: Args) -> Result<i32> {
         }
         vec![(a.input.clone(), a.output.clone())]
     };
+    // Never write over an input.
+    for (inp, out) in &jobs {
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if out.exists() && same(out) == same(inp) {
+            bail!(
+                "{}: the output would replace its input; choose another output",
+                out.display()
+            );
+        }
+    }
     let device = device(a.device)?;
     if a.input.is_dir() {
-        std::fs::create_dir_all(&a.output)
-            .with_context(|| format!("creating {}", a.output.display()))?;
+        for (_, out) in &jobs {
+            let dir = out.parent().unwrap_or(&a.output);
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
     }
     model.with_net(
         &device,

@@ -31,6 +31,18 @@ fn fails_with(o: &Output, needle: &str) {
     assert!(line.contains(needle), "expected {needle:?} in {line:?}");
 }
 
+/// Asserts clap's usage error: exit code 2, an `error:` line naming `needle`, no panic.
+fn usage_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(needle), "expected {needle:?} in {line:?}");
+}
+
 fn dry_run(dir: &Path, family: &str, out: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec!["train", family, "--dry-run", "-q", "--out", out];
     args.extend(extra);
@@ -130,7 +142,10 @@ fn adversarial_families_and_generative_eval() {
     // What a GAN cannot do.
     fails_with(&genlab(&["reconstruct", "runs/g"], d), "no encoder");
     fails_with(&genlab(&["eval", "runs/g", "--nll"], d), "no likelihood");
-    fails_with(&genlab(&["train", "gan", "--beta", "2"], d), "--beta");
+    usage_error(
+        &genlab(&["train", "gan", "--beta", "2"], d),
+        "unexpected argument '--beta'",
+    );
     fails_with(
         &genlab(
             &["train", "gan", "--label-smoothing", "0.9", "--dry-run"],
@@ -347,6 +362,52 @@ fn bad_flags_and_presets_are_clear_errors() {
     let o = genlab(&["train", "vae", "--epohcs", "3"], d);
     assert_eq!(o.status.code(), Some(2));
     assert!(!stderr(&o).contains("panicked"));
+}
+
+/// Each `genlab train` family has only its own flags: one that does not apply does not exist
+/// there (clap's usage error, exit 2), and `--resume` names no family.
+#[test]
+fn train_flags_exist_only_for_their_family() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let help = |args: &[&str]| {
+        let o = genlab(args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let sr = help(&["train", "sr", "--help"]);
+    assert!(sr.contains("--scale") && sr.contains("--init-from"), "{sr}");
+    for flag in ["--beta", "--preset", "--dataset", "--latent", "--arch"] {
+        assert!(!sr.contains(flag), "`train sr --help` lists {flag}: {sr}");
+    }
+    let vae = help(&["train", "vae", "--help"]);
+    assert!(vae.contains("--beta") && vae.contains("--preset"), "{vae}");
+    for flag in ["--scale", "--images", "--loss", "--feature-recon"] {
+        assert!(
+            !vae.contains(flag),
+            "`train vae --help` lists {flag}: {vae}"
+        );
+    }
+    let gan = help(&["train", "dcgan", "--help"]);
+    assert!(
+        gan.contains("--label-smoothing") && !gan.contains("--beta"),
+        "{gan}"
+    );
+    for (args, flag) in [
+        (&["train", "classifier", "--latent", "3"][..], "--latent"),
+        (&["train", "ae", "--beta", "2"], "--beta"),
+        (&["train", "gan", "--arch", "conv"], "--arch"),
+        (&["train", "vae", "--feature-recon"], "--feature-recon"),
+        (&["train", "sr", "--dataset", "mnist"], "--dataset"),
+        (&["train", "vae", "--resume", "runs/v"], "--resume"),
+    ] {
+        usage_error(&genlab(args, d), &format!("unexpected argument '{flag}'"));
+    }
+    usage_error(
+        &genlab(&["train", "--resume", "runs/v", "vae"], d),
+        "cannot be used with '--resume",
+    );
+    usage_error(&genlab(&["train", "--epochs", "3"], d), "required");
 }
 
 #[test]
@@ -785,9 +846,9 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
         &genlab(&["train", "sr", "--output-lr-scale", "0", "--dry-run"], d),
         "train.output_lr_scale = 0",
     );
-    fails_with(
+    usage_error(
         &genlab(&["train", "vae", "--scale", "2", "--dry-run"], d),
-        "--scale",
+        "unexpected argument '--scale'",
     );
     fails_with(&genlab(&["sample", "srrun"], d), "super-resolution run");
 }

@@ -10,55 +10,9 @@ use crate::data::{DataOptions, DatasetSpec};
 use crate::error::{Error, Result};
 use crate::models::{FsrcnnConfig, ModelConfig, SrModelConfig};
 
-/// The built-in presets, `configs/NAME.toml`, compiled into the binary.
-pub const PRESETS: &[(&str, &str)] = &[
-    ("mnist-vae", include_str!("../configs/mnist-vae.toml")),
-    (
-        "mnist-conv-vae",
-        include_str!("../configs/mnist-conv-vae.toml"),
-    ),
-    ("mnist-ae", include_str!("../configs/mnist-ae.toml")),
-    (
-        "mnist-conv-ae",
-        include_str!("../configs/mnist-conv-ae.toml"),
-    ),
-    (
-        "fashion-vae",
-        include_str!("../configs/fashion-vae.toml"),
-    ),
-    (
-        "fashion-conv-vae",
-        include_str!("../configs/fashion-conv-vae.toml"),
-    ),
-    (
-        "mnist-dcgan",
-        include_str!("../configs/mnist-dcgan.toml"),
-    ),
-    (
-        "fashion-dcgan",
-        include_str!("../configs/fashion-dcgan.toml"),
-    ),
-    (
-        "cifar10-dcgan",
-        include_str!("../configs/cifar10-dcgan.toml"),
-    ),
-    (
-        "mnist-vae-gan",
-        include_str!("../configs/mnist-vae-gan.toml"),
-    ),
-    (
-        "fashion-vae-gan",
-        include_str!("../configs/fashion-vae-gan.toml"),
-    ),
-    (
-        "mnist-classifier",
-        include_str!("../configs/mnist-classifier.toml"),
-    ),
-    (
-        "fashion-classifier",
-        include_str!("../configs/fashion-classifier.toml"),
-    ),
-];
+/// The built-in presets: every `crates/genlab/configs/NAME.toml`, compiled in (by `build.rs`),
+/// sorted by name.
+pub const PRESETS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/presets.rs"));
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,412 @@
+//! `genlab train vae|ae|gan|vae-gan|classifier`: the families trained from a preset on an image
+//! dataset. Each subcommand's flags are its own struct, so a flag that does not apply to a
+//! family does not exist for it. A run builds the config from the preset and the flags,
+//! validates it, trains with a progress bar and leaves a run folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use genlab::checkpoint::RunDir;
+use genlab::models::VaeConfig;
+use genlab::{ModelConfig, RunConfig};
+
+use super::family::GenerativeFamily;
+use super::flags::RunFlags;
+use super::progress::{Progress, report, stop_flag};
+use crate::common::{DeviceArg, device};
+
+/// `--preset`, `--dataset`, `--data-dir`: the recipe a run starts from and the data it trains on.
+#[derive(clap::Args)]
+pub struct Recipe {
+    /// Preset: a built-in name or a TOML file (each family's --help lists its presets).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Dataset: mnist-10k (embedded), mnist, fashion-mnist, cifar10, or a folder of images.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Folder searched first for dataset files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// `--arch`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ArchArg {
+    /// Fully connected layers.
+    Mlp,
+    /// Convolutions.
+    Conv,
+}
+
+impl ArchArg {
+    fn arch(self) -> genlab::nn::Arch {
+        match self {
+            ArchArg::Mlp => genlab::nn::Arch::Mlp,
+            ArchArg::Conv => genlab::nn::Arch::Conv,
+        }
+    }
+}
+
+/// `--loss`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum GanLossArg {
+    /// Cross-entropy D; G maximises log D(G(z)) (Goodfellow et al. 2014).
+    NonSaturating,
+    /// Hinge loss (Lim & Ye 2017; Miyato et al. 2018).
+    Hinge,
+}
+
+/// `--arch`, `--beta`, `--latent`: the VAE's body, KL weight and latent size (vae, vae-gan).
+#[derive(clap::Args)]
+pub struct VaeFlags {
+    /// Network body, replacing the preset's (without --preset, conv picks mnist-conv-vae).
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// KL weight: 1 = VAE, > 1 = beta-VAE.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Latent size.
+    #[arg(long)]
+    latent: Option<usize>,
+}
+
+impl VaeFlags {
+    fn apply(&self, m: &mut VaeConfig) {
+        if let Some(arch) = self.arch {
+            m.arch = arch.arch();
+        }
+        if let Some(b) = self.beta {
+            m.beta = b;
+        }
+        if let Some(l) = self.latent {
+            m.latent = l;
+        }
+    }
+}
+
+/// `--loss`, `--label-smoothing`: the adversarial game (gan, vae-gan).
+#[derive(clap::Args)]
+pub struct GanFlags {
+    /// Adversarial loss.
+    #[arg(long, value_enum)]
+    loss: Option<GanLossArg>,
+    /// One-sided label smoothing s (D's target for real images is 1 - s).
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+}
+
+impl GanFlags {
+    fn apply(&self, loss: &mut genlab::loss::GanLoss, label_smoothing: &mut f64) {
+        if let Some(l) = self.loss {
+            *loss = match l {
+                GanLossArg::NonSaturating => genlab::loss::GanLoss::NonSaturating,
+                GanLossArg::Hinge => genlab::loss::GanLoss::Hinge,
+            };
+        }
+        if let Some(s) = self.label_smoothing {
+            *label_smoothing = s;
+        }
+    }
+}
+
+/// `genlab train vae`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-vae (the default; mnist-conv-vae with --arch conv), mnist-conv-vae, \
+     fashion-vae, fashion-conv-vae, or a TOML file of a vae model"
+)))]
+pub struct VaeArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    #[command(flatten)]
+    vae: VaeFlags,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// `genlab train ae`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-ae (the default; mnist-conv-ae with --arch conv), mnist-conv-ae, or a TOML \
+     file of an ae model"
+)))]
+pub struct AeArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    /// Network body, replacing the preset's (without --preset, conv picks mnist-conv-ae).
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// Code size.
+    #[arg(long)]
+    latent: Option<usize>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// `genlab train gan`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-dcgan (the default), fashion-dcgan, cifar10-dcgan, or a TOML file of a \
+     dcgan model"
+)))]
+pub struct GanArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    /// Latent (noise) size.
+    #[arg(long)]
+    latent: Option<usize>,
+    #[command(flatten)]
+    gan: GanFlags,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// `genlab train vae-gan`.
+#[derive(clap::Args)]
+#[command(
+    mut_arg("preset", |a| a.help(
+        "Preset: mnist-vae-gan (the default), fashion-vae-gan, or a TOML file of a vae-gan model"
+    )),
+    mut_arg("arch", |a| a.help("The VAE's network body, replacing the preset's"))
+)]
+pub struct VaeGanArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    #[command(flatten)]
+    vae: VaeFlags,
+    #[command(flatten)]
+    gan: GanFlags,
+    /// Weight lambda of the adversarial term.
+    #[arg(long)]
+    adversarial_weight: Option<f64>,
+    /// Reconstruct in the discriminator's feature space (Larsen et al.).
+    #[arg(long)]
+    feature_recon: bool,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// `genlab train classifier`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-classifier (the default), fashion-classifier, or a TOML file of a \
+     classifier model"
+)))]
+pub struct ClassifierArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+impl VaeArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::Vae;
+        let default = f.default_preset(matches!(self.vae.arch, Some(ArchArg::Conv)));
+        train_new(f.name(), default, &self.recipe, &self.run, |model| {
+            let ModelConfig::Vae(m) = model else {
+                return false;
+            };
+            self.vae.apply(m);
+            true
+        })
+    }
+}
+
+impl AeArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::Ae;
+        let default = f.default_preset(matches!(self.arch, Some(ArchArg::Conv)));
+        train_new(f.name(), default, &self.recipe, &self.run, |model| {
+            let ModelConfig::Ae(m) = model else {
+                return false;
+            };
+            if let Some(arch) = self.arch {
+                m.arch = arch.arch();
+            }
+            if let Some(l) = self.latent {
+                m.code = l;
+            }
+            true
+        })
+    }
+}
+
+impl GanArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::Dcgan;
+        let default = f.default_preset(false);
+        train_new(f.name(), default, &self.recipe, &self.run, |model| {
+            let ModelConfig::Dcgan(m) = model else {
+                return false;
+            };
+            if let Some(l) = self.latent {
+                m.latent = l;
+            }
+            self.gan.apply(&mut m.loss, &mut m.label_smoothing);
+            true
+        })
+    }
+}
+
+impl VaeGanArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::VaeGan;
+        let default = f.default_preset(false);
+        train_new(f.name(), default, &self.recipe, &self.run, |model| {
+            let ModelConfig::VaeGan(m) = model else {
+                return false;
+            };
+            self.vae.apply(&mut m.vae);
+            self.gan.apply(&mut m.loss, &mut m.label_smoothing);
+            if let Some(w) = self.adversarial_weight {
+                m.adversarial_weight = w;
+            }
+            if self.feature_recon {
+                m.feature_recon = true;
+            }
+            true
+        })
+    }
+}
+
+impl ClassifierArgs {
+    pub fn run(self) -> Result<i32> {
+        train_new(
+            "classifier",
+            "mnist-classifier",
+            &self.recipe,
+            &self.run,
+            |model| matches!(model, ModelConfig::Classifier(_)),
+        )
+    }
+}
+
+/// Builds the validated config: the preset (`default` when none is named), the family's
+/// flags (`apply` sets them and says whether the preset's model is of the family `kind`), then
+/// the flags every family has.
+fn build_config(
+    kind: &str,
+    default: &str,
+    recipe: &Recipe,
+    f: &RunFlags,
+    apply: impl FnOnce(&mut ModelConfig) -> bool,
+) -> Result<RunConfig> {
+    let preset = recipe.preset.as_deref().unwrap_or(default);
+    let mut cfg = RunConfig::preset(preset)?;
+    if !apply(&mut cfg.model) {
+        bail!(
+            "preset {preset} is a {} model, not a {kind}",
+            cfg.model.kind()
+        );
+    }
+    let t = &mut cfg.train;
+    if let Some(d) = &recipe.dataset {
+        t.dataset = d.clone();
+    }
+    if let Some(v) = f.epochs {
+        t.epochs = v;
+    }
+    if let Some(v) = f.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = f.lr {
+        t.lr = v;
+    }
+    if let Some(v) = f.seed {
+        t.seed = v;
+    }
+    if f.dry_run {
+        t.epochs = 1;
+        t.batch_size = t.batch_size.min(16);
+        t.max_train_images = t.batch_size;
+        t.max_test_images = 32;
+        t.grid_images = 16;
+    }
+    cfg.train.validate()?;
+    Ok(cfg)
+}
+
+/// A new run of a preset-based family (see [`build_config`]): into `--out`, or
+/// `runs/KIND-DATASET[-dry-run]`, numbered if taken.
+fn train_new(
+    kind: &str,
+    default: &str,
+    recipe: &Recipe,
+    f: &RunFlags,
+    apply: impl FnOnce(&mut ModelConfig) -> bool,
+) -> Result<i32> {
+    let device = device(f.device)?;
+    let cfg = build_config(kind, default, recipe, f, apply)?;
+    let dataset = Path::new(&cfg.train.dataset)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let run = RunDir::new(f.out_or_default(cfg.model.kind(), &dataset));
+    train(run, cfg, false, recipe.data_dir.clone(), f.quiet, &device)
+}
+
+/// `genlab train --resume RUN` of a preset-based family: continues from the last checkpoint,
+/// up to `epochs` in all when given.
+pub fn resume(
+    dir: &Path,
+    epochs: Option<usize>,
+    data_dir: Option<PathBuf>,
+    quiet: bool,
+    device_arg: DeviceArg,
+) -> Result<i32> {
+    let device = device(device_arg)?;
+    let run = RunDir::new(dir);
+    let mut cfg = run.load_config()?;
+    if let Some(e) = epochs {
+        cfg.train.epochs = e;
+        cfg.train.validate()?;
+        run.save_config(&cfg)?;
+    }
+    train(run, cfg, true, data_dir, quiet, &device)
+}
+
+/// Loads the dataset, trains (or resumes) and reports how the run ended.
+fn train(
+    run: RunDir,
+    mut cfg: RunConfig,
+    resume: bool,
+    data_dir: Option<PathBuf>,
+    quiet: bool,
+    device: &burn::prelude::Device,
+) -> Result<i32> {
+    let spec = cfg.train.dataset_spec()?;
+    let data = genlab::data::load(&spec, &cfg.train.data_options(data_dir))?;
+    if !resume {
+        cfg.model.set_image(data.shape());
+        cfg.model.validate()?;
+    }
+
+    let stop = stop_flag()?;
+
+    eprintln!(
+        "{} {} on {} ({} train / {} test images) -> {}",
+        if resume { "resuming" } else { "training" },
+        cfg.model.kind(),
+        data.name,
+        data.train.len(),
+        data.test.len(),
+        run.dir.display()
+    );
+    let mut obs = Progress { bar: None, quiet };
+    let outcome = genlab::train::train(&run, &cfg, resume, &data, device, &stop, &mut obs)?;
+    let files = format!(
+        "weights.safetensors, config.toml, metrics.jsonl, loss.png{}{}",
+        if cfg.model.can_generate() {
+            ", samples/"
+        } else {
+            ""
+        },
+        if cfg.model.can_encode() {
+            ", reconstructions/"
+        } else {
+            ""
+        },
+    );
+    Ok(report(&outcome, &run, &files))
+}
