@@ -1,0 +1,285 @@
+//! ReLU, leaky ReLU and PReLU, forward and backward, as branch-free selects.
+
+use rayon::prelude::*;
+
+use crate::output::{init, output};
+use crate::simd::simd;
+
+/// The slope of channel `c` (one shared slope when `alpha` has a single value).
+#[inline(always)]
+fn slope(alpha: &[f32], c: usize) -> f32 {
+    if alpha.len() == 1 { alpha[0] } else { alpha[c] }
+}
+
+/// `v < 0 ? a : 1`, the factor PReLU and leaky ReLU apply to `v` (and to its gradient). Written
+/// as a select that multiplies, so their loops vectorise without branches (`v * 1` is `v`
+/// exactly, so values are those of the branchy definition, -0 and NaN included).
+#[inline(always)]
+fn leak(v: f32, a: f32) -> f32 {
+    if v < 0.0 { a } else { 1.0 }
+}
+
+/// Elements per parallel chunk of the elementwise kernels.
+const CHUNK: usize = 1 << 14;
+
+/// PReLU, `y = x < 0 ? alpha[c] * x : x`, for `x [n, c, plane]` (burn's definition, so the
+/// gradient at exactly 0 is that of the identity). Images run in parallel.
+pub fn prelu_forward(x: &[f32], alpha: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+    let image = (channels * plane).max(1);
+    output(x.len(), |y| {
+        y.par_chunks_mut(image)
+            .zip(x.par_chunks(image))
+            .for_each(|(yi, xi)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (c, (yc, xc)) in yi
+                            .chunks_mut(plane.max(1))
+                            .zip(xi.chunks(plane.max(1)))
+                            .enumerate()
+                        {
+                            let a = slope(alpha, c);
+                            for (o, &v) in yc.iter_mut().zip(xc) {
+                                o.write(v * leak(v, a));
+                            }
+                        }
+                    },
+                )
+            });
+    })
+}
+
+/// Gradients of PReLU: `dx = dy * (x < 0 ? alpha[c] : 1)` and `dalpha[c] = Σ_{x < 0} dy * x`
+/// (summed over all channels when `alpha` is a single shared slope).
+pub fn prelu_backward(
+    x: &[f32],
+    alpha: &[f32],
+    dy: &[f32],
+    channels: usize,
+    plane: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), dy.len(), "prelu_backward: x and dy");
+    let image = (channels * plane).max(1);
+    let plane = plane.max(1);
+    let mut dalpha = Vec::new();
+    let dx = output(x.len(), |dx| {
+        dalpha = dx
+            .par_chunks_mut(image)
+            .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
+            .fold(
+                || vec![0f32; alpha.len()],
+                |mut acc, (dxi, (xi, dyi))| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let dxi = init(dxi, 0.0);
+                            for (c, (dxc, (xc, dyc))) in dxi
+                                .chunks_mut(plane)
+                                .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
+                                .enumerate()
+                            {
+                                let a = slope(alpha, c);
+                                // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
+                                let mut lanes = [0f32; 8];
+                                let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
+                                    *o = g * leak(v, a);
+                                    *lane += if v < 0.0 { g * v } else { 0.0 };
+                                };
+                                let (mut o8, mut x8, mut g8) = (
+                                    dxc.chunks_exact_mut(8),
+                                    xc.chunks_exact(8),
+                                    dyc.chunks_exact(8),
+                                );
+                                for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
+                                    for k in 0..8 {
+                                        step(&mut o[k], x[k], g[k], &mut lanes[k]);
+                                    }
+                                }
+                                let mut tail = 0f32;
+                                for ((o, &v), &g) in o8
+                                    .into_remainder()
+                                    .iter_mut()
+                                    .zip(x8.remainder())
+                                    .zip(g8.remainder())
+                                {
+                                    step(o, v, g, &mut tail);
+                                }
+                                let da = lanes.iter().sum::<f32>() + tail;
+                                acc[if alpha.len() == 1 { 0 } else { c }] += da;
+                            }
+                            acc
+                        },
+                    )
+                },
+            )
+            .reduce(
+                || vec![0f32; alpha.len()],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            );
+    });
+    (dx, dalpha)
+}
+
+/// Leaky ReLU, `y = x < 0 ? slope * x : x` (burn's definition), any shape. Chunks run in
+/// parallel.
+pub fn leaky_relu_forward(x: &[f32], slope: f32) -> Vec<f32> {
+    output(x.len(), |y| {
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(move |(o, x)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write(v * leak(v, slope));
+                        }
+                    },
+                )
+            });
+    })
+}
+
+/// The input gradient of leaky ReLU: `dx = dy * (x < 0 ? slope : 1)`. Chunks run in parallel.
+pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), dy.len(), "leaky_relu_backward: x and dy");
+    output(x.len(), |dx| {
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+            .for_each(move |(o, (x, g))| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                            o.write(g * leak(v, slope));
+                        }
+                    },
+                )
+            });
+    })
+}
+
+/// ReLU, `y = x <= 0 ? 0 : x` (burn's definition: +0 for every non-positive input, NaN kept),
+/// any shape, as a select (vectorised). Chunks run in parallel.
+pub fn relu_forward(x: &[f32]) -> Vec<f32> {
+    output(x.len(), |y| {
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, x)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write(if v <= 0.0 { 0.0 } else { v });
+                        }
+                    },
+                )
+            });
+    })
+}
+
+/// The input gradient of ReLU: `dx = x <= 0 ? 0 : dy` (burn masks on its output `y <= 0`, the
+/// same positions). Chunks run in parallel.
+pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), dy.len(), "relu_backward: x and dy");
+    output(x.len(), |dx| {
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+            .for_each(|(o, (x, g))| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                            o.write(if v <= 0.0 { 0.0 } else { g });
+                        }
+                    },
+                )
+            });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PReLU against its definition, and its gradients against central finite differences of
+    /// sum(prelu(x) * r).
+    #[test]
+    fn prelu_matches_definition_and_finite_differences() {
+        let (n, c, plane) = (3, 2, 13); // 13: one 8-value block and a tail per plane
+        // No value of x is 0, where the derivative has its kink.
+        let x: Vec<f32> = (0..n * c * plane)
+            .map(|i| ((i * 37 % 23) as f32 - 11.5) / 7.0)
+            .collect();
+        let r: Vec<f32> = (0..n * c * plane)
+            .map(|i| ((i * 11 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        for alpha in [vec![0.25f32, -0.5], vec![0.1]] {
+            let y = prelu_forward(&x, &alpha, c, plane);
+            for (i, (&v, &o)) in x.iter().zip(&y).enumerate() {
+                let a = slope(&alpha, (i / plane) % c);
+                assert_eq!(o, if v < 0.0 { a * v } else { v });
+            }
+            let loss = |x: &[f32], alpha: &[f32]| -> f64 {
+                prelu_forward(x, alpha, c, plane)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| (*a as f64) * (*b as f64))
+                    .sum()
+            };
+            let (dx, da) = prelu_backward(&x, &alpha, &r, c, plane);
+            let eps = 1e-3f32;
+            for i in 0..x.len() {
+                let (mut p, mut m) = (x.clone(), x.clone());
+                p[i] += eps;
+                m[i] -= eps;
+                let num = (loss(&p, &alpha) - loss(&m, &alpha)) / (2.0 * eps as f64);
+                assert!(
+                    (num - dx[i] as f64).abs() < 1e-3,
+                    "dx[{i}] {num} vs {}",
+                    dx[i]
+                );
+            }
+            for k in 0..alpha.len() {
+                let (mut p, mut m) = (alpha.clone(), alpha.clone());
+                p[k] += eps;
+                m[k] -= eps;
+                let num = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps as f64);
+                assert!(
+                    (num - da[k] as f64).abs() < 1e-2,
+                    "dalpha[{k}] {num} vs {}",
+                    da[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn relu_matches_its_definition() {
+        let x = [-2.0f32, -0.0, 0.0, 0.25, f32::NAN, 3.0];
+        let dy = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = relu_forward(&x);
+        assert_eq!(&y[..4], &[0.0, 0.0, 0.0, 0.25]);
+        assert!(y[1].is_sign_positive() && y[4].is_nan() && y[5] == 3.0);
+        assert_eq!(relu_backward(&x, &dy)[..4], [0.0, 0.0, 0.0, 4.0]);
+        assert_eq!(relu_backward(&x, &dy)[4..], [5.0, 6.0]);
+    }
+
+    #[test]
+    fn leaky_relu_matches_its_definition() {
+        let x = [-2.0f32, -0.5, 0.0, 0.25, 3.0];
+        let dy = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(
+            leaky_relu_forward(&x, 0.2),
+            vec![-0.4, -0.1, 0.0, 0.25, 3.0]
+        );
+        assert_eq!(
+            leaky_relu_backward(&x, 0.2, &dy),
+            vec![0.2, 0.4, 3.0, 4.0, 5.0]
+        );
+    }
+}

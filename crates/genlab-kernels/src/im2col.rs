@@ -1,0 +1,378 @@
+//! The padded, column-phase-split image and the column matrix built from it (`im2col`) or added
+//! back through it (`col2im`).
+
+use crate::geometry::{Geom, valid_range};
+use crate::simd::simd;
+
+/// The zero-padded, column-phase-split copy of one image that [`im2col`] reads and [`col2im`]
+/// writes. Padded row `r` holds input row `r - pad_h` (zeros outside the image); its padded
+/// columns `t` are stored phase by phase, `t = j * stride_w + q` at `[q][j]`. Every tap of a row
+/// of output positions then reads (or, in `col2im`, adds onto) one contiguous run of `ow` values:
+/// output column `ox` with tap `kj` reads `t = ox * stride_w + kj * dilation_w`, which is phase
+/// `(kj * dilation_w) % stride_w`, index `ox + (kj * dilation_w) / stride_w`. No bounds logic is
+/// left in the inner loops and a strided convolution needs no per-element gather.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Padded {
+    /// Padded rows the output reaches: `stride_h * (oh - 1) + dilation_h * (kh - 1) + 1`.
+    pub(crate) rows: usize,
+    /// Values per phase: the padded columns the output reaches, divided by `stride_w` (rounded up).
+    phase_len: usize,
+    /// `stride_w * phase_len`: one padded row.
+    row_len: usize,
+}
+
+impl Padded {
+    pub(crate) fn of(g: &Geom) -> Self {
+        if g.oh == 0 || g.ow == 0 {
+            return Self {
+                rows: 0,
+                phase_len: 0,
+                row_len: 0,
+            };
+        }
+        let rows = g.stride[0] * (g.oh - 1) + g.dilation[0] * (g.kh - 1) + 1;
+        let cols = g.stride[1] * (g.ow - 1) + g.dilation[1] * (g.kw - 1) + 1;
+        let phase_len = cols.div_ceil(g.stride[1]);
+        Self {
+            rows,
+            phase_len,
+            row_len: g.stride[1] * phase_len,
+        }
+    }
+
+    /// Values per channel.
+    fn plane(&self) -> usize {
+        self.rows * self.row_len
+    }
+}
+
+/// Per-thread scratch of the column kernels: the padded image and one image's column matrix
+/// `[cin*kh*kw, oh*ow]`, both empty for a pointwise convolution (its image is its own column
+/// matrix).
+pub(crate) struct Scratch {
+    pub(crate) padded: Vec<f32>,
+    pub(crate) col: Vec<f32>,
+}
+
+impl Scratch {
+    pub(crate) fn new(g: &Geom) -> Self {
+        Self::for_images(g, 1)
+    }
+
+    /// Room for the column matrix of `images` images side by side (`[rows, images * oh*ow]`).
+    pub(crate) fn for_images(g: &Geom, images: usize) -> Self {
+        if g.is_pointwise() {
+            Self {
+                padded: Vec::new(),
+                col: Vec::new(),
+            }
+        } else {
+            Self {
+                padded: vec![0f32; g.cin * Padded::of(g).plane()],
+                col: vec![0f32; g.col_rows() * g.out_plane() * images],
+            }
+        }
+    }
+}
+
+/// Copies `src` into `dst` (equal lengths) in fixed 8- or 4-value blocks, the last one
+/// overlapping, so a run as short as an output row (7 or 14 values here) is a few vector moves
+/// rather than a call to `memcpy`.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    debug_assert_eq!(n, src.len());
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+            i += 8;
+        }
+        if i < n {
+            dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
+        }
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..n]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// `dst += src` (equal lengths) in fixed 8- and 4-value blocks, then one value at a time.
+#[inline(always)]
+pub(crate) fn add_run(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    debug_assert_eq!(n, src.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let (d, s) = (&mut dst[i..i + 8], &src[i..i + 8]);
+        for k in 0..8 {
+            d[k] += s[k];
+        }
+        i += 8;
+    }
+    if i + 4 <= n {
+        let (d, s) = (&mut dst[i..i + 4], &src[i..i + 4]);
+        for k in 0..4 {
+            d[k] += s[k];
+        }
+        i += 4;
+    }
+    for k in i..n {
+        dst[k] += src[k];
+    }
+}
+
+/// For each phase `q` of a padded row: the index range `[lo, hi)` of its values that lie inside
+/// the image (index `j` is input column `j * stride_w + q - pad_w`).
+fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
+    (0..g.stride[1])
+        .map(|q| valid_range(p.phase_len, g.iw, g.stride[1], q, g.pad[1]))
+        .collect()
+}
+
+/// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into `buf`.
+fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || {
+            let sw = g.stride[1];
+            let [ph, pw] = g.pad;
+            let ranges = phase_ranges(g, p);
+            for (c, chan) in buf.chunks_exact_mut(p.plane()).take(g.cin).enumerate() {
+                let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
+                    if r < ph || r - ph >= g.ih {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let src = &xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
+                    for (q, (phase, &(lo, hi))) in
+                        row.chunks_exact_mut(p.phase_len).zip(&ranges).enumerate()
+                    {
+                        phase[..lo].fill(0.0);
+                        phase[hi..].fill(0.0);
+                        if lo < hi {
+                            let src = &src[lo * sw + q - pw..];
+                            let dst = &mut phase[lo..hi];
+                            match sw {
+                                1 => dst.copy_from_slice(&src[..dst.len()]),
+                                2 => gather_even(dst, src),
+                                _ => {
+                                    for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                                        *d = *s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `dst[j] = src[2 * j]`, eight values at a time where `src` holds sixteen more.
+#[inline(always)]
+fn gather_even(dst: &mut [f32], src: &[f32]) {
+    let mut j = 0;
+    while j + 8 <= dst.len() && 2 * j + 16 <= src.len() {
+        let (d, s) = (&mut dst[j..j + 8], &src[2 * j..2 * j + 16]);
+        for k in 0..8 {
+            d[k] = s[2 * k];
+        }
+        j += 8;
+    }
+    for k in j..dst.len() {
+        dst[k] = src[2 * k];
+    }
+}
+
+/// `dst[2 * j] += src[j]`, eight values at a time where `dst` holds sixteen more.
+#[inline(always)]
+fn scatter_add_even(dst: &mut [f32], src: &[f32]) {
+    let mut j = 0;
+    while j + 8 <= src.len() && 2 * j + 16 <= dst.len() {
+        let (d, s) = (&mut dst[2 * j..2 * j + 16], &src[j..j + 8]);
+        for k in 0..8 {
+            d[2 * k] += s[k];
+        }
+        j += 8;
+    }
+    for k in j..src.len() {
+        dst[2 * k] += src[k];
+    }
+}
+
+/// Adds the [`Padded`] image `buf` back onto `x [cin, ih, iw]`, dropping the padding (the
+/// adjoint of [`pad_image`]).
+fn unpad_image(buf: &[f32], g: &Geom, p: &Padded, x: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || {
+            let sw = g.stride[1];
+            let [ph, pw] = g.pad;
+            let ranges = phase_ranges(g, p);
+            for (c, chan) in buf.chunks_exact(p.plane()).take(g.cin).enumerate() {
+                let xc = &mut x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                for (r, row) in chan.chunks_exact(p.row_len).enumerate() {
+                    if r < ph || r - ph >= g.ih {
+                        continue;
+                    }
+                    let dst = &mut xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
+                    for (q, (phase, &(lo, hi))) in
+                        row.chunks_exact(p.phase_len).zip(&ranges).enumerate()
+                    {
+                        if lo < hi {
+                            let dst = &mut dst[lo * sw + q - pw..];
+                            let src = &phase[lo..hi];
+                            match sw {
+                                1 => add_run(&mut dst[..src.len()], src),
+                                2 => scatter_add_even(dst, src),
+                                _ => {
+                                    for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
+                                        *d += *s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// For every column-matrix row `(c, ki, kj)` and output row `oy`: the offset in the padded
+/// image of the run of `ow` values that row reads, and the offset of its `ow` values in a
+/// column matrix whose rows are `ld` values apart.
+#[inline(always)]
+fn for_each_run(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
+    let [sh, sw] = g.stride;
+    let [dh, dw] = g.dilation;
+    for c in 0..g.cin {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = ((c * g.kh + ki) * g.kw + kj) * ld;
+                let t = kj * dw;
+                let base = c * p.plane() + (t % sw) * p.phase_len + t / sw;
+                for oy in 0..g.oh {
+                    f(base + (oy * sh + ki * dh) * p.row_len, row + oy * g.ow);
+                }
+            }
+        }
+    }
+}
+
+/// `col [cin*kh*kw, oh*ow]` of one image `x [cin, ih, iw]`; zeros where a tap falls in the padding.
+fn im2col(x: &[f32], g: &Geom, scratch: &mut Scratch) {
+    im2col_at(x, g, &mut scratch.padded, &mut scratch.col, g.out_plane());
+}
+
+/// [`im2col`] into the columns of `col` from its start, its rows `ld` values apart (one image of
+/// several side by side), through the padded-image scratch `padded`.
+pub(crate) fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32], ld: usize) {
+    simd(
+        #[inline(always)]
+        || {
+            let p = Padded::of(g);
+            pad_image(x, g, &p, padded);
+            let ow = g.ow;
+            for_each_run(g, &p, ld, |from, to| {
+                copy_run(&mut col[to..to + ow], &padded[from..from + ow]);
+            });
+        },
+    )
+}
+
+/// The column matrix of one image: the image itself for a pointwise convolution, else
+/// [`im2col`] into the scratch.
+pub(crate) fn columns<'a>(x: &'a [f32], g: &Geom, scratch: &'a mut Scratch) -> &'a [f32] {
+    if g.is_pointwise() {
+        x
+    } else {
+        im2col(x, g, scratch);
+        &scratch.col
+    }
+}
+
+/// Adds the scratch's column matrix `[cin*kh*kw, oh*ow]` back onto the image `x [cin, ih, iw]`
+/// (the adjoint of [`im2col`]), through the padded image.
+pub(crate) fn col2im(scratch: &mut Scratch, g: &Geom, x: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || {
+            let p = Padded::of(g);
+            let (padded, col) = (&mut scratch.padded, &scratch.col);
+            padded.fill(0.0);
+            let ow = g.ow;
+            for_each_run(g, &p, g.out_plane(), |to, from| {
+                add_run(&mut padded[to..to + ow], &col[from..from + ow]);
+            });
+            unpad_image(padded, g, &p, x);
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{geom, lcg};
+
+    /// im2col against its definition, and col2im against the definition of its adjoint (each
+    /// column entry added onto the input value it was read from), over geometries with strides 1
+    /// to 3, paddings wider than the kernel, dilation, kernels larger than the input and outputs
+    /// that stop short of the input's far edge.
+    #[test]
+    fn im2col_and_col2im_match_their_definitions() {
+        // (cin, ih, iw, kh, kw, stride, pad, dilation)
+        let cases = [
+            (2, 8, 8, 4, 4, [2, 2], [1, 1], [1, 1]),
+            (1, 28, 28, 4, 4, [2, 2], [1, 1], [1, 1]),
+            (3, 7, 9, 3, 3, [1, 1], [1, 1], [1, 1]),
+            (2, 5, 6, 3, 2, [2, 2], [1, 0], [1, 2]),
+            (1, 6, 7, 5, 5, [1, 1], [2, 2], [1, 1]),
+            (2, 9, 10, 3, 4, [3, 2], [0, 3], [2, 1]),
+            (1, 3, 3, 5, 5, [1, 1], [4, 4], [1, 1]),
+            (2, 11, 8, 2, 3, [3, 3], [0, 0], [1, 1]),
+            (1, 4, 4, 9, 9, [2, 2], [4, 4], [1, 1]),
+        ];
+        for (cin, ih, iw, kh, kw, stride, pad, dilation) in cases {
+            let g = geom(1, cin, [ih, iw], 1, [kh, kw], stride, pad, dilation);
+            // Which input value (if any) column entry (row, position) reads.
+            let source = |row: usize, pos: usize| -> Option<usize> {
+                let (c, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
+                let (oy, ox) = (pos / g.ow, pos % g.ow);
+                let iy = (oy * stride[0] + ki * dilation[0]) as isize - pad[0] as isize;
+                let ix = (ox * stride[1] + kj * dilation[1]) as isize - pad[1] as isize;
+                ((0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix))
+                    .then(|| (c * ih + iy as usize) * iw + ix as usize)
+            };
+            let x = lcg(7, g.in_len());
+            let mut scratch = Scratch::new(&g);
+            im2col(&x, &g, &mut scratch);
+            let plane = g.out_plane();
+            let mut adjoint = vec![0f32; g.in_len()];
+            for row in 0..g.col_rows() {
+                for pos in 0..plane {
+                    let expected = source(row, pos).map_or(0.0, |i| x[i]);
+                    assert_eq!(
+                        scratch.col[row * plane + pos],
+                        expected,
+                        "{g:?} {row} {pos}"
+                    );
+                    if let Some(i) = source(row, pos) {
+                        adjoint[i] += (row * plane + pos) as f32;
+                    }
+                }
+            }
+            for (i, v) in scratch.col.iter_mut().enumerate() {
+                *v = i as f32;
+            }
+            let mut back = vec![0f32; g.in_len()];
+            col2im(&mut scratch, &g, &mut back);
+            assert_eq!(back, adjoint, "{g:?}");
+        }
+    }
+}
