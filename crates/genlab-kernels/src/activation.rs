@@ -26,27 +26,31 @@ const CHUNK: usize = 1 << 14;
 /// gradient at exactly 0 is that of the identity). Images run in parallel.
 pub fn prelu_forward(x: &[f32], alpha: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let image = (channels * plane).max(1);
-    output(x.len(), |y| {
-        y.par_chunks_mut(image)
-            .zip(x.par_chunks(image))
-            .for_each(|(yi, xi)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (c, (yc, xc)) in yi
-                            .chunks_mut(plane.max(1))
-                            .zip(xi.chunks(plane.max(1)))
-                            .enumerate()
-                        {
-                            let a = slope(alpha, c);
-                            for (o, &v) in yc.iter_mut().zip(xc) {
-                                o.write(v * leak(v, a));
+    // SAFETY: `y` and `x` have the same length and are cut into the same chunks (images, then
+    // planes), and each value of `y` is written from the value of `x` zipped with it.
+    unsafe {
+        output(x.len(), |y| {
+            y.par_chunks_mut(image)
+                .zip(x.par_chunks(image))
+                .for_each(|(yi, xi)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for (c, (yc, xc)) in yi
+                                .chunks_mut(plane.max(1))
+                                .zip(xi.chunks(plane.max(1)))
+                                .enumerate()
+                            {
+                                let a = slope(alpha, c);
+                                for (o, &v) in yc.iter_mut().zip(xc) {
+                                    o.write(v * leak(v, a));
+                                }
                             }
-                        }
-                    },
-                )
-            });
-    })
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// Gradients of PReLU: `dx = dy * (x < 0 ? alpha[c] : 1)` and `dalpha[c] = Σ_{x < 0} dy * x`
@@ -62,144 +66,164 @@ pub fn prelu_backward(
     let image = (channels * plane).max(1);
     let plane = plane.max(1);
     let mut dalpha = Vec::new();
-    let dx = output(x.len(), |dx| {
-        dalpha = dx
-            .par_chunks_mut(image)
-            .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
-            .fold(
-                || vec![0f32; alpha.len()],
-                |mut acc, (dxi, (xi, dyi))| {
-                    simd(
-                        #[inline(always)]
-                        || {
-                            let dxi = init(dxi, 0.0);
-                            for (c, (dxc, (xc, dyc))) in dxi
-                                .chunks_mut(plane)
-                                .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
-                                .enumerate()
-                            {
-                                let a = slope(alpha, c);
-                                // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
-                                let mut lanes = [0f32; 8];
-                                let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
-                                    *o = g * leak(v, a);
-                                    *lane += if v < 0.0 { g * v } else { 0.0 };
-                                };
-                                let (mut o8, mut x8, mut g8) = (
-                                    dxc.chunks_exact_mut(8),
-                                    xc.chunks_exact(8),
-                                    dyc.chunks_exact(8),
-                                );
-                                for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
-                                    for k in 0..8 {
-                                        step(&mut o[k], x[k], g[k], &mut lanes[k]);
-                                    }
-                                }
-                                let mut tail = 0f32;
-                                for ((o, &v), &g) in o8
-                                    .into_remainder()
-                                    .iter_mut()
-                                    .zip(x8.remainder())
-                                    .zip(g8.remainder())
+    // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
+    // image chunks, and `init` writes each whole chunk of `dx` before the loop overwrites it.
+    let dx = unsafe {
+        output(x.len(), |dx| {
+            dalpha = dx
+                .par_chunks_mut(image)
+                .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
+                .fold(
+                    || vec![0f32; alpha.len()],
+                    |mut acc, (dxi, (xi, dyi))| {
+                        simd(
+                            #[inline(always)]
+                            || {
+                                let dxi = init(dxi, 0.0);
+                                for (c, (dxc, (xc, dyc))) in dxi
+                                    .chunks_mut(plane)
+                                    .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
+                                    .enumerate()
                                 {
-                                    step(o, v, g, &mut tail);
+                                    let a = slope(alpha, c);
+                                    // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
+                                    let mut lanes = [0f32; 8];
+                                    let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
+                                        *o = g * leak(v, a);
+                                        *lane += if v < 0.0 { g * v } else { 0.0 };
+                                    };
+                                    let (mut o8, mut x8, mut g8) = (
+                                        dxc.chunks_exact_mut(8),
+                                        xc.chunks_exact(8),
+                                        dyc.chunks_exact(8),
+                                    );
+                                    for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
+                                        for k in 0..8 {
+                                            step(&mut o[k], x[k], g[k], &mut lanes[k]);
+                                        }
+                                    }
+                                    let mut tail = 0f32;
+                                    for ((o, &v), &g) in o8
+                                        .into_remainder()
+                                        .iter_mut()
+                                        .zip(x8.remainder())
+                                        .zip(g8.remainder())
+                                    {
+                                        step(o, v, g, &mut tail);
+                                    }
+                                    let da = lanes.iter().sum::<f32>() + tail;
+                                    acc[if alpha.len() == 1 { 0 } else { c }] += da;
                                 }
-                                let da = lanes.iter().sum::<f32>() + tail;
-                                acc[if alpha.len() == 1 { 0 } else { c }] += da;
-                            }
-                            acc
-                        },
-                    )
-                },
-            )
-            .reduce(
-                || vec![0f32; alpha.len()],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                    a
-                },
-            );
-    });
+                                acc
+                            },
+                        )
+                    },
+                )
+                .reduce(
+                    || vec![0f32; alpha.len()],
+                    |mut a, b| {
+                        for (x, y) in a.iter_mut().zip(b) {
+                            *x += y;
+                        }
+                        a
+                    },
+                );
+        })
+    };
     (dx, dalpha)
 }
 
 /// Leaky ReLU, `y = x < 0 ? slope * x : x` (burn's definition), any shape. Chunks run in
 /// parallel.
 pub fn leaky_relu_forward(x: &[f32], slope: f32) -> Vec<f32> {
-    output(x.len(), |y| {
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(move |(o, x)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (o, &v) in o.iter_mut().zip(x) {
-                            o.write(v * leak(v, slope));
-                        }
-                    },
-                )
-            });
-    })
+    // SAFETY: `y` and `x` have the same length and are cut into the same chunks, and each value of
+    // `y` is written from the value of `x` zipped with it.
+    unsafe {
+        output(x.len(), |y| {
+            y.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(move |(o, x)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for (o, &v) in o.iter_mut().zip(x) {
+                                o.write(v * leak(v, slope));
+                            }
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// The input gradient of leaky ReLU: `dx = dy * (x < 0 ? slope : 1)`. Chunks run in parallel.
 pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "leaky_relu_backward: x and dy");
-    output(x.len(), |dx| {
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-            .for_each(move |(o, (x, g))| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                            o.write(g * leak(v, slope));
-                        }
-                    },
-                )
-            });
-    })
+    // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
+    // chunks, and each value of `dx` is written from the values of `x` and `dy` zipped with it.
+    unsafe {
+        output(x.len(), |dx| {
+            dx.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+                .for_each(move |(o, (x, g))| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                                o.write(g * leak(v, slope));
+                            }
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// ReLU, `y = x <= 0 ? 0 : x` (burn's definition: +0 for every non-positive input, NaN kept),
 /// any shape, as a select (vectorised). Chunks run in parallel.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
-    output(x.len(), |y| {
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (o, &v) in o.iter_mut().zip(x) {
-                            o.write(if v <= 0.0 { 0.0 } else { v });
-                        }
-                    },
-                )
-            });
-    })
+    // SAFETY: `y` and `x` have the same length and are cut into the same chunks, and each value of
+    // `y` is written from the value of `x` zipped with it.
+    unsafe {
+        output(x.len(), |y| {
+            y.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, x)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for (o, &v) in o.iter_mut().zip(x) {
+                                o.write(if v <= 0.0 { 0.0 } else { v });
+                            }
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// The input gradient of ReLU: `dx = x <= 0 ? 0 : dy` (burn masks on its output `y <= 0`, the
 /// same positions). Chunks run in parallel.
 pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "relu_backward: x and dy");
-    output(x.len(), |dx| {
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-            .for_each(|(o, (x, g))| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                            o.write(if v <= 0.0 { 0.0 } else { g });
-                        }
-                    },
-                )
-            });
-    })
+    // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
+    // chunks, and each value of `dx` is written from the values of `x` and `dy` zipped with it.
+    unsafe {
+        output(x.len(), |dx| {
+            dx.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+                .for_each(|(o, (x, g))| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                                o.write(if v <= 0.0 { 0.0 } else { g });
+                            }
+                        },
+                    )
+                });
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,20 @@
 
 use std::mem::MaybeUninit;
 
-/// A new output of `len` values, handed to `fill` uninitialised; `fill` must write every one of
-/// them (each caller splits the whole buffer into parts and writes or [`init`]s each part). A
+/// A new output of `len` values, handed to `fill` uninitialised and returned as initialised
+/// values (each caller splits the whole buffer into parts and writes or [`init`]s each part). A
 /// `vec![0f32; len]` instead costs a serial memset on the calling thread before the parallel
 /// kernel overwrites it: ~4% of a W2 training step, with the other core idle.
-pub(crate) fn output(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+///
+/// # Safety
+///
+/// `fill` must initialise every element of the slice it is given before it returns. (If it
+/// panics instead, nothing is read: the buffer is dropped as an empty vector.)
+pub(crate) unsafe fn output(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
     fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised all `len` values (the contract above, kept by every caller).
+    // SAFETY: `fill` initialised all `len` values (this function's safety contract, which
+    // every caller keeps), and `len` is within the capacity reserved above.
     unsafe { v.set_len(len) };
     v
 }

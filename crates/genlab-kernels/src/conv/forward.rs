@@ -21,25 +21,32 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
     if let Some(b) = bias {
         assert_eq!(b.len(), g.cout, "forward: bias of {} values", b.len());
     }
-    output(g.n * out_len, |y| {
-        split_by_runs(y, g.n, out_len)
-            .into_par_iter()
-            .for_each(|(out, run)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let start = run.start;
-                        let mut scratch = Scratch::for_images(g, images_per_gemm(g));
-                        let mut block = Vec::new();
-                        for_each_block(x, g, run, &mut scratch, |first, count, col, ld| {
-                            let dst = &mut out
-                                [(first - start) * out_len..(first - start + count) * out_len];
-                            weights_times_columns(g, w, bias, col, ld, count, dst, &mut block);
-                        });
-                    },
-                )
-            });
-    })
+    // SAFETY: every value of `y` is written: `split_by_runs` cuts it into one piece per run of
+    // `image_runs`, and the runs together cover all `g.n` images; `for_each_block` hands every
+    // image of a run, in blocks, to `weights_times_columns`, which writes every value of its `dst`
+    // (all of it through `init` for one image, else each image's `[cout, oh*ow]` values one by
+    // one).
+    unsafe {
+        output(g.n * out_len, |y| {
+            split_by_runs(y, g.n, out_len)
+                .into_par_iter()
+                .for_each(|(out, run)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let start = run.start;
+                            let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                            let mut block = Vec::new();
+                            for_each_block(x, g, run, &mut scratch, |first, count, col, ld| {
+                                let dst = &mut out
+                                    [(first - start) * out_len..(first - start + count) * out_len];
+                                weights_times_columns(g, w, bias, col, ld, count, dst, &mut block);
+                            });
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// `W [cout, rows] · col [rows, count * oh*ow]` (rows of `col` `ld` apart) for `count` images

@@ -35,11 +35,15 @@ pub(super) fn input_grad_onto(w: &[f32], dy: &[f32], start: Option<&[f32]>, g: &
     }
     if g.out_plane() == 0 {
         // No output position reads the input: dx is its starting values.
-        return output(g.n * g.in_len(), |dx| {
-            for image in dx.chunks_exact_mut(g.in_len()) {
-                init_image(image, start, g.ih * g.iw);
-            }
-        });
+        // SAFETY: `chunks_exact_mut` cuts `dx` (`g.n * g.in_len()` values, `g.in_len() > 0` here)
+        // into its `g.n` images, and `init_image` writes every value of each (through `init`).
+        return unsafe {
+            output(g.n * g.in_len(), |dx| {
+                for image in dx.chunks_exact_mut(g.in_len()) {
+                    init_image(image, start, g.ih * g.iw);
+                }
+            })
+        };
     }
     if g.channels_last() {
         input_grad_channels_last(w, dy, start, g)
@@ -86,72 +90,79 @@ pub(super) fn input_grad_channels_last(
         return Vec::new();
     }
     let wt = reorder_taps(w, g.cout, g.cin, g.kh * g.kw); // W' [cout, taps, cin]
+    // SAFETY: every value of `dx` is written: `split_by_runs` cuts it into one piece per run of
+    // `image_runs`, and the runs together cover all `g.n` images; the blocks of a run cover its
+    // images, and `init_image` writes each image `k` of a block in full (through `init`) before
+    // anything is added onto it.
     let cl = ChannelsLast::of(g);
-    output(g.n * g.in_len(), |dx| {
-        split_by_runs(dx, g.n, g.in_len())
-            .into_par_iter()
-            .for_each(|(out, run)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let per = images_per_gemm(g);
-                        let mut colt = vec![0f32; per * plane * rows];
-                        let mut dy_block = vec![0f32; g.cout * per * plane];
-                        let mut padded = vec![0f32; cl.len_for(g.cin)];
-                        let start_image = run.start;
-                        let mut first = run.start;
-                        while first < run.end {
-                            let count = per.min(run.end - first);
-                            let ld = count * plane;
-                            // colᵀ [count*plane, rows'] = dYᵀ · W' [cout, rows'] for `count` images at
-                            // once, their dY gathered side by side as `[cout, count*plane]` first (one
-                            // image's 7x7 = 49 positions tile the GEMM poorly; see `images_per_gemm`).
-                            let lhs = if count == 1 {
-                                &dy[first * g.cout * plane..(first + 1) * g.cout * plane]
-                            } else {
-                                for b in 0..count {
-                                    let dyi = &dy[(first + b) * g.cout * plane..];
-                                    for c in 0..g.cout {
-                                        dy_block[c * ld + b * plane..c * ld + (b + 1) * plane]
-                                            .copy_from_slice(&dyi[c * plane..(c + 1) * plane]);
+    unsafe {
+        output(g.n * g.in_len(), |dx| {
+            split_by_runs(dx, g.n, g.in_len())
+                .into_par_iter()
+                .for_each(|(out, run)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let per = images_per_gemm(g);
+                            let mut colt = vec![0f32; per * plane * rows];
+                            let mut dy_block = vec![0f32; g.cout * per * plane];
+                            let mut padded = vec![0f32; cl.len_for(g.cin)];
+                            let start_image = run.start;
+                            let mut first = run.start;
+                            while first < run.end {
+                                let count = per.min(run.end - first);
+                                let ld = count * plane;
+                                // colᵀ [count*plane, rows'] = dYᵀ · W' [cout, rows'] for `count`
+                                // images at once, their dY gathered side by side as
+                                // `[cout, count*plane]` first (one image's 7x7 = 49 positions tile
+                                // the GEMM poorly; see `images_per_gemm`).
+                                let lhs = if count == 1 {
+                                    &dy[first * g.cout * plane..(first + 1) * g.cout * plane]
+                                } else {
+                                    for b in 0..count {
+                                        let dyi = &dy[(first + b) * g.cout * plane..];
+                                        for c in 0..g.cout {
+                                            dy_block[c * ld + b * plane..c * ld + (b + 1) * plane]
+                                                .copy_from_slice(&dyi[c * plane..(c + 1) * plane]);
+                                        }
                                     }
-                                }
-                                &dy_block[..g.cout * ld]
-                            };
-                            matmul(
-                                ld,
-                                rows,
-                                g.cout,
-                                &mut colt,
-                                false,
-                                lhs,
-                                [1, ld as isize],
-                                &wt,
-                                [rows as isize, 1],
-                            );
-                            for b in 0..count {
-                                let k = first + b - start_image;
-                                let dxi = init_image(
-                                    &mut out[k * g.in_len()..(k + 1) * g.in_len()],
-                                    start,
-                                    in_plane,
+                                    &dy_block[..g.cout * ld]
+                                };
+                                matmul(
+                                    ld,
+                                    rows,
+                                    g.cout,
+                                    &mut colt,
+                                    false,
+                                    lhs,
+                                    [1, ld as isize],
+                                    &wt,
+                                    [rows as isize, 1],
                                 );
-                                padded.fill(0.0);
-                                let image = &colt[b * plane * rows..(b + 1) * plane * rows];
-                                for (pos, src) in image.chunks_exact(rows).enumerate() {
-                                    for (t, run) in src.chunks_exact(g.cin).enumerate() {
-                                        let at = cl.at(g, pos, t);
-                                        add_run(&mut padded[at..at + g.cin], run);
+                                for b in 0..count {
+                                    let k = first + b - start_image;
+                                    let dxi = init_image(
+                                        &mut out[k * g.in_len()..(k + 1) * g.in_len()],
+                                        start,
+                                        in_plane,
+                                    );
+                                    padded.fill(0.0);
+                                    let image = &colt[b * plane * rows..(b + 1) * plane * rows];
+                                    for (pos, src) in image.chunks_exact(rows).enumerate() {
+                                        for (t, run) in src.chunks_exact(g.cin).enumerate() {
+                                            let at = cl.at(g, pos, t);
+                                            add_run(&mut padded[at..at + g.cin], run);
+                                        }
                                     }
+                                    cl.unpad_add(&padded, g, dxi);
                                 }
-                                cl.unpad_add(&padded, g, dxi);
+                                first += count;
                             }
-                            first += count;
-                        }
-                    },
-                )
-            });
-    })
+                        },
+                    )
+                });
+        })
+    }
 }
 
 /// [`input_grad`] through the row-major column matrix and [`col2im`].
@@ -165,55 +176,62 @@ pub(super) fn input_grad_col2im(
     let plane = g.out_plane();
     let in_plane = g.ih * g.iw;
     if g.n == 0 || g.in_len() == 0 {
+        // SAFETY: every value of `dx` is written: `split_by_runs` cuts it into one piece per run of
+        // `image_runs`, and the runs together cover all `g.n` images; each worker writes every
+        // image `k` of its run in full with `init_image` (through `init`) before the GEMM or
+        // `col2im` adds onto it.
         return Vec::new();
     }
-    output(g.n * g.in_len(), |dx| {
-        split_by_runs(dx, g.n, g.in_len())
-            .into_par_iter()
-            .for_each(|(out, run)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let mut scratch = Scratch::new(g);
-                        for (k, i) in run.enumerate() {
-                            let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
-                            let xi = init_image(
-                                &mut out[k * g.in_len()..(k + 1) * g.in_len()],
-                                start,
-                                in_plane,
-                            );
-                            // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
-                            let lhs_strides = [1, rows as isize];
-                            if g.is_pointwise() {
-                                // Onto the starting values (the bias) if any, else over the zeros.
-                                matmul(
-                                    rows,
-                                    plane,
-                                    g.cout,
-                                    xi,
-                                    start.is_some(),
-                                    w,
-                                    lhs_strides,
-                                    dyi,
-                                    [plane as isize, 1],
+    unsafe {
+        output(g.n * g.in_len(), |dx| {
+            split_by_runs(dx, g.n, g.in_len())
+                .into_par_iter()
+                .for_each(|(out, run)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let mut scratch = Scratch::new(g);
+                            for (k, i) in run.enumerate() {
+                                let dyi = &dy[i * g.cout * plane..(i + 1) * g.cout * plane];
+                                let xi = init_image(
+                                    &mut out[k * g.in_len()..(k + 1) * g.in_len()],
+                                    start,
+                                    in_plane,
                                 );
-                            } else {
-                                matmul(
-                                    rows,
-                                    plane,
-                                    g.cout,
-                                    &mut scratch.col,
-                                    false,
-                                    w,
-                                    lhs_strides,
-                                    dyi,
-                                    [plane as isize, 1],
-                                );
-                                col2im(&mut scratch, g, xi);
+                                // Wᵀ [rows, cout] (W is [cout, rows]) · dY_i [cout, plane].
+                                let lhs_strides = [1, rows as isize];
+                                if g.is_pointwise() {
+                                    // Onto the starting values (the bias) if any, else over the
+                                    // zeros.
+                                    matmul(
+                                        rows,
+                                        plane,
+                                        g.cout,
+                                        xi,
+                                        start.is_some(),
+                                        w,
+                                        lhs_strides,
+                                        dyi,
+                                        [plane as isize, 1],
+                                    );
+                                } else {
+                                    matmul(
+                                        rows,
+                                        plane,
+                                        g.cout,
+                                        &mut scratch.col,
+                                        false,
+                                        w,
+                                        lhs_strides,
+                                        dyi,
+                                        [plane as isize, 1],
+                                    );
+                                    col2im(&mut scratch, g, xi);
+                                }
                             }
-                        }
-                    },
-                )
-            });
-    })
+                        },
+                    )
+                });
+        })
+    }
 }

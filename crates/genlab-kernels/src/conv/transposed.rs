@@ -37,44 +37,50 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
         return (vec![0f32; g.n * out_len], vec![0f32; g.cout * rows]);
     }
     let mut partials: Vec<Vec<f32>> = Vec::new();
-    let dx = output(g.n * out_len, |dx| {
-        partials = split_by_runs(dx, g.n, out_len)
-            .into_par_iter()
-            .map(|(out, run)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let start = run.start;
-                        let mut acc = vec![0f32; g.cout * rows];
-                        let mut scratch = Scratch::for_images(g, images_per_gemm(g));
-                        let mut block = Vec::new();
-                        for_each_block(dy, g, run, &mut scratch, |first, count, col, ld| {
-                            // dX = W [cout, rows] · col [rows, count * plane], image by image.
-                            let dst = &mut out
-                                [(first - start) * out_len..(first - start + count) * out_len];
-                            weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
-                            for b in 0..count {
-                                // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's columns).
-                                let i = first + b;
-                                matmul(
-                                    g.cout,
-                                    rows,
-                                    plane,
-                                    &mut acc,
-                                    true,
-                                    &x[i * out_len..(i + 1) * out_len],
-                                    [plane as isize, 1],
-                                    &col[b * plane..],
-                                    [1, ld as isize],
-                                );
-                            }
-                        });
-                        acc
-                    },
-                )
-            })
-            .collect();
-    });
+    // SAFETY: every value of `dx` is written, as in `forward`: `split_by_runs` cuts it into one
+    // piece per run of `image_runs`, and the runs together cover all `g.n` images; `for_each_block`
+    // hands every image of a run to `weights_times_columns`, which writes every value of its `dst`.
+    let dx = unsafe {
+        output(g.n * out_len, |dx| {
+            partials = split_by_runs(dx, g.n, out_len)
+                .into_par_iter()
+                .map(|(out, run)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let start = run.start;
+                            let mut acc = vec![0f32; g.cout * rows];
+                            let mut scratch = Scratch::for_images(g, images_per_gemm(g));
+                            let mut block = Vec::new();
+                            for_each_block(dy, g, run, &mut scratch, |first, count, col, ld| {
+                                // dX = W [cout, rows] · col [rows, count * plane], image by image.
+                                let dst = &mut out
+                                    [(first - start) * out_len..(first - start + count) * out_len];
+                                weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
+                                for b in 0..count {
+                                    // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's
+                                    // columns).
+                                    let i = first + b;
+                                    matmul(
+                                        g.cout,
+                                        rows,
+                                        plane,
+                                        &mut acc,
+                                        true,
+                                        &x[i * out_len..(i + 1) * out_len],
+                                        [plane as isize, 1],
+                                        &col[b * plane..],
+                                        [1, ld as isize],
+                                    );
+                                }
+                            });
+                            acc
+                        },
+                    )
+                })
+                .collect();
+        })
+    };
     (dx, sum_partials(partials, g.cout * rows))
 }
 

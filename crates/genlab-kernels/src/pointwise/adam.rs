@@ -53,36 +53,42 @@ pub fn adam_update(
     let factor = c2 / (1.0 - s.beta_1.powi(s.time));
     let eps = s.epsilon * c2;
     let (mut m_out, mut v_out) = (Vec::new(), Vec::new());
-    let p_out = output(n, |p_out| {
-        m_out = output(n, |m_out| {
-            v_out = output(n, |v_out| {
-                p_out
-                    .par_chunks_mut(CHUNK)
-                    .zip(m_out.par_chunks_mut(CHUNK))
-                    .zip(v_out.par_chunks_mut(CHUNK))
-                    .enumerate()
-                    .for_each(|(i, ((po, mo), vo))| {
-                        simd(
-                            #[inline(always)]
-                            || {
-                                let r = i * CHUNK..(i * CHUNK + po.len());
-                                let (p, g, m, v) =
-                                    (&param[r.clone()], &grad[r.clone()], &m[r.clone()], &v[r]);
-                                for j in 0..po.len() {
-                                    let g = g[j];
-                                    let m1 = m[j] * s.beta_1 + g * f1;
-                                    let v1 = v[j] * s.beta_2 + (g * g) * f2;
-                                    let step = (m1 * factor) / (v1.sqrt() + eps);
-                                    po[j].write(p[j] - step * s.lr);
-                                    mo[j].write(m1);
-                                    vo[j].write(v1);
-                                }
-                            },
-                        )
-                    });
+    // SAFETY: this block holds all three `output` calls (the inner two in its closures).
+    // `p_out`, `m_out` and `v_out` all have `n` values, cut into the same `CHUNK`s, and the
+    // innermost closure writes index `j` of all three for every `j` of each chunk, so each
+    // buffer is fully written before its own `fill` returns.
+    let p_out = unsafe {
+        output(n, |p_out| {
+            m_out = output(n, |m_out| {
+                v_out = output(n, |v_out| {
+                    p_out
+                        .par_chunks_mut(CHUNK)
+                        .zip(m_out.par_chunks_mut(CHUNK))
+                        .zip(v_out.par_chunks_mut(CHUNK))
+                        .enumerate()
+                        .for_each(|(i, ((po, mo), vo))| {
+                            simd(
+                                #[inline(always)]
+                                || {
+                                    let r = i * CHUNK..(i * CHUNK + po.len());
+                                    let (p, g, m, v) =
+                                        (&param[r.clone()], &grad[r.clone()], &m[r.clone()], &v[r]);
+                                    for j in 0..po.len() {
+                                        let g = g[j];
+                                        let m1 = m[j] * s.beta_1 + g * f1;
+                                        let v1 = v[j] * s.beta_2 + (g * g) * f2;
+                                        let step = (m1 * factor) / (v1.sqrt() + eps);
+                                        po[j].write(p[j] - step * s.lr);
+                                        mo[j].write(m1);
+                                        vo[j].write(v1);
+                                    }
+                                },
+                            )
+                        });
+                });
             });
-        });
-    });
+        })
+    };
     (p_out, m_out, v_out)
 }
 

@@ -64,27 +64,31 @@ pub fn batch_norm_forward(
         .collect();
     let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
     let image = (c * plane).max(1);
-    let y = output(x.len(), |y| {
-        y.par_chunks_mut(image)
-            .zip(x.par_chunks(image))
-            .for_each(|(yi, xi)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (ch, (yc, xc)) in yi
-                            .chunks_mut(plane.max(1))
-                            .zip(xi.chunks(plane.max(1)))
-                            .enumerate()
-                        {
-                            let (a, b) = (scale[ch], shift[ch]);
-                            for (o, &v) in yc.iter_mut().zip(xc) {
-                                o.write(v * a + b);
+    // SAFETY: `y` and `x` have the same length and are cut into the same chunks (images, then
+    // planes), and each value of `y` is written from the value of `x` zipped with it.
+    let y = unsafe {
+        output(x.len(), |y| {
+            y.par_chunks_mut(image)
+                .zip(x.par_chunks(image))
+                .for_each(|(yi, xi)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for (ch, (yc, xc)) in yi
+                                .chunks_mut(plane.max(1))
+                                .zip(xi.chunks(plane.max(1)))
+                                .enumerate()
+                            {
+                                let (a, b) = (scale[ch], shift[ch]);
+                                for (o, &v) in yc.iter_mut().zip(xc) {
+                                    o.write(v * a + b);
+                                }
                             }
-                        }
-                    },
-                )
-            });
-    });
+                        },
+                    )
+                });
+        })
+    };
     (y, mean, var)
 }
 
@@ -119,28 +123,33 @@ pub fn batch_norm_backward(
         .collect();
     assert_eq!(x.len(), dy.len(), "batch_norm_backward: x and dy");
     let image = (c * plane).max(1);
-    let dx = output(x.len(), |dx| {
-        dx.par_chunks_mut(image)
-            .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
-            .for_each(|(dxi, (xi, dyi))| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let p = plane.max(1);
-                        for (ch, (o, (xc, gc))) in dxi
-                            .chunks_mut(p)
-                            .zip(xi.chunks(p).zip(dyi.chunks(p)))
-                            .enumerate()
-                        {
-                            let (a, b, m, k) = (k1[ch], k2[ch], mean[ch], k3[ch]);
-                            for (d, (&v, &g)) in o.iter_mut().zip(xc.iter().zip(gc)) {
-                                d.write(a * g + b * (v - m) + k);
+    // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
+    // chunks (images, then planes), and each value of `dx` is written from the values of `x` and
+    // `dy` zipped with it.
+    let dx = unsafe {
+        output(x.len(), |dx| {
+            dx.par_chunks_mut(image)
+                .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
+                .for_each(|(dxi, (xi, dyi))| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let p = plane.max(1);
+                            for (ch, (o, (xc, gc))) in dxi
+                                .chunks_mut(p)
+                                .zip(xi.chunks(p).zip(dyi.chunks(p)))
+                                .enumerate()
+                            {
+                                let (a, b, m, k) = (k1[ch], k2[ch], mean[ch], k3[ch]);
+                                for (d, (&v, &g)) in o.iter_mut().zip(xc.iter().zip(gc)) {
+                                    d.write(a * g + b * (v - m) + k);
+                                }
                             }
-                        }
-                    },
-                )
-            });
-    });
+                        },
+                    )
+                });
+        })
+    };
     (
         dx,
         dgamma.into_iter().map(|v| v as f32).collect(),

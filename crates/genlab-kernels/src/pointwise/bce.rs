@@ -107,28 +107,33 @@ pub fn bce_with_logits_rows_backward(x: &[f32], t: &[f32], dy: &[f32], cols: usi
     if cols == 0 {
         return vec![0f32; x.len()];
     }
-    output(x.len(), |dx| {
-        dx.par_chunks_mut(cols)
-            .zip(x.par_chunks(cols).zip(t.par_chunks(cols)))
-            .zip(dy.par_iter())
-            .for_each(|((o, (x, t)), &g)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for ((o, &x), &t) in o.iter_mut().zip(x).zip(t) {
-                            // sigmoid without overflow: exp of a non-positive number only.
-                            let e = exp_nonpositive(-x.abs());
-                            let s = if x >= 0.0 {
-                                1.0 / (1.0 + e)
-                            } else {
-                                e / (1.0 + e)
-                            };
-                            o.write((s - t) * g);
-                        }
-                    },
-                )
-            });
-    })
+    // SAFETY: `dx` has `x.len() = dy.len() * cols` values (asserted above), cut into the same
+    // `dy.len()` rows of `cols` as `x` and `t`, and each value is written from the `x` and `t`
+    // values zipped with it.
+    unsafe {
+        output(x.len(), |dx| {
+            dx.par_chunks_mut(cols)
+                .zip(x.par_chunks(cols).zip(t.par_chunks(cols)))
+                .zip(dy.par_iter())
+                .for_each(|((o, (x, t)), &g)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for ((o, &x), &t) in o.iter_mut().zip(x).zip(t) {
+                                // sigmoid without overflow: exp of a non-positive number only.
+                                let e = exp_nonpositive(-x.abs());
+                                let s = if x >= 0.0 {
+                                    1.0 / (1.0 + e)
+                                } else {
+                                    e / (1.0 + e)
+                                };
+                                o.write((s - t) * g);
+                            }
+                        },
+                    )
+                });
+        })
+    }
 }
 
 #[cfg(test)]
