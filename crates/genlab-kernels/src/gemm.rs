@@ -6,11 +6,11 @@ use crate::simd::simd;
 
 /// Images whose column matrices one forward GEMM takes side by side: enough that its long side
 /// (`images * oh*ow` columns) is about 256 positions, at most 16 (5 images of 7x7, one of 14x14
-/// or more). One 7x7 image's 49 columns tile the AVX-512 microkernel poorly: `gemm_shapes`
-/// measures 190 GFLOP/s per image against 208-236 for 2-16 images. In `conv_kernels` the forward
-/// pass of conv 64-128 (batch 64) went from 2.70 to 2.40 ms with ~256 columns and to 2.38 with
-/// ~768, which triples the column matrix (3 MB a thread) for no further gain. A pointwise
-/// convolution's image is its own column matrix: one.
+/// or more). One 7x7 image's 49 columns tile the AVX-512 microkernel poorly, and a few images
+/// side by side tile it better (`gemm_shapes` measures both; BENCHMARKS.md has the numbers).
+/// About 256 columns takes most of the gain: three times as many triples the column matrix (3 MB
+/// a thread) for no further gain in `conv_kernels`. A pointwise convolution's image is its own
+/// column matrix: one.
 pub(crate) fn images_per_gemm(g: &Geom) -> usize {
     if g.is_pointwise() {
         1

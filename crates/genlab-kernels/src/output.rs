@@ -5,8 +5,8 @@ use std::mem::MaybeUninit;
 
 /// A new output of `len` values, handed to `fill` uninitialised and returned as initialised
 /// values (each caller splits the whole buffer into parts and writes or [`init`]s each part). A
-/// `vec![0f32; len]` instead costs a serial memset on the calling thread before the parallel
-/// kernel overwrites it: ~4% of a W2 training step, with the other core idle.
+/// `vec![0f32; len]` instead costs a serial memset on the calling thread, with the other cores
+/// idle, before the parallel kernel overwrites it (BENCHMARKS.md has what it cost).
 ///
 /// # Safety
 ///

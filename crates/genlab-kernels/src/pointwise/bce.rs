@@ -9,8 +9,8 @@ use crate::simd::simd;
 /// (Moshier), `x = k ln2 + r` with `|r| <= ln2 / 2`, a degree-6 polynomial for `exp(r)`, and
 /// `2^k` built from exponent bits in two halves so results below `f32::MIN_POSITIVE` come out
 /// as the subnormal they are (and 0 below about -103.97). Within a few ulp of `f64::exp` over
-/// [-104, 0] (test `exp_and_softplus_match_f64`). libm's `expf`, a call per value, was ~4% of
-/// a W1 training step and its `log1pf` ~6%.
+/// [-104, 0] (test `exp_and_softplus_match_f64`). libm's `expf` and `log1pf` are a call per
+/// value, which keeps the loss loops from vectorising (BENCHMARKS.md has what they cost).
 #[inline(always)]
 pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -1,9 +1,9 @@
 //! One-pass elementwise kernels: an Adam update and the binary cross-entropy with logits.
 //!
 //! burn builds both from generic elementwise ops, each a pass over memory into a fresh buffer:
-//! Adam is ~12 passes per parameter tensor (17% of an MLP VAE training step on flex), the BCE
-//! loss ~6 forward and ~8 backward (12%). Here each is one pass, split into chunks across rayon
-//! threads.
+//! Adam is ~12 passes per parameter tensor, the BCE loss ~6 forward and ~8 backward, a visible
+//! share of a training step on flex (BENCHMARKS.md). Here each is one pass, split into chunks
+//! across rayon threads.
 //!
 //! Also training-mode batch normalisation (`batch_norm`), whose per-channel sums the
 //! convolutions' bias gradient shares.
