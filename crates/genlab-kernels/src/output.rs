@@ -12,6 +12,9 @@ use std::mem::MaybeUninit;
 ///
 /// `fill` must initialise every element of the slice it is given before it returns. (If it
 /// panics instead, nothing is read: the buffer is dropped as an empty vector.)
+// Inlined as it was while it lived in the same file as its callers (generic over `fill`, it is
+// instantiated per call site anyway).
+#[inline]
 pub(crate) unsafe fn output(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
     fill(&mut v.spare_capacity_mut()[..len]);
