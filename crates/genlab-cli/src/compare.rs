@@ -7,11 +7,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::prelude::*;
 use genlab::checkpoint::RunDir;
-use genlab::image_io::save_grid;
 use genlab::data::batch_tensor;
+use genlab::image_io::save_grid;
 use genlab::models::{Generative, ImageModel};
 use genlab::rng::{rng_for, standard_normal, stream};
 use genlab::train::Outcome;

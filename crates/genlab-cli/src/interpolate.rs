@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use genlab::data::ImageSet;
-use genlab::image_io::save_grid;
 use genlab::data::batch_tensor;
+use genlab::image_io::save_grid;
 use genlab::models::{Generative, ImageModel};
 use genlab::rng::{rng_for, standard_normal, stream};
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::prelude::*;
 use genlab::data::ImageSet;
-use genlab::image_io::{interleave_rows, save_grid};
 use genlab::data::batch_tensor;
+use genlab::image_io::{interleave_rows, save_grid};
 use genlab::metrics::psnr_from_mse;
 use genlab::models::ImageModel;
 

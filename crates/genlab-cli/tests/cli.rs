@@ -705,11 +705,33 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
         "weights.safetensors",
     );
     fails_with(
-        &genlab(&["train", "sr", "--dry-run", "--dims", "56,12"], d),
+        &genlab(
+            &[
+                "train",
+                "sr",
+                "--dry-run",
+                "--images",
+                train,
+                "--dims",
+                "56,12",
+            ],
+            d,
+        ),
         "--dims 56,12",
     );
     fails_with(
-        &genlab(&["train", "sr", "--dry-run", "--dims", "0,12,4"], d),
+        &genlab(
+            &[
+                "train",
+                "sr",
+                "--dry-run",
+                "--images",
+                train,
+                "--dims",
+                "0,12,4",
+            ],
+            d,
+        ),
         "model.d",
     );
     fails_with(
@@ -718,6 +740,8 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
                 "train",
                 "sr",
                 "--dry-run",
+                "--images",
+                train,
                 "--net",
                 "espcn",
                 "--dims",
@@ -797,6 +821,17 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(d.join("out/a.png").is_file() && d.join("out/b.png").is_file());
     assert_eq!(std::fs::read_dir(d.join("out")).expect("ls").count(), 2);
+    // Never over an input: the same folder, the same file.
+    let before = std::fs::read(d.join("in/a.png")).expect("read");
+    fails_with(
+        &genlab(&["upscale", "in", "-o", "in", "-q"], d),
+        "replace its input",
+    );
+    fails_with(
+        &genlab(&["upscale", "in/a.png", "-o", "in/a.png", "-q"], d),
+        "replace its input",
+    );
+    assert_eq!(std::fs::read(d.join("in/a.png")).expect("read"), before);
 
     // Bad input: one-line errors, nothing written.
     std::fs::write(d.join("corrupt.png"), b"\x89PNG\r\n\x1a\nnot really").expect("write");
@@ -843,7 +878,18 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
         "nowhere",
     );
     fails_with(
-        &genlab(&["train", "sr", "--output-lr-scale", "0", "--dry-run"], d),
+        &genlab(
+            &[
+                "train",
+                "sr",
+                "--images",
+                train,
+                "--output-lr-scale",
+                "0",
+                "--dry-run",
+            ],
+            d,
+        ),
         "train.output_lr_scale = 0",
     );
     usage_error(

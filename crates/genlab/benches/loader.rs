@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use genlab::data::{Batches, embedded, shuffled_order};
 use genlab::data::batch_tensor;
+use genlab::data::{Batches, embedded, shuffled_order};
 
 fn main() -> genlab::Result<()> {
     let data = embedded::mnist_10k()?;

@@ -26,9 +26,9 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, SrRunConfig};
-use crate::models::{Task, task_of};
 use crate::error::{Error, Result};
 use crate::fsutil::{create_dir_all, write_atomic};
+use crate::models::{Task, task_of};
 
 /// Where training stands, saved as `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,10 +35,12 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The files of an image folder: every non-hidden file under `folder`, sub-folders included,
-/// sorted by path; an error if there are none. Each is read as an image by content (PNG, JPEG
-/// or BMP), and a file that is not one is an error naming it: this is what "a folder of images"
-/// means everywhere in genlab (datasets, super-resolution photos and test sets, `upscale`).
+/// The images of an image folder: every non-hidden file under `folder`, sub-folders included,
+/// sorted by path, that is a PNG, JPEG or BMP by its first bytes (whatever its name says); other
+/// files (a README, a thumbnail database) are skipped. An error if there are none, naming a
+/// skipped file if there was one. This is what "a folder of images" means everywhere in genlab:
+/// datasets, super-resolution photos and test sets, `genlab upscale DIR`. A file that looks like
+/// an image but does not decode is an error when it is read.
 pub fn image_files(folder: &Path) -> Result<Vec<PathBuf>> {
     if !folder.is_dir() {
         return Err(Error::DatasetNotFound {
@@ -46,14 +48,38 @@ pub fn image_files(folder: &Path) -> Result<Vec<PathBuf>> {
             msg: "not a folder".into(),
         });
     }
-    let files = list_files(folder)?;
-    if files.is_empty() {
+    let (images, others): (Vec<PathBuf>, Vec<PathBuf>) =
+        list_files(folder)?.into_iter().partition(|p| is_image(p));
+    if images.is_empty() {
+        let skipped = match others.first() {
+            Some(f) => format!(
+                " ({} other file(s) skipped, e.g. {})",
+                others.len(),
+                f.display()
+            ),
+            None => String::new(),
+        };
         return Err(Error::DatasetNotFound {
             name: folder.display().to_string(),
-            msg: "folder has no image files (expected PNG, JPEG or BMP)".into(),
+            msg: format!("folder has no image files (expected PNG, JPEG or BMP){skipped}"),
         });
     }
-    Ok(files)
+    Ok(images)
+}
+
+/// Whether `path` starts like a PNG, JPEG or BMP file.
+fn is_image(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .ok()
+        .and_then(|n| image::guess_format(&head[..n]).ok())
+        .is_some_and(|f| {
+            matches!(
+                f,
+                image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::Bmp
+            )
+        })
 }
 
 /// Loads every image under `dir` as `shape` (`[1|3, h, w]`).
@@ -130,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_mixed_formats_by_content_and_rejects_non_images() {
+    fn reads_mixed_formats_by_content_and_skips_other_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = image::RgbImage::from_pixel(8, 6, image::Rgb([200, 100, 50]));
         // A JPEG saved under a .bmp name must still be read.
@@ -142,8 +168,18 @@ mod tests {
         assert_eq!(d.train.len(), 2);
         assert_eq!(d.train.shape, [1, 4, 4]);
         std::fs::write(dir.path().join("c.txt"), "text").expect("write");
-        let err = load(dir.path(), [1, 4, 4]).unwrap_err().to_string();
-        assert!(err.contains("c.txt"), "{err}");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        img.save_with_format(dir.path().join("sub/d.png"), image::ImageFormat::Png)
+            .expect("save png");
+        let d = load(dir.path(), [1, 4, 4]).expect("images load, the text file is skipped");
+        assert_eq!(d.train.len(), 3);
+        let only_text = tempfile::tempdir().expect("tempdir");
+        std::fs::write(only_text.path().join("c.txt"), "text").expect("write");
+        let err = load(only_text.path(), [1, 4, 4]).unwrap_err().to_string();
+        assert!(
+            err.contains("no image files") && err.contains("c.txt"),
+            "{err}"
+        );
     }
 
     #[test]

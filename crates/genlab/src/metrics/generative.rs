@@ -12,8 +12,8 @@ use super::frechet::{Features, fit_gaussian, frechet_distance, precision_recall}
 use crate::checkpoint::load_weights_bytes;
 use crate::config::RunConfig;
 use crate::data::ImageSet;
-use crate::error::{Error, Result};
 use crate::data::batch_tensor;
+use crate::error::{Error, Result};
 use crate::models::{Classifier, ClassifierConfig, Generative, ModelConfig};
 use crate::rng::{rng_for, standard_normal, stream};
 
@@ -233,8 +233,8 @@ mod tests {
                 panic!("{name}: {e} (install it: apt-get install dataset-fashion-mnist)")
             });
             let net = shipped_classifier(name, &d).expect("shipped classifier loads");
-            let (_, acc) = crate::metrics::accuracy(&net.model, &data.test, 500, &d)
-                .expect("accuracy");
+            let (_, acc) =
+                crate::metrics::accuracy(&net.model, &data.test, 500, &d).expect("accuracy");
             assert!(acc >= target, "{name}: accuracy {acc} < {target}");
         }
         assert!(shipped_classifier("cifar10", &d).is_err());

@@ -10,8 +10,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
-use crate::error::{Error, Result};
 use crate::data::batch_tensor;
+use crate::error::{Error, Result};
 use crate::loss;
 use crate::models::{Likelihood, Vae};
 use crate::rng::{rng_for, standard_normal, stream};

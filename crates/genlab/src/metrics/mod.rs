@@ -9,8 +9,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, ImageSet};
-use crate::error::Result;
 use crate::data::{batch_tensor, labels_tensor};
+use crate::error::Result;
 use crate::models::ImageModel;
 use crate::models::classifier::{Classifier, cross_entropy};
 use crate::rng::{rng_for, standard_normal, stream};

@@ -161,7 +161,6 @@ impl Picture {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

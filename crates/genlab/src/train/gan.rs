@@ -16,9 +16,9 @@ use super::recon::{grid_cols, save_reconstruction_grid};
 use super::source::{Batch, BatchSource};
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::ImageSet;
+use crate::data::batch_tensor;
 use crate::error::Result;
 use crate::image_io::save_grid;
-use crate::data::batch_tensor;
 use crate::metrics::{EvalReport, evaluate};
 use crate::models::dcgan::to_tanh;
 use crate::models::{Dcgan, Generative, VaeGan};
@@ -230,7 +230,12 @@ impl GanModel for Dcgan {
         let z = standard_normal(&mut rng, x.dims()[0], self.config.latent, &x.device());
         dcgan_step(self, optim, x, z, lr, at)
     }
-    fn evaluate(&self, _: &EpochEnd<'_>, _: &ImageSet, _: &TrainConfig) -> Result<Option<EvalReport>> {
+    fn evaluate(
+        &self,
+        _: &EpochEnd<'_>,
+        _: &ImageSet,
+        _: &TrainConfig,
+    ) -> Result<Option<EvalReport>> {
         Ok(None)
     }
 }

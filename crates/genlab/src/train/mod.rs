@@ -30,18 +30,18 @@ pub mod classifier;
 mod family;
 mod fit;
 pub mod gan;
-mod records;
 pub mod recon;
+mod records;
 mod source;
 pub mod sr;
 
 pub use classifier::ClassifierEpochRecord;
 pub use family::{At, EpochEnd, Family, FamilyFn, Record, Step, finite};
-pub use fit::{Event, Observer, Outcome, Silent};
 use fit::Plan;
+pub use fit::{Event, Observer, Outcome, Silent};
 pub use gan::{GanEpochRecord, VaeParts};
-pub use records::read_records;
 pub use recon::EpochRecord;
+pub use records::read_records;
 pub use source::{Batch, BatchSource, EpochBatches};
 pub use sr::{SrEpochRecord, train_sr};
 
@@ -91,10 +91,22 @@ pub fn with_family<T>(
 ) -> Result<T> {
     let ad = device.clone().autodiff();
     match &cfg.model {
-        ModelConfig::Ae(m) => f.call(recon::Recon::new(cfg, train_set, test_set, &ad), m.init(&ad)),
-        ModelConfig::Vae(m) => f.call(recon::Recon::new(cfg, train_set, test_set, &ad), m.init(&ad)),
-        ModelConfig::Dcgan(m) => f.call(gan::Adversarial::new(cfg, train_set, test_set, &ad), m.init(&ad)),
-        ModelConfig::VaeGan(m) => f.call(gan::Adversarial::new(cfg, train_set, test_set, &ad), m.init(&ad)),
+        ModelConfig::Ae(m) => f.call(
+            recon::Recon::new(cfg, train_set, test_set, &ad),
+            m.init(&ad),
+        ),
+        ModelConfig::Vae(m) => f.call(
+            recon::Recon::new(cfg, train_set, test_set, &ad),
+            m.init(&ad),
+        ),
+        ModelConfig::Dcgan(m) => f.call(
+            gan::Adversarial::new(cfg, train_set, test_set, &ad),
+            m.init(&ad),
+        ),
+        ModelConfig::VaeGan(m) => f.call(
+            gan::Adversarial::new(cfg, train_set, test_set, &ad),
+            m.init(&ad),
+        ),
         ModelConfig::Classifier(m) => f.call(
             classifier::Supervised::new(cfg, train_set, test_set, &ad)?,
             m.init(&ad),

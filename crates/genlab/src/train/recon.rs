@@ -13,8 +13,8 @@ use super::source::{Batch, BatchSource};
 use crate::checkpoint::RunDir;
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::ImageSet;
-use crate::image_io::{interleave_rows, save_grid};
 use crate::data::batch_tensor;
+use crate::image_io::{interleave_rows, save_grid};
 use crate::metrics::{EvalReport, evaluate};
 use crate::models::ImageModel;
 use crate::optim::adam;
@@ -124,7 +124,10 @@ impl<M: ImageModel> Family for Recon<M> {
         let loss = finite(scalar(obj.loss.clone()), "", at)?;
         let grads = GradientsParams::from_grads(obj.loss.backward(), &model);
         let model = optim.step(self.t.lr, model, grads);
-        let mut sums = vec![("loss", loss * b as f64), ("recon", scalar(obj.recon.sum()))];
+        let mut sums = vec![
+            ("loss", loss * b as f64),
+            ("recon", scalar(obj.recon.sum())),
+        ];
         if let Some(kl) = obj.kl {
             sums.push(("kl", scalar(kl.sum())));
         }
@@ -144,7 +147,14 @@ impl<M: ImageModel> Family for Recon<M> {
         if model.can_sample() {
             save_samples(model, end.run, end.epoch, t, end.device)?;
         }
-        save_reconstruction_grid(model, end.run, &self.test, end.epoch, t.grid_images, end.device)?;
+        save_reconstruction_grid(
+            model,
+            end.run,
+            &self.test,
+            end.epoch,
+            t.grid_images,
+            end.device,
+        )?;
         Ok(EpochRecord {
             epoch: end.epoch,
             step: end.step,
@@ -196,7 +206,11 @@ pub(crate) fn save_reconstruction_grid<M: ImageModel>(
         let idx: Vec<usize> = (0..k).collect();
         let x = batch_tensor(test, &idx, device); // [k, c, h, w]
         let y = model.decode_mean(model.encode_mean(x.clone()));
-        save_grid(interleave_rows(x, y, cols), cols, &run.reconstructions(epoch))?;
+        save_grid(
+            interleave_rows(x, y, cols),
+            cols,
+            &run.reconstructions(epoch),
+        )?;
     }
     Ok(())
 }

@@ -11,10 +11,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
-use super::source::{Batch, BatchSource};
 use super::family::FamilyFn;
+use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
 use super::fit::{Observer, Outcome, Plan};
+use super::source::{Batch, BatchSource};
 use crate::checkpoint::{RunDir, load_weights};
 use crate::config::{SrRunConfig, SrTrainConfig};
 use crate::error::Result;
@@ -142,7 +142,13 @@ impl<N: SrNet> Family for SuperResolution<N> {
         }
     }
 
-    fn step(&self, net: N, optim: &mut ModuleOptimizer, batch: Batch<'_>, at: At) -> Result<(N, Step)> {
+    fn step(
+        &self,
+        net: N,
+        optim: &mut ModuleOptimizer,
+        batch: Batch<'_>,
+        at: At,
+    ) -> Result<(N, Step)> {
         let Batch::Patches { lr: x, hr: y } = batch else {
             unreachable!("the super-resolution family draws patches")
         };
