@@ -1,7 +1,7 @@
 //! CPU kernels on plain row-major f32 slices: 2-D convolutions and their gradients (`conv`) and
 //! one-pass elementwise work, an Adam update and the BCE-with-logits loss (`pointwise`).
 //!
-//! genlab's `nn::fast` registers these as the backward pass of convolutions and transposed
+//! genlab's `nn::ops::conv` registers these as the backward pass of convolutions and transposed
 //! convolutions on burn's flex backend (whose own gradients are a generic fallback). They live in
 //! their own crate so that dev and test builds compile them optimised (`[profile.dev.package]` in
 //! the workspace manifest) without optimising all of genlab.

@@ -2,7 +2,8 @@
 //! workloads W2-W4: the forward pass alone (flex's, and genlab's as training runs it),
 //! forward + backward through burn's own autodiff
 //! (`Conv2d::forward`, whose gradients are burn's generic formulas on flex), and forward +
-//! backward through genlab's (`nn::fast`, its own gradient kernels). Real batch sizes, float32.
+//! backward through genlab's (`nn::ops::conv`, its own gradient kernels). Real batch sizes,
+//! float32.
 //!
 //! Run: `cargo bench -p genlab --bench conv_grads` (prints a Markdown table: median ms of 9 timed
 //! runs after 2 warm-up runs, interleaved burn / genlab so machine drift hits both alike).
@@ -13,7 +14,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use genlab::nn::fast::{conv_transpose2d, conv2d};
+use genlab::nn::ops::conv::{conv_transpose2d, conv2d};
 
 enum Layer {
     Conv(Conv2d),

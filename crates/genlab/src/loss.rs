@@ -8,12 +8,12 @@ use burn::prelude::*;
 /// `-sum_j x_j log sigmoid(l_j) + (1 - x_j) log(1 - sigmoid(l_j))` (PyTorch's
 /// `binary_cross_entropy_with_logits`). This is the Bernoulli decoder's `-log p(x|z)`
 /// (Kingma & Welling 2014, Appendix C.1). One fused pass, and one for its gradient, on the CPU
-/// backend (`nn::fused`).
+/// backend (`nn::ops::bce`).
 ///
 /// # Shapes
 /// `[b, n], [b, n] -> [b]`
 pub fn bce_with_logits(logits: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
-    crate::nn::fused::bce_with_logits_rows(logits, target)
+    crate::nn::ops::bce::bce_with_logits_rows(logits, target)
 }
 
 /// Summed squared error `sum_j (y_j - x_j)^2`, which is the Gaussian decoder's `-log p(x|z)` with

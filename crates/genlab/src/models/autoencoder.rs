@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Objective;
 use crate::error::{Error, Result};
 use crate::loss;
-use crate::nn::fast::relu;
+use crate::nn::ops::activation::relu;
 use crate::nn::{Arch, BodyConfig, Decoder, Encoder};
 
 /// Reconstruction loss of an autoencoder.

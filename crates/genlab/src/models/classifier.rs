@@ -8,9 +8,9 @@
 //! Two conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool) and a 128-wide hidden layer whose
 //! activations are the features: `[c, h, w] -> 32 x h/2 -> 64 x h/4 -> 128 -> classes`.
 
-use crate::nn::fast::conv2d;
-use crate::nn::fast::relu;
-use crate::nn::fused::batch_norm;
+use crate::nn::ops::activation::relu;
+use crate::nn::ops::batch_norm::batch_norm;
+use crate::nn::ops::conv::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{

@@ -8,7 +8,7 @@
 //!   -> pixel shuffle -> [b, 1, scale h, scale w]
 //! ```
 
-use crate::nn::fast::conv2d;
+use crate::nn::ops::conv::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;

@@ -15,7 +15,8 @@
 //! He-normal convolutions (std = sqrt(2 / (out_channels k k))), N(0, 0.001) deconvolution, zero
 //! biases, PReLU slopes 0.25.
 
-use crate::nn::fast::{conv_transpose2d, conv2d, prelu};
+use crate::nn::ops::activation::prelu;
+use crate::nn::ops::conv::{conv_transpose2d, conv2d};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Initializer, PRelu, PReluConfig, PaddingConfig2d};
@@ -283,7 +284,7 @@ mod tests {
             .into_scalar::<f32>()
     }
 
-    /// A whole FSRCNN's gradients through genlab's fast layers (nn::fast) equal those through
+    /// A whole FSRCNN's gradients through genlab's layers (nn::ops) equal those through
     /// burn's own layers, parameter by parameter.
     #[test]
     fn gradients_match_burns_layers() {

@@ -3,8 +3,9 @@
 //! logit. Shared by the DCGAN and the VAE-GAN (Larsen et al. 2016), whose feature-wise
 //! reconstruction loss reads the last conv layer's activations.
 
-use super::fast::{conv2d, leaky_relu};
-use super::fused::batch_norm;
+use super::ops::activation::leaky_relu;
+use super::ops::batch_norm::batch_norm;
+use super::ops::conv::conv2d;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -144,7 +145,7 @@ mod tests {
         );
     }
 
-    /// The discriminator's parameter gradients through genlab's fast layers (nn::fast) equal
+    /// The discriminator's parameter gradients through genlab's layers (nn::ops) equal
     /// those through burn's own conv and leaky ReLU, batch norm included.
     #[test]
     fn gradients_match_burns_layers() {

@@ -1,17 +1,17 @@
 //! Blocks shared by two or more models: an MLP stack, a strided-conv encoder and a
 //! transposed-conv decoder. Parameter names (`layers.0.weight`, `convs.1.bias`, ...) are part of
-//! the checkpoint format: keep them stable.
+//! the checkpoint format: keep them stable. The operations they run, with genlab's own CPU
+//! kernels forward and backward, are in [`ops`].
 
-pub mod fast;
-pub mod fused;
 pub mod gan;
+pub mod ops;
 
-use crate::nn::fast::relu;
+use crate::nn::ops::activation::relu;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use fast::{conv_transpose2d, conv2d};
+use ops::conv::{conv_transpose2d, conv2d};
 
 /// Linear layers with a ReLU after every one of them.
 #[derive(Module, Debug)]

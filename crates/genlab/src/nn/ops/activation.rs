@@ -1,0 +1,320 @@
+//! ReLU, leaky ReLU and PReLU: [`relu`], [`leaky_relu`] and [`prelu`], drop-ins for
+//! `burn::tensor::activation::relu`, `burn::tensor::activation::leaky_relu` and `PRelu::forward`.
+//!
+//! burn builds each, forward and backward, from generic compare / mask / multiply /
+//! broadcast-sum ops, each a pass over memory into a new buffer (a bool mask tensor for ReLU).
+//! On `Autodiff<Flex>`, [`ActivationBackend`] records one pass forward and one fused pass
+//! backward instead (figures: BENCHMARKS.md, "Speed: genlab's own convolution kernels on the
+//! CPU" for PReLU and leaky ReLU, "Speed: phase-split and channels-last convolution kernels,
+//! branch-free activations" for ReLU). Other dtypes and shapes, and every other backend, take
+//! burn's own path (flex without autodiff too: inference keeps burn's forward activations).
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::nn::PRelu;
+use burn::tensor::Tensor;
+use genlab_kernels as kernels;
+
+use super::{AdTensor, contiguous, dims4, flex_like, is_f32, tensor, values};
+
+/// Activations whose autodiff step a backend may provide itself. The default bodies are burn's
+/// own operations (and their autodiff), which every backend has.
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+pub trait ActivationBackend: Backend {
+    /// PReLU of `x [n, c, h, w]` with slopes `alpha` already shaped `[1, c, 1, 1]` (or all ones).
+    fn prelu_nchw(x: FloatTensor<Self>, alpha: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::prelu(x, alpha)
+    }
+
+    /// Leaky ReLU with the given slope for negative inputs.
+    fn leaky_relu_fast(x: FloatTensor<Self>, negative_slope: f64) -> FloatTensor<Self> {
+        Self::leaky_relu(x, negative_slope.into())
+    }
+
+    /// ReLU.
+    fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu(x)
+    }
+}
+
+/// Flex without autodiff keeps burn's activations (the default bodies).
+impl ActivationBackend for Flex {}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl ActivationBackend for burn::backend::Cube {}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl<C: CheckpointStrategy> ActivationBackend for Autodiff<burn::backend::Cube, C> {}
+
+/// `layer.forward(x)` for images, with the fast gradients where the backend has them.
+pub fn prelu(layer: &PRelu, x: Tensor<4>) -> Tensor<4> {
+    let alpha = layer.alpha.val();
+    let alpha = match alpha.dims()[0] {
+        1 => alpha.reshape([1, 1, 1, 1]),
+        c => alpha.reshape([1, c, 1, 1]),
+    };
+    let out = <Dispatch as ActivationBackend>::prelu_nchw(x.into_dispatch(), alpha.into_dispatch());
+    Tensor::from_dispatch(out)
+}
+
+/// `burn::tensor::activation::relu(x)`, in one pass forward and one backward where the backend
+/// has it (burn's compares into a mask tensor, then fills: two passes and a bool tensor each way).
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as ActivationBackend>::relu_fast(
+        x.into_dispatch(),
+    ))
+}
+
+/// `burn::tensor::activation::leaky_relu(x, negative_slope)`, with the fast gradient where the
+/// backend has it.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+    let out = <Dispatch as ActivationBackend>::leaky_relu_fast(x.into_dispatch(), negative_slope);
+    Tensor::from_dispatch(out)
+}
+
+impl<C: CheckpointStrategy> ActivationBackend for Autodiff<Flex, C> {
+    fn leaky_relu_fast(x: AdTensor<C>, negative_slope: f64) -> AdTensor<C> {
+        if !is_f32(&[x.primitive()]) {
+            return Self::leaky_relu(x, negative_slope.into());
+        }
+        let slope = negative_slope as f32;
+        match LeakyReluStep
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), slope);
+                prep.finish(state, leaky_relu_forward(x.into_primitive(), slope))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(leaky_relu_forward(x.into_primitive(), slope)),
+        }
+    }
+
+    fn relu_fast(x: AdTensor<C>) -> AdTensor<C> {
+        if !is_f32(&[x.primitive()]) {
+            return Self::relu(x);
+        }
+        match ReluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                prep.finish(state, relu_forward(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
+        }
+    }
+
+    fn prelu_nchw(x: AdTensor<C>, alpha: AdTensor<C>) -> AdTensor<C> {
+        if !prelu_fits(x.primitive(), alpha.primitive()) {
+            return Self::prelu(x, alpha);
+        }
+        match PreluStep
+            .prepare::<C>([x.node(), alpha.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&alpha));
+                let out = prelu_forward(x.into_primitive(), alpha.into_primitive());
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(prelu_forward(x.into_primitive(), alpha.into_primitive()))
+            }
+        }
+    }
+}
+
+/// Backward step of leaky ReLU; the state is the checkpointed input and the slope.
+#[derive(Debug)]
+struct LeakyReluStep;
+
+impl Backward<Flex, 1> for LeakyReluStep {
+    type State = (NodeId, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let x = ck.retrieve_node_output::<FlexTensor>(ops.state.0);
+        if let [Some(parent)] = &ops.parents {
+            let (x, dy) = (contiguous(&x), contiguous(&dy));
+            let dx = kernels::leaky_relu_backward(values(&x), ops.state.1, values(&dy));
+            grads.register::<Flex>(parent.id, flex_like(dx, &x));
+        }
+    }
+}
+
+/// Backward step of ReLU; the state is the checkpointed input.
+#[derive(Debug)]
+struct ReluStep;
+
+impl Backward<Flex, 1> for ReluStep {
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let x = ck.retrieve_node_output::<FlexTensor>(ops.state);
+        if let [Some(parent)] = &ops.parents {
+            let (x, dy) = (contiguous(&x), contiguous(&dy));
+            let dx = kernels::relu_backward(values(&x), values(&dy));
+            grads.register::<Flex>(parent.id, flex_like(dx, &x));
+        }
+    }
+}
+
+fn relu_forward(x: FlexTensor) -> FlexTensor {
+    let x = contiguous(&x);
+    flex_like(kernels::relu_forward(values(&x)), &x)
+}
+
+fn leaky_relu_forward(x: FlexTensor, slope: f32) -> FlexTensor {
+    let x = contiguous(&x);
+    flex_like(kernels::leaky_relu_forward(values(&x), slope), &x)
+}
+
+/// Backward step of PReLU; the state is the checkpointed input and slopes.
+#[derive(Debug)]
+struct PreluStep;
+
+impl Backward<Flex, 2> for PreluStep {
+    type State = (NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let x = ck.retrieve_node_output::<FlexTensor>(ops.state.0);
+        let alpha = ck.retrieve_node_output::<FlexTensor>(ops.state.1);
+        let [x_node, a_node] = ops.parents.each_ref().map(|p| p.as_ref().map(|p| p.id));
+        let (dx, da) = prelu_grads(&x, &alpha, &dy);
+        if let Some(node) = x_node {
+            grads.register::<Flex>(node, dx);
+        }
+        if let Some(node) = a_node {
+            grads.register::<Flex>(node, da);
+        }
+    }
+}
+
+/// Whether the kernels apply: f32 images `[n, c, h, w]` and slopes `[1, c or 1, 1, 1]`.
+fn prelu_fits(x: &FlexTensor, alpha: &FlexTensor) -> bool {
+    let s = alpha.layout().shape();
+    is_f32(&[x, alpha])
+        && x.layout().shape().num_dims() == 4
+        && s.num_dims() == 4
+        && s[0] == 1
+        && s[2] == 1
+        && s[3] == 1
+        && (s[1] == 1 || s[1] == x.layout().shape()[1])
+}
+
+fn prelu_forward(x: FlexTensor, alpha: FlexTensor) -> FlexTensor {
+    let (x, alpha) = (contiguous(&x), contiguous(&alpha));
+    let [_, c, h, w] = dims4(&x);
+    tensor(
+        kernels::prelu_forward(values(&x), values(&alpha), c, h * w),
+        dims4(&x),
+    )
+}
+
+/// (dL/dx, dL/dalpha) of PReLU (only recorded when `prelu_fits`).
+fn prelu_grads(x: &FlexTensor, alpha: &FlexTensor, dy: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let (x, alpha, dy) = (contiguous(x), contiguous(alpha), contiguous(dy));
+    let [_, c, h, w] = dims4(&x);
+    let (dx, da) = kernels::prelu_backward(values(&x), values(&alpha), values(&dy), c, h * w);
+    let alpha_shape = dims4(&alpha);
+    (tensor(dx, dims4(&x)), tensor(da, alpha_shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    fn device() -> Device {
+        Device::flex().autodiff()
+    }
+
+    /// PReLU's output and gradients (input and slopes) equal burn's, per-channel and shared.
+    #[test]
+    fn prelu_gradients_match_burns() {
+        let d = device();
+        for slopes in [5, 1] {
+            let layer = burn::nn::PReluConfig::new()
+                .with_num_parameters(slopes)
+                .init(&d);
+            // Slopes other than the initial 0.25, so a wrong channel would show.
+            let alpha = Tensor::<1>::random([slopes], Distribution::Uniform(-0.5, 0.5), &d);
+            let layer = PRelu {
+                alpha: burn::module::Param::from_tensor(alpha),
+                ..layer
+            };
+            let x = Tensor::<4>::random([3, 5, 4, 6], Distribution::Normal(0.0, 1.0), &d);
+            let r = Tensor::<4>::random([3, 5, 4, 6], Distribution::Normal(0.0, 1.0), &d);
+            let run = |ours: bool| {
+                let x = x.clone().require_grad();
+                let y = if ours {
+                    prelu(&layer, x.clone())
+                } else {
+                    layer.forward(x.clone())
+                };
+                let g = (y.clone() * r.clone()).sum().backward();
+                [
+                    y.into_data(),
+                    x.grad(&g).expect("x grad").into_data(),
+                    layer.alpha.val().grad(&g).expect("alpha grad").into_data(),
+                ]
+            };
+            for (a, b) in run(true).iter().zip(&run(false)) {
+                a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-5, 1e-5));
+            }
+        }
+    }
+
+    /// ReLU's output and input gradient equal burn's, exact zeros included.
+    #[test]
+    fn relu_gradient_matches_burns() {
+        let d = device();
+        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d)
+            .slice_assign([0..1, 0..3], Tensor::zeros([1, 3], &d));
+        let r = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                relu(x.clone())
+            } else {
+                burn::tensor::activation::relu(x.clone())
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [y.into_data(), x.grad(&g).expect("x grad").into_data()]
+        };
+        for (a, b) in run(true).iter().zip(&run(false)) {
+            assert_eq!(a, b);
+        }
+    }
+
+    /// Leaky ReLU's output and input gradient equal burn's.
+    #[test]
+    fn leaky_relu_gradient_matches_burns() {
+        let d = device();
+        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
+        let r = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                leaky_relu(x.clone(), 0.2)
+            } else {
+                burn::tensor::activation::leaky_relu(x.clone(), 0.2)
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [y.into_data(), x.grad(&g).expect("x grad").into_data()]
+        };
+        for (a, b) in run(true).iter().zip(&run(false)) {
+            a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-6, 1e-6));
+        }
+    }
+}
