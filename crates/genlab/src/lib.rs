@@ -27,8 +27,8 @@
 //! - [`config`]: a run's whole configuration ([`RunConfig`], [`SrRunConfig`]) as plain data,
 //!   from a built-in preset or a TOML file.
 //! - [`models`]: one file per model, each with its config; the registry of model kinds.
-//! - [`train`]: the one training loop, and one file per family (its optimizer, step and epoch
-//!   summary); [`bench`] times the same steps.
+//! - [`mod@train`]: the one training loop, and one file per family (its optimizer, step and
+//!   epoch summary); [`mod@bench`] times the same steps.
 //! - [`data`]: IDX (MNIST, Fashion-MNIST), CIFAR-10, image folders, the embedded `mnist-10k`,
 //!   and `genlab data fetch`'s downloader.
 //! - [`checkpoint`]: the run folder: weights (safetensors) + `config.toml` + training state.

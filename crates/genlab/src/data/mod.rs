@@ -2,7 +2,7 @@
 //!
 //! Every dataset is held in memory as `u8` pixels in `[n, c, h, w]` order (at most a few hundred
 //! MB for the datasets genlab knows) and turned into `f32` tensors in `[0, 1]` one batch at a time
-//! by [`batch_tensor`](crate::image_io::batch_tensor).
+//! by [`batch_tensor`] (its pixel conversion is [`crate::image_io`]'s).
 
 mod batch;
 pub mod cifar;

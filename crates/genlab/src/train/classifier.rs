@@ -6,7 +6,7 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
+use super::family::{At, EpochEnd, Family, Record, Series, Step, finite, scalar};
 use super::source::{Batch, BatchSource};
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::ImageSet;
@@ -55,7 +55,7 @@ impl Record for ClassifierEpochRecord {
             self.images_per_sec
         )
     }
-    fn series() -> Vec<(&'static str, fn(&Self) -> f64)> {
+    fn series() -> Vec<Series<Self>> {
         vec![("train", |r| r.train_loss), ("test", |r| r.test_loss)]
     }
 }

@@ -1,4 +1,4 @@
-//! What a model family supplies to the one training loop ([`super::fit`]): its optimizer, its
+//! What a model family supplies to the one training loop (`fit`): its optimizer, its
 //! step on one batch, and its end-of-epoch summary. Everything else (run folder, resume, batches,
 //! stop flag, records, plot, checkpoints, the final status) is the loop's.
 
@@ -51,7 +51,7 @@ pub struct EpochEnd<'a> {
 }
 
 /// A model family as the training loop sees it. One implementation per family, in its own file
-/// under `train/`; [`super::train`] picks it from the run's config.
+/// under `train/`; `train::train` picks it from the run's config.
 pub trait Family {
     /// Everything the family trains, on the autodiff device (a GAN's G and D together).
     type Model: Module;
@@ -83,12 +83,15 @@ pub trait Family {
     fn summarize(&self, model: &Self::Model, end: &EpochEnd<'_>) -> Result<Self::Record>;
 }
 
-/// A function generic over the family (closures cannot be generic): what
-/// [`super::with_family`] and [`super::sr::with_sr_family`] call with the family a config names.
+/// A function generic over the family (closures cannot be generic): what the registry
+/// (`train::with_family`, `train::sr::with_sr_family`) calls with the family a config names.
 pub trait FamilyFn<T> {
     /// Runs with the family and its freshly initialised model.
     fn call<F: Family>(self, family: F, model: F::Model) -> Result<T>;
 }
+
+/// One curve of `loss.png`: its label and the value a record plots.
+pub type Series<R> = (&'static str, fn(&R) -> f64);
 
 /// A line of `metrics.jsonl`, as the loop and its observers use it.
 pub trait Record: Serialize + DeserializeOwned {
@@ -102,7 +105,7 @@ pub trait Record: Serialize + DeserializeOwned {
     fn line(&self) -> String;
     /// The curves of `loss.png`: a label and the value each record plots (non-finite values
     /// are left out).
-    fn series() -> Vec<(&'static str, fn(&Self) -> f64)>;
+    fn series() -> Vec<Series<Self>>;
 }
 
 /// The NaN guard, the same for every family: `Ok(value)` when it is finite, else the error that

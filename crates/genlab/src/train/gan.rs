@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
+use super::family::{At, EpochEnd, Family, Record, Series, Step, finite, scalar};
 use super::recon::{grid_cols, save_reconstruction_grid};
 use super::source::{Batch, BatchSource};
 use crate::config::{RunConfig, TrainConfig};
@@ -389,7 +389,7 @@ impl Record for GanEpochRecord {
             self.epoch, self.d_loss, self.g_loss, self.d_real, self.d_fake, self.images_per_sec
         )
     }
-    fn series() -> Vec<(&'static str, fn(&Self) -> f64)> {
+    fn series() -> Vec<Series<Self>> {
         vec![
             ("D loss", |r| r.d_loss),
             ("G loss", |r| r.g_loss),

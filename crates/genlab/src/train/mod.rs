@@ -36,7 +36,7 @@ mod source;
 pub mod sr;
 
 pub use classifier::ClassifierEpochRecord;
-pub use family::{At, EpochEnd, Family, FamilyFn, Record, Step, finite};
+pub use family::{At, EpochEnd, Family, FamilyFn, Record, Series, Step, finite};
 use fit::Plan;
 pub use fit::{Event, Observer, Outcome, Silent};
 pub use gan::{GanEpochRecord, VaeParts};

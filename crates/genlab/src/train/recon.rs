@@ -8,7 +8,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
+use super::family::{At, EpochEnd, Family, Record, Series, Step, finite, scalar};
 use super::source::{Batch, BatchSource};
 use crate::checkpoint::RunDir;
 use crate::config::{RunConfig, TrainConfig};
@@ -58,7 +58,7 @@ impl Record for EpochRecord {
             self.epoch, self.train_loss, self.test.loss, self.test.psnr, self.images_per_sec
         )
     }
-    fn series() -> Vec<(&'static str, fn(&Self) -> f64)> {
+    fn series() -> Vec<Series<Self>> {
         vec![("train", |r| r.train_loss), ("test", |r| r.test.loss)]
     }
 }

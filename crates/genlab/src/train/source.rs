@@ -30,6 +30,8 @@ pub enum BatchSource<'a> {
 }
 
 /// One training batch.
+// The patch variant holds two tensor handles; a batch lives for one step, so its size is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum Batch<'a> {
     /// Images of a training split, by index (the family turns them into its tensors: plain,
     /// shifted, with labels).

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::family::FamilyFn;
-use super::family::{At, EpochEnd, Family, Record, Step, finite, scalar};
+use super::family::{At, EpochEnd, Family, Record, Series, Step, finite, scalar};
 use super::fit::{Observer, Outcome, Plan};
 use super::source::{Batch, BatchSource};
 use crate::checkpoint::{RunDir, load_weights};
@@ -88,7 +88,7 @@ impl Record for SrEpochRecord {
             self.epoch, self.train_mse, self.patches_per_sec
         )
     }
-    fn series() -> Vec<(&'static str, fn(&Self) -> f64)> {
+    fn series() -> Vec<Series<Self>> {
         vec![
             ("network", |r| r.val_psnr),
             ("bicubic", |r| r.bicubic_psnr),
