@@ -1,4 +1,4 @@
-//! Tests of the downloader: checksums, mirrors and resumable partial files, on local fixtures.
+//! Tests of the downloader, on local fixture files.
 use std::collections::HashMap;
 
 use super::*;
