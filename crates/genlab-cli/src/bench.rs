@@ -59,7 +59,7 @@ pub fn run(a: Args) -> Result<i32> {
             .collect::<genlab::Result<Vec<_>>>()?
     };
     if let Some(p) = &a.json {
-        crate::common::check_output(p)?;
+        genlab::fsutil::Outputs::new().claim(p, genlab::fsutil::Origin::Named, None)?;
     }
     let device = device(a.device)?;
     let data = match a.input {

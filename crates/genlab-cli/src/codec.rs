@@ -1,19 +1,18 @@
 //! `genlab encode RUN IMAGE` / `genlab decode RUN CODE`: an autoencoder or VAE as a lossy image
-//! codec. The code file is `GENLABZ1`, the latent size as u32 little-endian, then the latent
-//! values as f32 little-endian (a VAE stores its posterior mean).
+//! codec; the code file's format is [`genlab::codec`]'s.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use genlab::fsutil::write_atomic;
 use genlab::image_io::{load_image_tensor, save_image_tensor};
 use genlab::metrics::psnr_from_mse;
 use genlab::models::ImageModel;
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, check_output, device};
+use genlab::fsutil::{Origin, Outputs};
 
-const MAGIC: &[u8; 8] = b"GENLABZ1";
+use crate::common::{DeviceArg, ModelFn, OpenRun, claim_image, device, outputs_reading};
 
 #[derive(clap::Args)]
 pub struct EncodeArgs {
@@ -21,7 +20,8 @@ pub struct EncodeArgs {
     run: PathBuf,
     /// Image file (PNG, JPEG or BMP; converted to the model's size and channels).
     image: PathBuf,
-    /// Code file to write (default IMAGE with extension .glz).
+    /// Code file to write (default IMAGE with extension .glz; an existing file there is
+    /// replaced only if it is a genlab code file).
     #[arg(short, long)]
     out: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -34,7 +34,8 @@ pub struct DecodeArgs {
     run: PathBuf,
     /// Code file written by `genlab encode`.
     code: PathBuf,
-    /// PNG to write (default CODE with extension .png).
+    /// Image to write, format from its extension (default CODE with extension .png, which
+    /// must not exist yet).
     #[arg(short, long)]
     out: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -84,19 +85,26 @@ impl ModelFn<()> for Dec<'_> {
     }
 }
 
+/// The code file `encode` writes: `-o` as named, or IMAGE.glz beside the image.
+fn claim_code(outputs: &mut Outputs, image: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
+    let (path, origin) = match out {
+        Some(o) => (o, Origin::Named),
+        None => (image.with_extension("glz"), Origin::Derived),
+    };
+    outputs.claim(&path, origin, None)?;
+    Ok(path)
+}
+
 pub fn encode(a: EncodeArgs) -> Result<i32> {
     let device = device(a.device)?;
     let run = OpenRun::open(&a.run)?;
-    let out = a.out.unwrap_or_else(|| a.image.with_extension("glz"));
-    check_output(&out)?;
+    let mut outputs = outputs_reading(&run.dir);
+    outputs.input(&a.image);
+    let out = claim_code(&mut outputs, &a.image, a.out)?;
     let shape = run.config.model.image();
     let x = load_image_tensor(&a.image, shape, &device)?;
     let (z, psnr) = run.with_model(&device, Enc { x, device: &device })?;
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend((z.len() as u32).to_le_bytes());
-    for v in &z {
-        bytes.extend(v.to_le_bytes());
-    }
+    let bytes = genlab::codec::to_bytes(&z);
     write_atomic(&out, &bytes)?;
     let raw = shape.iter().product::<usize>();
     println!(
@@ -112,36 +120,23 @@ pub fn encode(a: EncodeArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads a code file, checking its magic and length.
-fn read_code(path: &Path) -> Result<Vec<f32>> {
-    let b = std::fs::read(path).with_context(|| format!("{}: read", path.display()))?;
-    if b.len() < 12 || &b[..8] != MAGIC {
-        bail!(
-            "{}: not a genlab code file (expected magic GENLABZ1)",
-            path.display()
-        );
-    }
-    let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
-    if b.len() != 12 + 4 * n {
-        bail!(
-            "{}: header says {n} values ({} bytes) but the file has {} bytes",
-            path.display(),
-            12 + 4 * n,
-            b.len()
-        );
-    }
-    Ok(b[12..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
-}
-
 pub fn decode(a: DecodeArgs) -> Result<i32> {
     let device = device(a.device)?;
     let run = OpenRun::open(&a.run)?;
-    let out = a.out.unwrap_or_else(|| a.code.with_extension("png"));
-    check_output(&out)?;
-    let z = read_code(&a.code)?;
+    let mut outputs = outputs_reading(&run.dir);
+    outputs.input(&a.code);
+    let out = match a.out {
+        Some(o) => {
+            claim_image(&mut outputs, &o, Origin::Named)?;
+            o
+        }
+        None => {
+            let o = a.code.with_extension("png");
+            claim_image(&mut outputs, &o, Origin::Derived)?;
+            o
+        }
+    };
+    let z = genlab::codec::read(&a.code)?;
     run.with_model(
         &device,
         Dec {

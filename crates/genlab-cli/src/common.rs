@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::checkpoint::{RunDir, load_weights};
+use genlab::fsutil::{Origin, Outputs};
 use genlab::models::{Generative, ImageModel};
 use genlab::{ModelConfig, RunConfig};
 
@@ -166,17 +167,18 @@ pub fn first_free_run_dir(base: &str) -> PathBuf {
     p
 }
 
-/// Fails unless the output's folder exists, so a long job does not end in a write error.
-pub fn check_output(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-        && !parent.is_dir()
-    {
-        bail!(
-            "{}: output folder {} does not exist",
-            path.display(),
-            parent.display()
-        );
-    }
+/// The output checks of a command that reads the run in `dir`: none of the run's files may be
+/// one of its outputs (see [`genlab::fsutil::Outputs`] for the other rules).
+pub fn outputs_reading(dir: &RunDir) -> Outputs {
+    let mut o = Outputs::new();
+    dir.protect(&mut o);
+    o
+}
+
+/// Claims an image output: its extension must name a format genlab writes, then the path the
+/// rules of [`Outputs::claim`].
+pub fn claim_image(o: &mut Outputs, path: &Path, origin: Origin) -> Result<()> {
+    genlab::image_io::output_format(path)?;
+    o.claim(path, origin, None)?;
     Ok(())
 }

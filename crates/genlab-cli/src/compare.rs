@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(short, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
     n: u32,
     /// Importance samples per image for the NLL (VAE, VAE-GAN).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     k: u32,
     /// Test images the NLL is estimated on (it costs k decoder passes per image).
     #[arg(long, default_value_t = 200)]
@@ -87,7 +87,6 @@ fn train_family(
         }
         cfg.train.epochs = epochs;
         cfg.train.validate()?;
-        run.save_config(&cfg)?;
         (cfg, true)
     } else {
         // The convolutional autoencoder and VAE, like the GANs.
@@ -186,8 +185,12 @@ pub fn run(a: Args) -> Result<i32> {
             if a.dry_run { "-dry-run" } else { "" }
         ))
     });
-    genlab::fsutil::create_dir_all(&out)?;
-    crate::common::check_output(&out.join("compare.md"))?;
+    // Locked while it runs; a folder of an earlier comparison is continued, any other
+    // non-empty folder refused.
+    let _lock = genlab::fsutil::claim_own_folder(
+        &out,
+        "name a new --out, or the folder of an earlier `genlab compare` to continue it",
+    )?;
     let stop = crate::train::progress::stop_flag()?;
 
     let mut rows = Vec::new();

@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     nll: bool,
     /// Importance samples per image for --nll (Burda et al. use 5000).
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     k: u32,
     /// Cap on the test images used (0 = all).
     #[arg(long, default_value_t = 0)]

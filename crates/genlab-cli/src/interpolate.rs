@@ -12,7 +12,11 @@ use genlab::image_io::save_grid;
 use genlab::models::{Generative, ImageModel};
 use genlab::rng::{rng_for, standard_normal, stream};
 
-use crate::common::{DataArgs, GenFn, ModelFn, OpenRun, check_output, dataset, device};
+use genlab::fsutil::Origin;
+
+use crate::common::{
+    DataArgs, GenFn, ModelFn, OpenRun, claim_image, dataset, device, outputs_reading,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -97,8 +101,8 @@ pub fn run(a: Args) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| a.run.join("interpolation.png"));
-    check_output(&out)?;
     let run = OpenRun::open(&a.run)?;
+    claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
     if !run.config.model.can_encode() {
         let device = device(a.data.device)?;
         run.with_generator(

@@ -10,7 +10,9 @@ use genlab::image_io::{interleave_rows, save_grid};
 use genlab::metrics::psnr_from_mse;
 use genlab::models::ImageModel;
 
-use crate::common::{DataArgs, ModelFn, check_output, open_with_data};
+use genlab::fsutil::Origin;
+
+use crate::common::{DataArgs, ModelFn, claim_image, open_with_data, outputs_reading};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +21,7 @@ pub struct Args {
     /// Number of test images.
     #[arg(short, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     n: u32,
-    /// Output PNG (default RUN/reconstruction.png).
+    /// Output image, format from its extension (default RUN/reconstruction.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -53,7 +55,7 @@ impl ModelFn<f64> for Recon<'_> {
 pub fn run(a: Args) -> Result<i32> {
     let (device, run, data) = open_with_data(&a.run, a.data)?;
     let out = a.out.unwrap_or_else(|| a.run.join("reconstruction.png"));
-    check_output(&out)?;
+    claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
     let psnr = run.with_model(
         &device,
         Recon {

@@ -8,7 +8,9 @@ use genlab::image_io::save_grid;
 use genlab::models::Generative;
 use genlab::rng::{rng_for, standard_normal, stream};
 
-use crate::common::{DeviceArg, GenFn, OpenRun, check_output, device};
+use genlab::fsutil::Origin;
+
+use crate::common::{DeviceArg, GenFn, OpenRun, claim_image, device, outputs_reading};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,7 +19,7 @@ pub struct Args {
     /// Number of images.
     #[arg(short, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     n: u32,
-    /// Output PNG (default RUN/sample.png).
+    /// Output image, format from its extension (.png, .jpg, .bmp; default RUN/sample.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
     /// Noise seed.
@@ -52,7 +54,7 @@ pub fn run(a: Args) -> Result<i32> {
     let device = device(a.device)?;
     let run = OpenRun::open(&a.run)?;
     let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
-    check_output(&out)?;
+    claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
     run.with_generator(
         &device,
         Sample {

@@ -1,7 +1,7 @@
 //! `genlab upscale INPUT -o OUTPUT [--scale S] [--model RUN]`: super-resolve a picture, or every
 //! picture of a folder, with a trained network (the shipped FSRCNN for the scale by default).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -11,7 +11,9 @@ use genlab::sr::Picture;
 use genlab::sr::upscale::{DEFAULT_TILE, upscale};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::common::{DeviceArg, device};
+use genlab::fsutil::{Origin, Outputs};
+
+use crate::common::{DeviceArg, claim_image, device};
 use crate::sr_model::SrModel;
 
 #[derive(clap::Args)]
@@ -96,7 +98,13 @@ impl SrNetFn<()> for Job<'_> {
 
 pub fn run(a: Args) -> Result<i32> {
     let model = SrModel::open(a.model.as_deref(), a.scale)?;
-    // Pair inputs with outputs, and check every output folder before any work.
+    // Pair inputs with outputs, and check every output against the rules (never an input, never
+    // inside the input folder, never two outputs to one name) before any work.
+    let mut outputs = Outputs::new();
+    outputs.input(&a.input);
+    if let Some(m) = &a.model {
+        genlab::RunDir::new(m).protect(&mut outputs);
+    }
     let jobs: Vec<(PathBuf, PathBuf)> = if a.input.is_dir() {
         if a.output.exists() && !a.output.is_dir() {
             bail!(
@@ -104,55 +112,32 @@ pub fn run(a: Args) -> Result<i32> {
                 a.output.display()
             );
         }
-        crate::common::check_output(&a.output)?;
+        if let Some(parent) = a.output.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            bail!(
+                "{}: output folder {} does not exist",
+                a.output.display(),
+                parent.display()
+            );
+        }
         // Sub-folders are kept: `IN/a/x.jpg` becomes `OUT/a/x.png`.
-        let jobs: Vec<(PathBuf, PathBuf)> = image_files(&a.input)?
-            .into_iter()
-            .map(|f| {
-                let rel = f.strip_prefix(&a.input).unwrap_or(&f).to_path_buf();
-                let out = a.output.join(rel).with_extension("png");
-                (f, out)
-            })
-            .collect();
-        let mut seen = std::collections::HashMap::new();
-        for (inp, out) in &jobs {
-            if let Some(first) = seen.insert(out.clone(), inp.clone()) {
-                bail!(
-                    "{} and {} would both be written to {}; rename one of them",
-                    first.display(),
-                    inp.display(),
-                    out.display()
-                );
-            }
+        let mut jobs = Vec::new();
+        for f in image_files(&a.input)? {
+            let rel = f.strip_prefix(&a.input).unwrap_or(&f).to_path_buf();
+            let out = a.output.join(rel).with_extension("png");
+            outputs.claim_new_tree(&out, Origin::Named, Some(&f))?;
+            jobs.push((f, out));
         }
         jobs
     } else {
         if !a.input.is_file() {
             bail!("{}: no such image file or folder", a.input.display());
         }
-        crate::common::check_output(&a.output)?;
-        let ext = a
-            .output
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase());
-        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "bmp")) {
-            bail!(
-                "{}: unknown output format; use .png, .jpg or .bmp",
-                a.output.display()
-            );
-        }
+        claim_image(&mut outputs, &a.output, Origin::Named)?;
         vec![(a.input.clone(), a.output.clone())]
     };
-    // Never write over an input.
-    for (inp, out) in &jobs {
-        let same = |p: &Path| std::fs::canonicalize(p).ok();
-        if out.exists() && same(out) == same(inp) {
-            bail!(
-                "{}: the output would replace its input; choose another output",
-                out.display()
-            );
-        }
-    }
     let device = device(a.device)?;
     if a.input.is_dir() {
         for (_, out) in &jobs {

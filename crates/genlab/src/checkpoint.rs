@@ -21,13 +21,15 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, SrRunConfig};
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dir_all, write_atomic};
+use crate::fsutil::{FolderLock, claim_new_folder, create_dir_all, write_atomic};
 use crate::models::{Task, task_of};
 
 /// Where training stands, saved as `state.json`.
@@ -174,6 +176,24 @@ impl RunDir {
             .join(format!("epoch-{epoch:03}.png"))
     }
 
+    /// Registers the run's files as inputs of a command that reads the run, so none of them
+    /// can be one of its outputs.
+    pub fn protect(&self, outputs: &mut crate::fsutil::Outputs) {
+        for p in [
+            self.config(),
+            self.weights(),
+            self.state(),
+            self.metrics(),
+            self.loss_plot(),
+            self.dir.join("state"),
+            self.dir.join("samples"),
+            self.dir.join("reconstructions"),
+            self.dir.join(crate::fsutil::LOCK_FILE),
+        ] {
+            outputs.input(&p);
+        }
+    }
+
     /// Creates the folder, its `state/` and the named sub-folders.
     pub fn create(&self, folders: &[&str]) -> Result<()> {
         for d in ["", "state"].iter().chain(folders) {
@@ -219,12 +239,72 @@ impl RunDir {
         Ok(cfg)
     }
 
-    /// Reads `state.json`.
+    /// Reads `state.json`, checking that the files it names are inside the run's `state/`.
     pub fn load_state(&self) -> Result<TrainState> {
         let p = self.state();
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::checkpoint(&p, format!("not a genlab training state: {e}")))
+        let s: TrainState = serde_json::from_str(&text)
+            .map_err(|e| Error::checkpoint(&p, format!("not a genlab training state: {e}")))?;
+        for (key, f) in [("weights", &s.weights), ("optimizer", &s.optimizer)] {
+            let inside = f.strip_prefix("state/").is_some_and(|name| {
+                crate::fsutil::stays_inside(name) && !name.contains('/') && !name.contains('\\')
+            });
+            if !f.is_empty() && !inside {
+                return Err(Error::checkpoint(
+                    &p,
+                    format!("{key} = {f:?}: expected a file name inside the run's state/ folder"),
+                ));
+            }
+        }
+        if !s.partial.sums.values().all(|v| v.is_finite()) {
+            return Err(Error::checkpoint(&p, "partial sums are not finite numbers"));
+        }
+        Ok(s)
+    }
+
+    /// Starts a new run here: the folder must be new or empty; it is created with `state/` and
+    /// the named sub-folders, and locked until the returned guard drops.
+    pub fn create_new(&self, folders: &[&str]) -> Result<FolderLock> {
+        let hint = if self.state().exists() {
+            "it holds a run; continue it with `genlab train --resume`, or choose another --out"
+        } else {
+            "choose another --out"
+        };
+        let lock = claim_new_folder(&self.dir, hint)?;
+        self.create(folders)?;
+        Ok(lock)
+    }
+
+    /// Opens an existing run for writing (resume): locks it, removes the temporary files a
+    /// killed write left (in the folder and the named sub-folders) and reads `state.json`.
+    pub fn open_for_resume(&self, folders: &[&str]) -> Result<(FolderLock, TrainState)> {
+        if !self.dir.is_dir() {
+            return Err(Error::checkpoint(&self.dir, "run folder does not exist"));
+        }
+        let lock = FolderLock::acquire(&self.dir)?;
+        for d in ["", "state"].iter().chain(folders) {
+            crate::fsutil::remove_leftovers(&self.dir.join(d))?;
+        }
+        let state = self.load_state()?;
+        Ok((lock, state))
+    }
+
+    /// Removes resume pairs in `state/` other than the one `state` names (a kill between
+    /// writing a checkpoint's `state.json` and deleting the previous pair leaves that pair).
+    /// Call it only once the named pair has loaded, so a bad `state.json` never costs a good
+    /// pair.
+    pub fn remove_stale_pairs(&self, state: &TrainState) {
+        let keep = [state.weights.as_str(), state.optimizer.as_str()];
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("state")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ours = (name.starts_with("weights-") && name.ends_with(".safetensors"))
+                    || (name.starts_with("optimizer-") && name.ends_with(".bpk"));
+                if ours && !keep.contains(&format!("state/{name}").as_str()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Writes `state.json` (atomically).
@@ -257,6 +337,7 @@ impl RunDir {
             )
         })?;
         write_atomic(&self.dir.join(&state.optimizer), &opt)?;
+        crate::fsutil::pause_point("checkpoint-pair");
         self.save_state(state)?;
         save_weights(model, &self.weights(), &state.kind, state.step)?;
         if let Some(prev) = previous {
@@ -346,12 +427,16 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
 }
 
 /// [`load_weights`] from bytes in memory (e.g. weights compiled into the binary); `path` names
-/// them in errors.
+/// them in errors. Tensors of any float dtype are converted to f32 first; integer tensors and
+/// non-finite values are refused.
 pub fn load_weights_bytes<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) -> Result<M> {
+    let bytes = as_f32_weights(bytes, path)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
-        .allow_partial(false)
-        .validate(true);
+        // Partial and unvalidated, so that every mismatch comes back in the result, which the
+        // message below writes out (burn's own errors print a multi-line report).
+        .allow_partial(true)
+        .validate(false);
     let result = model.load_from(&mut store).map_err(|e| {
         Error::checkpoint(
             path,
@@ -361,10 +446,29 @@ pub fn load_weights_bytes<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) 
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         let mut parts = Vec::new();
         if let Some(e) = result.errors.first() {
+            let first = match e {
+                ApplyError::ShapeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => format!(
+                    "tensor {path} has shape {:?}, this model's is {:?}",
+                    found.as_slice(),
+                    expected.as_slice()
+                ),
+                ApplyError::DTypeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => format!("tensor {path} is {found:?}, this model's is {expected:?}"),
+                ApplyError::AdapterError { path, message }
+                | ApplyError::LoadError { path, message } => {
+                    format!("tensor {path}: {}", one_line(message))
+                }
+            };
             parts.push(format!(
-                "{} error(s), first: {}",
-                result.errors.len(),
-                one_line(e)
+                "{} mismatched, first: {first}",
+                result.errors.len()
             ));
         }
         if let Some((m, _)) = result.missing.first() {
@@ -388,4 +492,75 @@ pub fn load_weights_bytes<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) 
         ));
     }
     Ok(model)
+}
+
+/// A safetensors file with every tensor as finite f32: F16, BF16 and F64 tensors are
+/// converted (the file's metadata kept), F32 files pass through unchanged. Integer or boolean
+/// tensors, and NaN/inf values, are errors naming the tensor.
+pub fn as_f32_weights(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
+    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::checkpoint(path, format!("not a safetensors file: {}", one_line(e))))?;
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut changed = false;
+    for (name, t) in &tensors {
+        let d = t.data();
+        let values: Vec<f32> = match t.dtype() {
+            Dtype::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => d
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => d
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::F64 => d
+                .chunks_exact(8)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect(),
+            other => {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor {name} is {other:?}; weights must be floating point (F32, F16, BF16 or F64)"
+                    ),
+                ));
+            }
+        };
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor {name} holds {} at index {i}: the weights are not usable (a diverged training?)",
+                    values[i]
+                ),
+            ));
+        }
+        changed |= t.dtype() != Dtype::F32;
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        converted.push((name.clone(), t.shape().to_vec(), raw));
+    }
+    if !changed {
+        return Ok(bytes);
+    }
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::checkpoint(path, format!("not a safetensors file: {}", one_line(e))))?;
+    let info = meta.metadata().clone();
+    let views = converted
+        .iter()
+        .map(|(n, shape, raw)| {
+            TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (n.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::checkpoint(path, format!("cannot convert to f32: {e}")))?;
+    safetensors::serialize(views, info)
+        .map_err(|e| Error::checkpoint(path, format!("cannot convert to f32: {e}")))
 }

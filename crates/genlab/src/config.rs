@@ -63,6 +63,8 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
+        check_seed(self.seed)?;
+        check_sizes_under(self, "train")?;
         let positive = |name: &str, v: usize| {
             if v == 0 {
                 Err(Error::config(format!("train.{name}"), v, "> 0"))
@@ -157,9 +159,96 @@ impl RunConfig {
 
     /// Checks the model and the training settings.
     pub fn validate(&self) -> Result<()> {
+        check_seed(self.train.seed)?;
+        check_sizes(self)?;
         self.model.validate()?;
         self.train.validate()
     }
+}
+
+/// The largest size any count in a config may have (a layer width, a latent, a batch, an image
+/// side). Far beyond what fits in memory; what it guards is the arithmetic: products of a few
+/// such sizes stay within 64 bits, so memory estimates and shapes never overflow.
+pub const MAX_SIZE: i64 = 1 << 28;
+
+/// TOML integers are signed 64-bit: a larger seed could not be saved in `config.toml`.
+fn check_seed(seed: u64) -> Result<()> {
+    if i64::try_from(seed).is_err() {
+        return Err(Error::config(
+            "train.seed",
+            seed,
+            format!("at most {}", i64::MAX),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses any integer in `cfg` above [`MAX_SIZE`] (or below 0), naming its key.
+fn check_sizes<T: Serialize>(cfg: &T) -> Result<()> {
+    check_sizes_under(cfg, "")
+}
+
+/// [`check_sizes`] with `prefix` before every key (`train` for a [`TrainConfig`] on its own).
+fn check_sizes_under<T: Serialize>(cfg: &T, prefix: &str) -> Result<()> {
+    fn walk(v: &toml::Value, key: &str) -> Result<()> {
+        match v {
+            toml::Value::Integer(i) if !(0..=MAX_SIZE).contains(i) => {
+                Err(Error::config(key, i, format!("at most {MAX_SIZE}")))
+            }
+            toml::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, x)| walk(x, &format!("{key}[{i}]"))),
+            toml::Value::Table(t) => t.iter().try_for_each(|(k, x)| {
+                walk(
+                    x,
+                    &if key.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{key}.{k}")
+                    },
+                )
+            }),
+            _ => Ok(()),
+        }
+    }
+    // `seed` and `epochs` count nothing that is allocated.
+    let mut v =
+        toml::Value::try_from(cfg).map_err(|e| Error::config("config", e, "serialisable"))?;
+    let train = if prefix == "train" {
+        Some(&mut v)
+    } else {
+        v.get_mut("train")
+    };
+    if let Some(t) = train.and_then(|t| t.as_table_mut()) {
+        t.remove("seed");
+        t.remove("epochs");
+    }
+    walk(&v, prefix)
+}
+
+/// The largest integer setting of a model config with its key (`model.latent = 100000000`):
+/// what a memory refusal names as the likely cause.
+pub fn largest_size<T: Serialize>(model: &T) -> Option<String> {
+    fn walk(v: &toml::Value, key: &str, best: &mut Option<(i64, String)>) {
+        match v {
+            toml::Value::Integer(i) if best.as_ref().is_none_or(|(b, _)| i > b) => {
+                *best = Some((*i, key.to_string()));
+            }
+            toml::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| walk(x, &format!("{key}[{i}]"), best)),
+            toml::Value::Table(t) => t
+                .iter()
+                .for_each(|(k, x)| walk(x, &format!("{key}.{k}"), best)),
+            _ => {}
+        }
+    }
+    let v = toml::Value::try_from(model).ok()?;
+    let mut best = None;
+    walk(&v, "model", &mut best);
+    best.map(|(i, k)| format!("{k} = {i}"))
 }
 
 /// How to train a super-resolution network (`genlab train sr`).
@@ -268,6 +357,8 @@ impl SrRunConfig {
 
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
+        check_seed(self.train.seed)?;
+        check_sizes(self)?;
         self.model.validate()?;
         let t = &self.train;
         for (k, v) in [
@@ -317,6 +408,26 @@ impl SrRunConfig {
     }
 }
 
+/// For a type or value error (`invalid type: string "two", expected usize`), the one line that
+/// assigns that value: inside a tagged enum such as `[model]` the parser's span is the whole
+/// table, which would point at its first line.
+fn value_line(text: &str, msg: &str) -> Option<usize> {
+    let rest = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))?;
+    let literal = if let Some(r) = rest.strip_prefix("string \"") {
+        format!("\"{}\"", r.split('"').next()?)
+    } else {
+        rest.split('`').nth(1)?.to_string()
+    };
+    let mut hits = text.lines().enumerate().filter(|(_, l)| {
+        l.split_once('=')
+            .is_some_and(|(_, v)| v.split('#').next().unwrap_or("").trim() == literal)
+    });
+    let (first, _) = hits.next()?;
+    hits.next().is_none().then_some(first + 1)
+}
+
 /// One-line message for a TOML error: `file: line N: message`.
 fn toml_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
     let msg = e.message().replace('\n', " ").trim().to_string();
@@ -333,7 +444,7 @@ fn toml_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
             })
         })
         .map(|i| i + 1);
-    let line = key_line.or_else(|| {
+    let line = key_line.or_else(|| value_line(text, &msg)).or_else(|| {
         e.span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
     });

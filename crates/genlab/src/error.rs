@@ -105,6 +105,36 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// A request sized by a flag or config would not fit in the memory available.
+    #[error("{what} needs about {need} of memory, but {limit} is available; ask for less")]
+    Memory {
+        /// The request, as the user wrote it (`--k 1000000000`, `train.batch_size = ...`).
+        what: String,
+        /// The estimate.
+        need: String,
+        /// The limit (see [`crate::memory`]).
+        limit: String,
+    },
+
+    /// A folder is being written by another genlab process.
+    #[error("{}: {msg}", path.display())]
+    Locked {
+        /// The run folder.
+        path: PathBuf,
+        /// Who holds it.
+        msg: String,
+    },
+
+    /// genlab refuses to write a path: it is an input, another output of the same command, or
+    /// a file genlab did not make.
+    #[error("{}: {msg}", path.display())]
+    Refused {
+        /// The path it would have written.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        msg: String,
+    },
+
     /// A download failed or the file did not match its checksum.
     #[error("{url}: {msg}")]
     Download {

@@ -1,10 +1,22 @@
-//! Atomic file writes: a temporary file in the same folder, fsynced, then renamed over the target,
-//! so a process killed at any moment leaves either the old file or the new one, never half of one.
+//! What genlab may write, and how.
+//!
+//! - [`write_atomic`]: a temporary file in the same folder, fsynced, then renamed over the
+//!   target, so a process killed at any moment leaves either the old file or the new one, never
+//!   half of one. [`remove_leftovers`] deletes the temporary files of a killed writer.
+//! - [`Outputs`]: the one place that decides whether a command may write a path: never one of
+//!   its inputs (also through a link), never inside an input folder, never two outputs to one
+//!   name, and a name genlab chose itself (a default) never replaces a file genlab did not make.
+//! - [`FolderLock`] and [`claim_new_folder`]: a folder genlab writes over a long time (a run, a
+//!   comparison) is locked while it is written, and a new one must be new or empty.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The prefix of the temporary names [`write_atomic`] uses: `.NAME.tmp-PID`.
+const TEMP_MARK: &str = ".tmp-";
 
 /// The temporary name used while `path` is being written (same folder, so rename is atomic).
 fn temp_path(path: &Path) -> PathBuf {
@@ -12,7 +24,32 @@ fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}{TEMP_MARK}{}", std::process::id()))
+}
+
+/// Whether `name` is a temporary name of [`write_atomic`] (`.NAME.tmp-PID`).
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(TEMP_MARK)
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Deletes the temporary files a killed [`write_atomic`] left in `dir` (not recursive). Call it
+/// only while holding the folder's [`FolderLock`], so no live writer's file is taken.
+pub fn remove_leftovers(dir: &Path) -> Result<usize> {
+    let mut n = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_temp_name(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), "remove", err))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -23,6 +60,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)
             .map_err(|e| Error::io(path, "write", e))?;
         f.sync_all().map_err(|e| Error::io(path, "sync", e))?;
+        if std::env::var_os(PAUSE_AT).is_some() {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            pause_point(&format!("before-rename:{name}"));
+        }
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
     })();
     if result.is_err() {
@@ -34,6 +75,327 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Creates a folder and its parents, with the path in the error.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, "create folder", e))
+}
+
+/// The test hook's environment variable (see [`pause_point`]).
+const PAUSE_AT: &str = "GENLAB_TEST_PAUSE_AT";
+
+/// Test hook: with `GENLAB_TEST_PAUSE_AT=NAME` in the environment, the process stops at the
+/// named point and waits there forever: `checkpoint-pair` (a checkpoint's new resume pair
+/// written, its `state.json` not yet), `before-rename:FILE` (any atomic write of FILE, its
+/// temporary file complete, not yet renamed), `epoch-logged` (an epoch's line in `metrics.jsonl`,
+/// its checkpoint not yet). `NAME@N` pauses at the N-th time the point is reached. It does so after creating the file `$GENLAB_TEST_PAUSE_FILE`, so a test can
+/// kill it at exactly that moment. Costs one environment lookup per call when unset.
+pub fn pause_point(name: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Some(want) = std::env::var_os(PAUSE_AT) else {
+        return;
+    };
+    let want = want.to_string_lossy();
+    let (point, nth) = match want.rsplit_once('@') {
+        Some((p, n)) => (p, n.parse::<usize>().unwrap_or(1)),
+        None => (want.as_ref(), 1),
+    };
+    if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+        if let Some(f) = std::env::var_os("GENLAB_TEST_PAUSE_FILE") {
+            let _ = std::fs::write(f, name);
+        }
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Where an output's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The user named it (`-o FILE`, or a file in a `-o FOLDER` they named): an existing file
+    /// there is replaced, unless it is an input.
+    Named,
+    /// genlab chose it (a default such as `IMAGE.glz` next to the image): an existing file is
+    /// replaced only if genlab made it (checked by content), otherwise refused.
+    Derived,
+}
+
+/// An input's identity: its canonical path, and (device, inode) where the platform has them,
+/// so a hard link or a symlink to an input is recognised as the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    canonical: PathBuf,
+    inode: Option<(u64, u64)>,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<Self> {
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            Some((meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let inode = {
+            let _ = meta;
+            None
+        };
+        Some(Self { canonical, inode })
+    }
+}
+
+/// The absolute, normalised form of a path that may not exist yet: its deepest existing
+/// ancestor canonicalised (links resolved), then the rest, which must be plain names.
+fn normalise(path: &Path) -> Option<PathBuf> {
+    let mut rest = Vec::new();
+    let mut p = path;
+    loop {
+        let here = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        if let Ok(c) = std::fs::canonicalize(here) {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return Some(out);
+        }
+        match p.components().next_back()? {
+            Component::Normal(n) => rest.push(n.to_os_string()),
+            _ => return None,
+        }
+        p = p.parent()?;
+    }
+}
+
+/// The files a command reads and writes, checked before it writes anything: see the module
+/// documentation for the rules. Register every input first, then claim each output.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    inputs: Vec<(FileId, PathBuf)>,
+    input_dirs: Vec<(PathBuf, PathBuf)>,
+    claimed: BTreeMap<PathBuf, (PathBuf, Option<PathBuf>)>,
+}
+
+impl Outputs {
+    /// No inputs, no outputs yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a file (or folder) the command reads. A folder's whole tree is protected.
+    pub fn input(&mut self, path: &Path) {
+        if let Some(id) = FileId::of(path) {
+            if path.is_dir() {
+                self.input_dirs
+                    .push((id.canonical.clone(), path.to_path_buf()));
+            }
+            self.inputs.push((id, path.to_path_buf()));
+        }
+    }
+
+    /// Claims `path` as an output (made from `from`, when it is made from one input, for the
+    /// message of a name collision). Errors, naming the path, when:
+    /// its folder does not exist; it is a folder; it is an input or inside an input folder; it
+    /// was already claimed by this command; or it is `Derived`, exists, and genlab did not make it.
+    pub fn claim(&mut self, path: &Path, origin: Origin, from: Option<&Path>) -> Result<()> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(Error::Refused {
+                path: path.to_path_buf(),
+                msg: format!("output folder {} does not exist", parent.display()),
+            });
+        }
+        self.claim_new_tree(path, origin, from)
+    }
+
+    /// [`Outputs::claim`] for an output whose folders the command creates (a folder of
+    /// outputs mirroring an input folder's tree): the parent need not exist yet.
+    pub fn claim_new_tree(
+        &mut self,
+        path: &Path,
+        origin: Origin,
+        from: Option<&Path>,
+    ) -> Result<()> {
+        let refuse = |msg: String| {
+            Err(Error::Refused {
+                path: path.to_path_buf(),
+                msg,
+            })
+        };
+        if path.is_dir() {
+            return refuse("is a folder; name an output file".into());
+        }
+        let Some(norm) = normalise(path) else {
+            return refuse("cannot resolve this output path".into());
+        };
+        if let Some(id) = FileId::of(path)
+            && let Some((_, input)) = self.inputs.iter().find(|(i, _)| {
+                i.canonical == id.canonical || (i.inode.is_some() && i.inode == id.inode)
+            })
+        {
+            return refuse(format!(
+                "is an input of this command ({}); genlab never overwrites its inputs: choose another output name",
+                input.display()
+            ));
+        }
+        if let Some((_, dir)) = self.input_dirs.iter().find(|(d, _)| norm.starts_with(d)) {
+            return refuse(format!(
+                "is inside the input folder {}; write the outputs to another folder",
+                dir.display()
+            ));
+        }
+        if let Some((first, first_from)) = self.claimed.get(&norm) {
+            let whence = |f: &Option<PathBuf>| {
+                f.as_ref()
+                    .map(|p| format!(" (from {})", p.display()))
+                    .unwrap_or_default()
+            };
+            return refuse(format!(
+                "two outputs of this command would have this name: {}{} and this one{}; rename one of the inputs",
+                first.display(),
+                whence(first_from),
+                whence(&from.map(Path::to_path_buf))
+            ));
+        }
+        if origin == Origin::Derived && path.exists() && !made_by_genlab(path) {
+            return refuse(
+                "exists, and genlab did not make it; name the output with -o (an existing file named there is replaced)"
+                    .into(),
+            );
+        }
+        self.claimed
+            .insert(norm, (path.to_path_buf(), from.map(Path::to_path_buf)));
+        Ok(())
+    }
+}
+
+/// Whether the file at `path` is one genlab wrote, as far as its content tells: a latent code
+/// (`GENLABZ1`). Images carry no such mark, so an image genlab did not name is never replaced.
+pub fn made_by_genlab(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"GENLABZ1"
+}
+
+/// The lock file inside a locked folder.
+pub const LOCK_FILE: &str = ".genlab.lock";
+
+/// An exclusive lock on a folder genlab is writing (a run folder, a comparison), held until
+/// dropped. It is an OS file lock on `DIR/.genlab.lock`, which also records the holder (pid,
+/// host, start time) for the message a second writer gets. The OS releases it when its process
+/// dies however it dies, so a lock left by a killed process is taken over by the next writer.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    /// Locks `dir` (which must exist), or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        let p = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .map_err(|e| Error::io(&p, "open lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                    msg: format!(
+                        "another genlab process is writing this folder ({}); wait for it to finish or stop it",
+                        if holder.is_empty() {
+                            "holder unknown"
+                        } else {
+                            holder
+                        }
+                    ),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&p, "lock", e)),
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let who = format!(
+            "pid {} on host {}, since unix time {since}\n",
+            std::process::id(),
+            host_name()
+        );
+        file.set_len(0)
+            .and_then(|_| file.write_all(who.as_bytes()))
+            .map_err(|e| Error::io(&p, "write", e))?;
+        Ok(Self { _file: file })
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Creates (or takes) `dir` as a new output folder and locks it. It must not exist, or be an
+/// empty folder: genlab never writes its files among someone else's. `what` names the kind of
+/// folder in the message, `hint` says what to do instead.
+pub fn claim_new_folder(dir: &Path, hint: &str) -> Result<FolderLock> {
+    claim_folder(dir, hint, false)
+}
+
+/// Like [`claim_new_folder`], but a folder genlab made before (it has genlab's lock file) is
+/// taken again as it is: how `genlab compare` continues its own earlier comparison.
+pub fn claim_own_folder(dir: &Path, hint: &str) -> Result<FolderLock> {
+    claim_folder(dir, hint, true)
+}
+
+fn claim_folder(dir: &Path, hint: &str, reuse_own: bool) -> Result<FolderLock> {
+    let ours = dir.join(LOCK_FILE).is_file();
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Refused {
+            path: dir.to_path_buf(),
+            msg: "exists and is not a folder".into(),
+        });
+    }
+    create_dir_all(dir)?;
+    let lock = FolderLock::acquire(dir)?;
+    let others = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "list", e))?
+        .flatten()
+        .filter(|e| e.file_name() != LOCK_FILE)
+        .count();
+    if others > 0 && !(reuse_own && ours) {
+        return Err(Error::Refused {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "is not empty ({others} entries); genlab writes a new folder only into a new or empty one: {hint}"
+            ),
+        });
+    }
+    Ok(lock)
+}
+
+/// Whether `rel` is a plain relative path that stays inside its base folder (no `..`, no root,
+/// no prefix): what a path read from a file inside a run folder must be.
+pub fn stays_inside(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 #[cfg(test)]

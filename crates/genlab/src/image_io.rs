@@ -22,24 +22,28 @@ pub fn pixels_to_tensor(pixels: &[u8], dims: [usize; 4], device: &Device) -> Ten
     Tensor::from_data(TensorData::new(buf, dims), device)
 }
 
-/// Saves an image in the format its extension names (`.png`, `.jpg`/`.jpeg`, `.bmp`),
-/// atomically. JPEG and BMP get no alpha channel: it is dropped.
-pub fn save_image_by_extension(img: &DynamicImage, path: &Path) -> Result<()> {
+/// The format an output image's extension names (`.png`, `.jpg`/`.jpeg`, `.bmp`): how every
+/// image genlab writes is encoded, checked before any work is done.
+pub fn output_format(path: &Path) -> Result<ImageFormat> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    let format = match ext.as_str() {
-        "png" => ImageFormat::Png,
-        "jpg" | "jpeg" => ImageFormat::Jpeg,
-        "bmp" => ImageFormat::Bmp,
-        _ => {
-            return Err(Error::Image {
-                path: path.to_path_buf(),
-                msg: format!("unknown output format {ext:?}; use .png, .jpg or .bmp"),
-            });
-        }
-    };
+    match ext.as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
+        "bmp" => Ok(ImageFormat::Bmp),
+        _ => Err(Error::Image {
+            path: path.to_path_buf(),
+            msg: format!("unknown output format {ext:?}; use .png, .jpg or .bmp"),
+        }),
+    }
+}
+
+/// Saves an image in the format its extension names ([`output_format`]), atomically. JPEG and
+/// BMP get no alpha channel: it is dropped.
+pub fn save_image_by_extension(img: &DynamicImage, path: &Path) -> Result<()> {
+    let format = output_format(path)?;
     let img = match (format, img.color().has_alpha()) {
         (ImageFormat::Png, _) | (_, false) => img.clone(),
         _ if img.color().has_color() => DynamicImage::ImageRgb8(img.to_rgb8()),
@@ -127,10 +131,25 @@ pub fn interleave_rows(a: Tensor<4>, b: Tensor<4>, cols: usize) -> Tensor<4> {
     Tensor::cat(parts, 0)
 }
 
-/// Saves a tensor of images as a PNG grid, atomically.
+/// Refuses to turn non-finite values into pixels: a NaN would silently become black.
+fn finite_pixels(v: &[f32], path: &Path) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Image {
+            path: path.to_path_buf(),
+            msg: format!(
+                "the model produced {} for pixel value {i}; not writing an image of it (are the weights or the code finite?)",
+                v[i]
+            ),
+        }),
+    }
+}
+
+/// Saves a tensor of images as a grid, atomically, in the format the extension names.
 pub fn save_grid(t: Tensor<4>, cols: usize, path: &Path) -> Result<()> {
     let (v, dims) = tensor_to_vec(t)?;
-    save_png(&DynamicImage::ImageRgb8(grid_image(&v, dims, cols)), path)
+    finite_pixels(&v, path)?;
+    save_image_by_extension(&DynamicImage::ImageRgb8(grid_image(&v, dims, cols)), path)
 }
 
 /// Encodes an image as PNG (whatever the extension says) and writes it atomically.
@@ -157,10 +176,74 @@ pub fn read_image(path: &Path) -> Result<DynamicImage> {
             path: path.to_path_buf(),
             msg: "not a PNG, JPEG or BMP image (unrecognised content)".into(),
         })?;
-    image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::Image {
+    let img = if format == ImageFormat::Jpeg {
+        decode_jpeg(&bytes, path)?
+    } else {
+        image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            msg: format!("cannot decode {format:?} image: {e}"),
+        })?
+    };
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            msg: format!(
+                "{format:?} image of {}x{} pixels",
+                img.width(),
+                img.height()
+            ),
+        });
+    }
+    Ok(img)
+}
+
+/// Decodes a JPEG in strict mode: a truncated or corrupt stream is an error, not grey pixels.
+/// Grey JPEGs stay grey; every other colour space becomes RGB.
+fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let bad = |e: &dyn std::fmt::Display| Error::Image {
         path: path.to_path_buf(),
-        msg: format!("cannot decode {format:?} image: {e}"),
-    })
+        msg: format!("corrupt or truncated JPEG: {e}"),
+    };
+    // The decoder, even strict, accepts a stream cut inside its last scan. Entropy-coded data
+    // never holds 0xFF 0xD9 (0xFF is stuffed as 0xFF 0x00), so a complete image has this
+    // end-of-image marker after its last start-of-scan (0xFF 0xDA); an EXIF thumbnail's comes
+    // before.
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    if !matches!((last_sos, eoi), (Some(s), Some(e)) if e > s) {
+        return Err(bad(
+            &"no end-of-image marker after the last scan (the file is cut short)",
+        ));
+    }
+    let opts = DecoderOptions::default().set_strict_mode(true);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
+    d.decode_headers().map_err(|e| bad(&e))?;
+    let (w, h) = d.dimensions().ok_or_else(|| bad(&"no frame header"))?;
+    let grey = matches!(
+        d.input_colorspace(),
+        Some(ColorSpace::Luma | ColorSpace::LumaA)
+    );
+    let out = if grey {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    d.set_options(opts.jpeg_set_out_colorspace(out));
+    crate::memory::ensure(
+        format!("decoding {} ({w}x{h} pixels)", path.display()),
+        crate::memory::product(&[w, h, if grey { 1 } else { 3 }]),
+    )?;
+    let px = d.decode().map_err(|e| bad(&e))?;
+    let (w32, h32) = (w as u32, h as u32);
+    let img = if grey {
+        GrayImage::from_raw(w32, h32, px).map(DynamicImage::ImageLuma8)
+    } else {
+        RgbImage::from_raw(w32, h32, px).map(DynamicImage::ImageRgb8)
+    };
+    img.ok_or_else(|| bad(&"decoder returned too few pixels"))
 }
 
 /// Converts an image to `[c, h, w]` u8 pixels: centre-crops to the target aspect ratio, resizes
@@ -208,9 +291,11 @@ pub fn load_image_tensor(path: &Path, shape: [usize; 3], device: &Device) -> Res
     Ok(pixels_to_tensor(&px, [1, c, h, w], device))
 }
 
-/// Writes a single `[1, c, h, w]` tensor as a PNG image (grey or RGB).
+/// Writes a single `[1, c, h, w]` tensor as an image (grey or RGB), in the format the extension
+/// names.
 pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
     let (v, [_, c, h, w]) = tensor_to_vec(t)?;
+    finite_pixels(&v, path)?;
     let plane = h * w;
     let img = if c == 1 {
         DynamicImage::ImageLuma8(
@@ -232,7 +317,7 @@ pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
             RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer is 3*h*w bytes"),
         )
     };
-    save_png(&img, path)
+    save_image_by_extension(&img, path)
 }
 
 #[cfg(test)]

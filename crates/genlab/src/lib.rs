@@ -43,12 +43,14 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod codec;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod image_io;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod nn;

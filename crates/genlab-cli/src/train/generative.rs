@@ -316,6 +316,8 @@ fn build_config(
     if let Some(v) = f.seed {
         t.seed = v;
     }
+    // The flags as given are checked before --dry-run shrinks the run.
+    t.validate()?;
     if f.dry_run {
         t.epochs = 1;
         t.batch_size = t.batch_size.min(16);
@@ -361,7 +363,6 @@ pub fn resume(
     if let Some(e) = epochs {
         cfg.train.epochs = e;
         cfg.train.validate()?;
-        run.save_config(&cfg)?;
     }
     train(run, cfg, true, data_dir, quiet, &device)
 }

@@ -123,6 +123,9 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(p) = &a.init_from {
         t.init_from = p.display().to_string();
     }
+    // The flags as given are checked before --dry-run shrinks the run.
+    cfg.validate()?;
+    let t = &mut cfg.train;
     if f.dry_run {
         t.epochs = 1;
         t.steps_per_epoch = 2;
@@ -175,7 +178,6 @@ pub fn resume(
     if let Some(e) = epochs {
         cfg.train.epochs = e;
         cfg.validate()?;
-        genlab::fsutil::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
     }
     train(run, cfg, true, quiet, &device)
 }

@@ -92,6 +92,18 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
         ));
     }
     let files = image_files(dir)?;
+    // Decoded pixels, and the train/test copies made from them.
+    crate::memory::ensure(
+        format!(
+            "{} images of {}x{}x{} pixels from {}",
+            files.len(),
+            shape[0],
+            shape[1],
+            shape[2],
+            dir.display()
+        ),
+        2 * crate::memory::product(&[files.len(), shape[0], shape[1], shape[2]]),
+    )?;
     let mut pixels = Vec::with_capacity(files.len() * shape.iter().product::<usize>());
     for f in &files {
         pixels.extend(image_to_pixels(&read_image(f)?, shape));
@@ -116,6 +128,14 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
 pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<ImageSet> {
     let files = image_files(dir)?;
     let [c, h, w] = shape;
+    crate::memory::ensure(
+        format!(
+            "{} images of {c}x{h}x{w} pixels from {}",
+            files.len(),
+            dir.display()
+        ),
+        crate::memory::product(&[files.len(), c, h, w]),
+    )?;
     let mut pixels = Vec::with_capacity(files.len() * c * h * w);
     for f in &files {
         let img = read_image(f)?;

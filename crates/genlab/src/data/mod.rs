@@ -277,6 +277,17 @@ fn load_idx_pair(name: &str, opts: &DataOptions) -> Result<Dataset> {
     };
     let train = idx_set(&path(files[0])?, &path(files[1])?)?;
     let test = idx_set(&path(files[2])?, &path(files[3])?)?;
+    if test.shape != train.shape {
+        return Err(Error::format(
+            path(files[2])?,
+            format!(
+                "test images are {:?}, but the training images ({}) are {:?}",
+                test.shape,
+                path(files[0])?.display(),
+                train.shape
+            ),
+        ));
+    }
     Ok(Dataset {
         name: name.to_string(),
         train,
@@ -284,10 +295,28 @@ fn load_idx_pair(name: &str, opts: &DataOptions) -> Result<Dataset> {
     })
 }
 
+/// Classes of the IDX datasets genlab reads (MNIST, Fashion-MNIST): labels are `0..10`.
+const IDX_CLASSES: u8 = 10;
+
 /// An image set from an IDX image file and its label file, checking that their counts agree.
 pub fn idx_set(images: &Path, labels: &Path) -> Result<ImageSet> {
     let im = idx::read_images(images)?;
     let lb = idx::read_labels(labels)?;
+    if im.dims.contains(&0) {
+        return Err(Error::format(
+            images,
+            format!("IDX dimensions {:?}: no images", im.dims),
+        ));
+    }
+    if let Some((i, l)) = lb.data.iter().enumerate().find(|(_, l)| **l >= IDX_CLASSES) {
+        return Err(Error::format(
+            labels,
+            format!(
+                "label {i} is {l}; MNIST-style labels are 0..={}",
+                IDX_CLASSES - 1
+            ),
+        ));
+    }
     if im.dims[0] != lb.dims[0] {
         return Err(Error::format(
             labels,

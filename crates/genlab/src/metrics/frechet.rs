@@ -43,9 +43,12 @@ pub struct Gaussian {
 /// Fits the mean and covariance of `f` (at least 2 rows).
 pub fn fit_gaussian(f: &Features) -> Result<Gaussian> {
     let (n, d) = (f.len(), f.dim);
-    if n < 2 {
+    // Fewer images than dimensions + 1 give a singular covariance: the distance would be a
+    // number, but not the Fréchet distance of any distribution.
+    if n <= d {
         return Err(Error::Unsupported(format!(
-            "a covariance needs at least 2 images, got {n}"
+            "a Fréchet distance in {d} feature dimensions needs at least {} images, got {n}",
+            d + 1
         )));
     }
     let x = DMatrix::from_row_iterator(n, d, f.values.iter().map(|&v| f64::from(v)));

@@ -51,6 +51,12 @@ pub fn iwae_nll(
     let binarized = vae.config.likelihood == Likelihood::Bernoulli;
     let latent = vae.config.latent;
     let pixels: usize = set.shape.iter().product();
+    // One log-weight per sample, and a chunk of decoded samples at a time.
+    crate::memory::ensure(
+        format!("{k} importance samples per image"),
+        8 * k as u128
+            + crate::memory::F32 * 4 * crate::memory::product(&[CHUNK.min(k), pixels + latent]),
+    )?;
     let mut total = 0.0;
     for i in 0..set.len() {
         let mut x = batch_tensor(set, &[i], device); // [1, c, h, w]

@@ -11,8 +11,9 @@ use super::source::{Batch, BatchSource};
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::ImageSet;
 use crate::data::{labels_tensor, shifted_batch_tensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::{accuracy, correct};
+use crate::models::ModelConfig;
 use crate::models::classifier::{Classifier, cross_entropy};
 use crate::optim::adam;
 use crate::rng::{rng_for, stream};
@@ -74,6 +75,25 @@ impl Supervised {
     pub fn new(cfg: &RunConfig, train: ImageSet, test: ImageSet, device: &Device) -> Result<Self> {
         labels_tensor(&train, &[], device)?;
         labels_tensor(&test, &[], device)?;
+        let ModelConfig::Classifier(m) = &cfg.model else {
+            return Err(Error::Unsupported(format!(
+                "a {} model is not a classifier",
+                cfg.model.kind()
+            )));
+        };
+        for (split, set) in [("training", &train), ("test", &test)] {
+            if let Some(l) = set
+                .labels
+                .as_ref()
+                .and_then(|l| l.iter().find(|&&l| usize::from(l) >= m.classes))
+            {
+                return Err(Error::config(
+                    "model.classes",
+                    m.classes,
+                    format!("more than every label, but the {split} split has label {l}"),
+                ));
+            }
+        }
         Ok(Self {
             t: cfg.train.clone(),
             train,

@@ -10,6 +10,7 @@ use super::family::{At, EpochEnd, Family, FamilyFn, Record};
 use super::records;
 use crate::checkpoint::{EpochSums, RunDir, Status, TrainState};
 use crate::error::{Error, Result};
+use crate::fsutil::FolderLock;
 use crate::nn::with_stable_ids;
 
 /// What the loop tells its observer.
@@ -114,13 +115,28 @@ pub(crate) fn fit<F: Family>(fam: &F, model: F::Model, p: Plan<'_>) -> Result<Ou
     let ad = device.clone().autodiff();
     let model = with_stable_ids(model);
     let optim = fam.optimizer(&model);
-
-    // (0) start fresh or pick up the saved state.
-    let (mut model, mut optim, mut state) =
-        begin(fam, run, &p.config_toml, p.resume, model, optim)?;
-
     let source = fam.source();
     let batches = source.batches_per_epoch();
+    if batches == 0 {
+        return Err(Error::config(
+            "training images",
+            0,
+            "at least one (the dataset's training split is empty)",
+        ));
+    }
+
+    // (0) start fresh or pick up the saved state; the run folder stays locked until we return.
+    let (_lock, mut model, mut optim, mut state) = begin(
+        fam,
+        run,
+        &p.config_toml,
+        p.resume,
+        epochs,
+        batches,
+        model,
+        optim,
+    )?;
+
     obs.on_event(Event::Start {
         epoch: state.epochs_done + 1,
         epochs,
@@ -129,131 +145,169 @@ pub(crate) fn fit<F: Family>(fam: &F, model: F::Model, p: Plan<'_>) -> Result<Ou
         params: model.num_params(),
     });
 
-    for epoch in state.epochs_done..epochs {
-        let started = Instant::now();
-        let mut seen_this_call = 0usize;
-        for batch in source.epoch(epoch, state.batches_done, state.step, &ad) {
-            // (1) the family's step: forward, NaN guard, backward, update.
-            let at = At {
-                epoch,
-                step: state.step,
-            };
-            let s;
-            (model, s) = match fam.step(model, &mut optim, batch, at) {
-                Ok(out) => out,
-                Err(e) => {
-                    mark_failed(run);
-                    return Err(e);
+    // Whatever ends the loop early (a NaN loss, a full disk), state.json says `failed`.
+    let result = (|| {
+        for epoch in state.epochs_done..epochs {
+            let started = Instant::now();
+            let mut seen_this_call = 0usize;
+            for batch in source.epoch(epoch, state.batches_done, state.step, &ad) {
+                // (1) the family's step: forward, NaN guard, backward, update.
+                let at = At {
+                    epoch,
+                    step: state.step,
+                };
+                let s;
+                (model, s) = fam.step(model, &mut optim, batch, at)?;
+
+                // (2) bookkeeping.
+                state.step += 1;
+                state.batches_done += 1;
+                state.partial.images += s.images;
+                for (name, v) in &s.sums {
+                    state.partial.add(name, *v);
                 }
-            };
+                seen_this_call += s.images;
+                let secs = started.elapsed().as_secs_f64();
+                obs.on_event(Event::Batch {
+                    epoch: epoch + 1,
+                    batch: state.batches_done,
+                    batches,
+                    loss: s.loss,
+                    images_per_sec: seen_this_call as f64 / secs.max(1e-9),
+                });
 
-            // (2) bookkeeping.
-            state.step += 1;
-            state.batches_done += 1;
-            state.partial.images += s.images;
-            for (name, v) in &s.sums {
-                state.partial.add(name, *v);
+                // (3) stop on request: checkpoint mid-epoch and return.
+                if stop.load(Ordering::SeqCst) {
+                    state.elapsed_secs += secs;
+                    return interrupt(run, &model, &optim, &mut state, epoch);
+                }
             }
-            seen_this_call += s.images;
-            let secs = started.elapsed().as_secs_f64();
-            obs.on_event(Event::Batch {
-                epoch: epoch + 1,
-                batch: state.batches_done,
-                batches,
-                loss: s.loss,
-                images_per_sec: seen_this_call as f64 / secs.max(1e-9),
-            });
+            let train_secs = started.elapsed().as_secs_f64();
+            state.elapsed_secs += train_secs;
 
-            // (3) stop on request: checkpoint mid-epoch and return.
-            if stop.load(Ordering::SeqCst) {
-                state.elapsed_secs += secs;
+            // (4) end of epoch: evaluate and draw (the family), log, plot, checkpoint.
+            let record = fam.summarize(
+                &model.valid(),
+                &EpochEnd {
+                    run,
+                    epoch: epoch + 1,
+                    step: state.step,
+                    sums: &state.partial,
+                    images_per_sec: seen_this_call as f64 / train_secs.max(1e-9),
+                    elapsed_secs: state.elapsed_secs,
+                    device,
+                },
+            )?;
+            records::append_record(run, &record)?;
+            crate::fsutil::pause_point("epoch-logged");
+            records::plot_records::<F::Record>(run)?;
+            state.epochs_done = epoch + 1;
+            state.batches_done = 0;
+            state.partial = EpochSums::default();
+            let last = epoch + 1 == epochs;
+            state.status = if last {
+                Status::Finished
+            } else {
+                Status::Running
+            };
+            run.save_checkpoint(&model, &optim, &mut state)?;
+            let json = serde_json::to_value(&record).expect("records serialise");
+            obs.on_event(Event::Epoch {
+                epoch: epoch + 1,
+                line: &record.line(),
+                record: &json,
+            });
+            // A stop request that arrived during the epoch's summary ends the run here.
+            if stop.load(Ordering::SeqCst) && !last {
                 return interrupt(run, &model, &optim, &mut state, epoch);
             }
         }
-        let train_secs = started.elapsed().as_secs_f64();
-        state.elapsed_secs += train_secs;
-
-        // (4) end of epoch: evaluate and draw (the family), log, plot, checkpoint.
-        let record = fam.summarize(
-            &model.valid(),
-            &EpochEnd {
-                run,
-                epoch: epoch + 1,
-                step: state.step,
-                sums: &state.partial,
-                images_per_sec: seen_this_call as f64 / train_secs.max(1e-9),
-                elapsed_secs: state.elapsed_secs,
-                device,
-            },
-        )?;
-        records::append_record(run, &record)?;
-        records::plot_records::<F::Record>(run)?;
-        state.epochs_done = epoch + 1;
-        state.batches_done = 0;
-        state.partial = EpochSums::default();
-        let last = epoch + 1 == epochs;
-        state.status = if last {
-            Status::Finished
-        } else {
-            Status::Running
-        };
-        run.save_checkpoint(&model, &optim, &mut state)?;
-        let json = serde_json::to_value(&record).expect("records serialise");
-        obs.on_event(Event::Epoch {
-            epoch: epoch + 1,
-            line: &record.line(),
-            record: &json,
-        });
-        // A stop request that arrived during the epoch's summary ends the run here.
-        if stop.load(Ordering::SeqCst) && !last {
-            return interrupt(run, &model, &optim, &mut state, epoch);
-        }
+        Ok(Outcome::Finished {
+            epochs: state.epochs_done,
+            step: state.step,
+        })
+    })();
+    if result.is_err() {
+        mark_failed(run);
     }
-    Ok(Outcome::Finished {
-        epochs: state.epochs_done,
-        step: state.step,
-    })
+    result
 }
 
-/// Stage (0): creates the run folder with its config and a checkpoint of the initial weights (so
-/// a run that fails in its first epoch still leaves a consistent, resumable folder), or loads the
-/// saved resume pair and drops log lines past it.
+/// What [`begin`] hands the loop: the run folder's lock, the model, its optimizer, the state.
+type Begun<M> = (FolderLock, M, ModuleOptimizer, TrainState);
+
+/// Stage (0): creates the run folder (new or empty, locked) with its config and a checkpoint of
+/// the initial weights (so a run that fails in its first epoch still leaves a consistent,
+/// resumable folder); or locks an existing run, checks that its state, log and the plan agree,
+/// and loads its resume pair.
+#[allow(clippy::too_many_arguments)]
 fn begin<F: Family>(
     fam: &F,
     run: &RunDir,
     config_toml: &str,
     resume: bool,
+    epochs: usize,
+    batches: usize,
     model: F::Model,
     optim: ModuleOptimizer,
-) -> Result<(F::Model, ModuleOptimizer, TrainState)> {
-    if resume {
-        let state = run.load_state()?;
-        if state.kind != fam.kind() {
-            return Err(Error::checkpoint(
-                run.state(),
-                format!(
-                    "state is for a {} model, config.toml for a {}",
-                    state.kind,
-                    fam.kind()
-                ),
-            ));
-        }
-        let (model, optim) = run.load_resume(model, optim, &state)?;
-        records::trim_records::<F::Record>(run, state.epochs_done)?;
-        return Ok((model, optim, state));
+) -> Result<Begun<F::Model>> {
+    if !resume {
+        let lock = run.create_new(fam.folders())?;
+        crate::fsutil::write_atomic(&run.config(), config_toml.as_bytes())?;
+        let mut s = TrainState::new(fam.kind());
+        run.save_checkpoint(&model, &optim, &mut s)?;
+        return Ok((lock, model, optim, s));
     }
-    if run.state().exists() {
-        return Err(Error::checkpoint(
-            run.state(),
-            "a run already exists here; use --resume to continue it or choose another --out",
+    let (lock, state) = run.open_for_resume(fam.folders())?;
+    let bad = |msg: String| Err(Error::checkpoint(run.state(), msg));
+    if state.kind != fam.kind() {
+        return bad(format!(
+            "state is for a {} model, config.toml for a {}",
+            state.kind,
+            fam.kind()
         ));
     }
-    run.create(fam.folders())?;
-    crate::fsutil::write_atomic(&run.config(), config_toml.as_bytes())?;
-    let _ = std::fs::remove_file(run.metrics());
-    let mut s = TrainState::new(fam.kind());
-    run.save_checkpoint(&model, &optim, &mut s)?;
-    Ok((model, optim, s))
+    // Read-only checks first: nothing is written unless the run can continue.
+    let metrics = records::check_records::<F::Record>(run, state.epochs_done)?;
+    if epochs < state.epochs_done {
+        return Err(Error::config(
+            "--epochs",
+            epochs,
+            format!(
+                "at least {} (the run has {} epochs done; genlab never shortens a run)",
+                state.epochs_done, state.epochs_done
+            ),
+        ));
+    }
+    if epochs == state.epochs_done {
+        return Err(Error::config(
+            "--epochs",
+            epochs,
+            format!(
+                "more than {} to continue: all {epochs} epochs of this run are done (nothing to resume)",
+                state.epochs_done
+            ),
+        ));
+    }
+    if state.batches_done >= batches
+        || state.step != state.epochs_done * batches + state.batches_done
+    {
+        return bad(format!(
+            "says step {} after {} epoch(s) and {} batch(es), which does not fit {batches} batches per epoch (was the dataset or the batch size changed?)",
+            state.step, state.epochs_done, state.batches_done
+        ));
+    }
+    let (model, optim) = run.load_resume(model, optim, &state)?;
+    run.remove_stale_pairs(&state);
+    if let Some(text) = metrics {
+        records::write_records(run, &text)?;
+    }
+    // `--epochs` extends the run: the config says so from now on.
+    let on_disk = std::fs::read_to_string(run.config()).unwrap_or_default();
+    if on_disk != config_toml {
+        crate::fsutil::write_atomic(&run.config(), config_toml.as_bytes())?;
+    }
+    Ok((lock, model, optim, state))
 }
 
 /// A stop request: the run is checkpointed as `interrupted` where it stands.

@@ -64,6 +64,23 @@ pub fn train(
             format!("the dataset's image shape {:?}", data.shape()),
         ));
     }
+    let t = &cfg.train;
+    crate::memory::ensure(
+        format!(
+            "training this {} ({}{} parameters, batch_size {})",
+            cfg.model.kind(),
+            crate::config::largest_size(&cfg.model)
+                .map(|s| s + ": ")
+                .unwrap_or_default(),
+            cfg.model.num_params(),
+            t.batch_size
+        ),
+        crate::memory::training_bytes(
+            cfg.model.num_params(),
+            t.batch_size.max(t.grid_images),
+            data.train.image_len(),
+        ),
+    )?;
     // Weight init draws from the device RNG: seed it so a run is reproducible.
     device.seed(cfg.train.seed);
     let (train_set, test_set) = splits(data, &cfg.train);

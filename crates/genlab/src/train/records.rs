@@ -1,7 +1,5 @@
 //! A run's `metrics.jsonl` (one [`Record`] per epoch) and the `loss.png` drawn from it.
 
-use std::io::Write;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -10,42 +8,99 @@ use crate::checkpoint::RunDir;
 use crate::error::{Error, Result};
 use crate::plot::{Series, line_plot};
 
-/// Appends one record as a line of `metrics.jsonl`.
+/// Adds one record as a line of `metrics.jsonl`, rewriting the file atomically (it holds one
+/// short line per epoch), so a kill never leaves half a line.
 pub(crate) fn append_record<T: Serialize>(run: &RunDir, r: &T) -> Result<()> {
     let p = run.metrics();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)
-        .map_err(|e| Error::io(&p, "open", e))?;
-    let line = serde_json::to_string(r).expect("records serialise");
-    writeln!(f, "{line}").map_err(|e| Error::io(&p, "write", e))
+    let mut text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(&p, "read", e)),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text += &serde_json::to_string(r).expect("records serialise");
+    text.push('\n');
+    crate::fsutil::write_atomic(&p, text.as_bytes())
 }
 
 /// Reads `metrics.jsonl` as records of type `T` (`EpochRecord`, `GanEpochRecord`, ...).
 pub fn read_records<T: DeserializeOwned>(run: &RunDir) -> Result<Vec<T>> {
     let p = run.metrics();
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::format(&p, format!("line {}: {e}", i + 1)))
-        })
-        .collect()
+    parse_records(&text, &p, false).map(|(r, _)| r)
 }
 
-/// On resume: drops log lines past the checkpoint (a kill between logging an epoch and
-/// checkpointing it would otherwise repeat that epoch), so the log has each epoch once.
-pub(crate) fn trim_records<R: Record>(run: &RunDir, epochs_done: usize) -> Result<()> {
-    if !run.metrics().exists() {
-        return Ok(());
+/// Parses `metrics.jsonl`'s lines. With `torn_ok`, a last line that does not parse (a write
+/// cut short by a crash of an older genlab, which appended) is dropped and reported as `true`.
+fn parse_records<T: DeserializeOwned>(
+    text: &str,
+    p: &std::path::Path,
+    torn_ok: bool,
+) -> Result<(Vec<T>, bool)> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str(l) {
+            Ok(r) => out.push(r),
+            Err(_) if torn_ok && i + 1 == lines.len() => return Ok((out, true)),
+            Err(e) => {
+                return Err(Error::format(p, format!("line {}: {e}", i + 1)));
+            }
+        }
     }
-    let text: String = read_records::<R>(run)?
+    Ok((out, false))
+}
+
+/// On resume: checks the log against the checkpoint, and returns the text that keeps epochs
+/// `1..=epochs_done` once each and in order, when it differs from the file (write it with
+/// [`write_records`] once every other check has passed). A torn last line is dropped, and lines
+/// past the checkpoint (a kill between logging an epoch and checkpointing it) are dropped;
+/// fewer epochs than the checkpoint has, or epochs out of order, mean the files do not belong
+/// together, and are an error.
+pub(crate) fn check_records<R: Record>(run: &RunDir, epochs_done: usize) -> Result<Option<String>> {
+    let p = run.metrics();
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && epochs_done == 0 => {
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::io(&p, "read", e)),
+    };
+    let (recs, _torn) = parse_records::<R>(&text, &p, true)?;
+    for (i, r) in recs.iter().enumerate() {
+        if r.epoch() != i + 1 {
+            return Err(Error::format(
+                &p,
+                format!(
+                    "line {} is epoch {}, expected epoch {}",
+                    i + 1,
+                    r.epoch(),
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if recs.len() < epochs_done {
+        return Err(Error::checkpoint(
+            &p,
+            format!(
+                "has {} epoch(s) but state.json says {epochs_done} are done: the two files are not from one run",
+                recs.len()
+            ),
+        ));
+    }
+    let kept: String = recs
         .into_iter()
-        .filter(|r| r.epoch() <= epochs_done)
+        .take(epochs_done)
         .map(|r| serde_json::to_string(&r).expect("records serialise") + "\n")
         .collect();
+    Ok((kept != text).then_some(kept))
+}
+
+/// Replaces `metrics.jsonl` with `text`, atomically.
+pub(crate) fn write_records(run: &RunDir, text: &str) -> Result<()> {
     crate::fsutil::write_atomic(&run.metrics(), text.as_bytes())
 }
 

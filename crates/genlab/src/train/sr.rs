@@ -202,6 +202,15 @@ pub fn train_sr(
     cfg.validate()?;
     let t = &cfg.train;
     let scale = cfg.model.scale();
+    // The networks are small (FSRCNN ~12k parameters): their feature maps on a batch of
+    // patches are what takes memory.
+    crate::memory::ensure(
+        format!(
+            "training on batches of {} patches of {} pixels",
+            t.batch_size, t.patch
+        ),
+        crate::memory::training_bytes(0, t.batch_size, t.patch * t.patch * scale * scale),
+    )?;
     let pairs = load_pairs(Path::new(&t.images), scale, &t.rescale, t.patch)?;
     let val = if t.val.is_empty() {
         Vec::new()
