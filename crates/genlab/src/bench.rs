@@ -223,6 +223,8 @@ pub fn train_speed(
             let mut cfg = RunConfig::preset(preset)?;
             cfg.train.batch_size = opts.batch_size;
             cfg.train.seed = opts.seed;
+            cfg.validate()?;
+            crate::train::check_memory(&cfg, cfg.model.image().iter().product())?;
             let set = match data {
                 Some(d) => {
                     let shape = cfg.model.image();
@@ -251,6 +253,7 @@ pub fn train_speed(
                 },
             };
             cfg.validate()?;
+            crate::train::sr::check_memory(&cfg)?;
             let pairs = vec![noise_pair(512, cfg.model.scale(), opts)];
             with_sr_family(&cfg, pairs, Vec::new(), None, device, timed)?
         }

@@ -291,7 +291,7 @@ fn build_config(
     recipe: &Recipe,
     f: &RunFlags,
     apply: impl FnOnce(&mut ModelConfig) -> bool,
-) -> Result<RunConfig> {
+) -> Result<(RunConfig, Option<RunConfig>)> {
     let preset = recipe.preset.as_deref().unwrap_or(default);
     let mut cfg = RunConfig::preset(preset)?;
     if !apply(&mut cfg.model) {
@@ -316,8 +316,11 @@ fn build_config(
     if let Some(v) = f.seed {
         t.seed = v;
     }
-    // The flags as given are checked before --dry-run shrinks the run.
+    // The flags as given are checked before --dry-run shrinks the run; its memory check is the
+    // full run's (`planned`), done once the dataset's image size is known.
     t.validate()?;
+    let planned = f.dry_run.then(|| cfg.clone());
+    let t = &mut cfg.train;
     if f.dry_run {
         t.epochs = 1;
         t.batch_size = t.batch_size.min(16);
@@ -326,7 +329,7 @@ fn build_config(
         t.grid_images = 16;
     }
     cfg.train.validate()?;
-    Ok(cfg)
+    Ok((cfg, planned))
 }
 
 /// A new run of a preset-based family (see [`build_config`]): into `--out`, or
@@ -339,13 +342,21 @@ fn train_new(
     apply: impl FnOnce(&mut ModelConfig) -> bool,
 ) -> Result<i32> {
     let device = device(f.device)?;
-    let cfg = build_config(kind, default, recipe, f, apply)?;
+    let (cfg, planned) = build_config(kind, default, recipe, f, apply)?;
     let dataset = Path::new(&cfg.train.dataset)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let run = RunDir::new(f.out_or_default(cfg.model.kind(), &dataset));
-    train(run, cfg, false, recipe.data_dir.clone(), f.quiet, &device)
+    train(
+        run,
+        cfg,
+        false,
+        planned,
+        recipe.data_dir.clone(),
+        f.quiet,
+        &device,
+    )
 }
 
 /// `genlab train --resume RUN` of a preset-based family: continues from the last checkpoint,
@@ -364,14 +375,16 @@ pub fn resume(
         cfg.train.epochs = e;
         cfg.train.validate()?;
     }
-    train(run, cfg, true, data_dir, quiet, &device)
+    train(run, cfg, true, None, data_dir, quiet, &device)
 }
 
-/// Loads the dataset, trains (or resumes) and reports how the run ended.
+/// Loads the dataset, trains (or resumes) and reports how the run ended. `planned` is the run a
+/// `--dry-run` stands in for, whose memory is checked.
 fn train(
     run: RunDir,
     mut cfg: RunConfig,
     resume: bool,
+    planned: Option<RunConfig>,
     data_dir: Option<PathBuf>,
     quiet: bool,
     device: &burn::prelude::Device,
@@ -381,6 +394,10 @@ fn train(
     if !resume {
         cfg.model.set_image(data.shape());
         cfg.model.validate()?;
+    }
+    if let Some(mut p) = planned {
+        p.model.set_image(data.shape());
+        genlab::train::check_memory(&p, data.train.image_len())?;
     }
 
     let stop = stop_flag()?;

@@ -123,8 +123,10 @@ fn build(a: &Args) -> Result<SrRunConfig> {
     if let Some(p) = &a.init_from {
         t.init_from = p.display().to_string();
     }
-    // The flags as given are checked before --dry-run shrinks the run.
+    // The flags as given are checked before --dry-run shrinks the run, memory included: a dry
+    // run says whether the real one can run.
     cfg.validate()?;
+    genlab::train::sr::check_memory(&cfg)?;
     let t = &mut cfg.train;
     if f.dry_run {
         t.epochs = 1;

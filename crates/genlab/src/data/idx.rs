@@ -23,10 +23,20 @@ pub struct IdxArray {
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
+        // A small file can inflate without bound: stop at the memory available.
+        let limit = crate::memory::limit_bytes();
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::GzDecoder::new(&raw[..])
+            .take(limit.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| Error::format(path, format!("corrupt gzip stream: {e}")))?;
+        if out.len() as u64 > limit {
+            return Err(Error::Memory {
+                what: format!("unpacking {}", path.display()),
+                need: format!("more than {}", crate::memory::human(u128::from(limit))),
+                limit: crate::memory::human(u128::from(limit)),
+            });
+        }
         Ok(out)
     } else {
         Ok(raw)

@@ -70,6 +70,21 @@ fn check_size<N: SrNet>(net: &N, h: usize, w: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an upscale whose output picture and one tile's feature maps would not fit in memory.
+fn check_memory<N: SrNet>(net: &N, h: usize, w: usize, c: usize, tile: usize) -> Result<()> {
+    use crate::memory::{F32, product};
+    let s = net.scale();
+    let m = 2 * net.margin().max(3);
+    let window = product(&[tile.max(16).min(h) + m, tile.max(16).min(w) + m, s, s]);
+    // The output bytes, the tile's planes, and the network's activations on one tile (FSRCNN
+    // keeps 56 maps; counted as 64, forward only).
+    let need = product(&[h, w, s, s, c]) + F32 * window * (c as u128 + 64);
+    crate::memory::ensure(
+        format!("upscaling a {w}x{h} picture x{s} in tiles of {tile}"),
+        need,
+    )
+}
+
 /// Runs the network on one `[wh, ww]` window of Y values in [0, 255]; returns `[s wh, s ww]`
 /// values in [0, 255].
 fn run_window<N: SrNet>(
@@ -102,6 +117,7 @@ pub fn upscale<N: SrNet>(
 ) -> Result<Picture> {
     let s = net.scale();
     check_size(net, pic.h, pic.w)?;
+    check_memory(net, pic.h, pic.w, pic.channels, tile)?;
     let (oh, ow, c) = (pic.h * s, pic.w * s, pic.channels);
     let mut out = vec![0u8; oh * ow * c];
     let all = tiles(pic.h, pic.w, tile.max(16), net.margin().max(3));
@@ -184,6 +200,7 @@ pub fn upscale<N: SrNet>(
 pub fn upscale_y<N: SrNet>(net: &N, y: &Plane, tile: usize, device: &Device) -> Result<Plane> {
     let s = net.scale();
     check_size(net, y.h, y.w)?;
+    check_memory(net, y.h, y.w, 1, tile)?;
     let (oh, ow) = (y.h * s, y.w * s);
     let mut out = vec![0.0; oh * ow];
     for t in tiles(y.h, y.w, tile.max(16), net.margin().max(3)) {

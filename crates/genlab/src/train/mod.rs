@@ -64,23 +64,7 @@ pub fn train(
             format!("the dataset's image shape {:?}", data.shape()),
         ));
     }
-    let t = &cfg.train;
-    crate::memory::ensure(
-        format!(
-            "training this {} ({}{} parameters, batch_size {})",
-            cfg.model.kind(),
-            crate::config::largest_size(&cfg.model)
-                .map(|s| s + ": ")
-                .unwrap_or_default(),
-            cfg.model.num_params(),
-            t.batch_size
-        ),
-        crate::memory::training_bytes(
-            cfg.model.num_params(),
-            t.batch_size.max(t.grid_images),
-            data.train.image_len(),
-        ),
-    )?;
+    check_memory(cfg, data.train.image_len())?;
     // Weight init draws from the device RNG: seed it so a run is reproducible.
     device.seed(cfg.train.seed);
     let (train_set, test_set) = splits(data, &cfg.train);
@@ -94,6 +78,32 @@ pub fn train(
         obs,
     };
     with_family(cfg, train_set, test_set, device, plan)
+}
+
+/// Refuses a training whose model and batches (of images of `image_len` values) would not fit
+/// in memory, naming the model's largest size setting, the parameters and the batch. [`train`]
+/// calls it; `genlab train --dry-run` calls it with the run it stands in for.
+pub fn check_memory(cfg: &RunConfig, image_len: usize) -> Result<()> {
+    let t = &cfg.train;
+    let params = cfg.model.num_params();
+    let batch = t.batch_size.max(t.grid_images);
+    let model_part = crate::memory::training_bytes(params, 0, 0);
+    let batch_part = crate::memory::training_bytes(0, batch, image_len);
+    // Name what dominates: the model's largest size setting, or the batch.
+    let what = if model_part >= batch_part {
+        format!(
+            "{}{params} parameters",
+            crate::config::largest_size(&cfg.model)
+                .map(|s| s + " gives ")
+                .unwrap_or_default()
+        )
+    } else {
+        format!("batch_size {} of {image_len}-value images", t.batch_size)
+    };
+    crate::memory::ensure(
+        format!("training this {} ({what})", cfg.model.kind()),
+        model_part + batch_part,
+    )
 }
 
 /// The registry of trainable families: builds the family a config names, with its model

@@ -189,6 +189,20 @@ impl<N: SrNet> Family for SuperResolution<N> {
     }
 }
 
+/// Refuses a super-resolution training whose batches would not fit in memory. The networks are
+/// small (FSRCNN ~12k parameters): their feature maps on a batch of patches are what counts.
+pub fn check_memory(cfg: &SrRunConfig) -> Result<()> {
+    let t = &cfg.train;
+    let s = cfg.model.scale();
+    crate::memory::ensure(
+        format!(
+            "training on batches of {} patches of {} pixels (batch_size, patch)",
+            t.batch_size, t.patch
+        ),
+        crate::memory::training_bytes(0, t.batch_size, t.patch * t.patch * s * s),
+    )
+}
+
 /// Trains (or resumes) a super-resolution run in `run`. The photos and the validation folder are
 /// read first, so a bad folder fails before anything is written.
 pub fn train_sr(
@@ -202,15 +216,7 @@ pub fn train_sr(
     cfg.validate()?;
     let t = &cfg.train;
     let scale = cfg.model.scale();
-    // The networks are small (FSRCNN ~12k parameters): their feature maps on a batch of
-    // patches are what takes memory.
-    crate::memory::ensure(
-        format!(
-            "training on batches of {} patches of {} pixels",
-            t.batch_size, t.patch
-        ),
-        crate::memory::training_bytes(0, t.batch_size, t.patch * t.patch * scale * scale),
-    )?;
+    check_memory(cfg)?;
     let pairs = load_pairs(Path::new(&t.images), scale, &t.rescale, t.patch)?;
     let val = if t.val.is_empty() {
         Vec::new()
