@@ -242,7 +242,13 @@ impl RunDir {
     /// Reads `state.json`, checking that the files it names are inside the run's `state/`.
     pub fn load_state(&self) -> Result<TrainState> {
         let p = self.state();
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::checkpoint(
+                &p,
+                "missing: not a run folder, or a run stopped before its first checkpoint (then delete the folder and start again)",
+            ),
+            _ => Error::io(&p, "read", e),
+        })?;
         let s: TrainState = serde_json::from_str(&text)
             .map_err(|e| Error::checkpoint(&p, format!("not a genlab training state: {e}")))?;
         for (key, f) in [("weights", &s.weights), ("optimizer", &s.optimizer)] {
