@@ -28,7 +28,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, SrRunConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::fsutil::{FolderLock, claim_new_folder, create_dir_all, write_atomic};
 use crate::models::{Task, task_of};
 
@@ -371,13 +371,6 @@ impl RunDir {
             .map_err(|e| Error::checkpoint(&p, format!("corrupt optimizer state: {e}")))?;
         Ok((model, optim))
     }
-}
-
-fn one_line(s: impl std::fmt::Display) -> String {
-    s.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The `[model] kind` of a run folder's `config.toml` (`vae`, `ae`, `fsrcnn`, ...), without

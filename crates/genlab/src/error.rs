@@ -1,5 +1,6 @@
 //! The library's one error type. Every variant carries its evidence: the file, the value and what
-//! was expected, so a caller can print it on one line and a user can act on it.
+//! was expected, and displays on one line (messages from decoders and parsers are flattened), so
+//! a caller can print it as it is and a user can act on it.
 
 use std::path::PathBuf;
 
@@ -22,7 +23,7 @@ pub enum Error {
     },
 
     /// A data file exists but its content is not what its format requires.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Format {
         /// The offending file.
         path: PathBuf,
@@ -31,7 +32,7 @@ pub enum Error {
     },
 
     /// A dataset could not be found where genlab looked for it.
-    #[error("dataset {name}: {msg}")]
+    #[error("dataset {name}: {}", one_line(msg))]
     DatasetNotFound {
         /// The dataset name the user asked for.
         name: String,
@@ -51,7 +52,7 @@ pub enum Error {
     },
 
     /// A TOML file could not be parsed or has unknown keys.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Toml {
         /// The TOML file (or `<preset NAME>` for built-in ones).
         path: PathBuf,
@@ -60,7 +61,7 @@ pub enum Error {
     },
 
     /// A checkpoint (run folder) is missing, truncated, from another model, or inconsistent.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Checkpoint {
         /// The file in the run folder.
         path: PathBuf,
@@ -69,7 +70,7 @@ pub enum Error {
     },
 
     /// An image file could not be decoded or encoded.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Image {
         /// The image file.
         path: PathBuf,
@@ -102,7 +103,7 @@ pub enum Error {
     },
 
     /// A request the model family cannot honour (e.g. sampling from a plain autoencoder).
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Unsupported(String),
 
     /// A request sized by a flag or config would not fit in the memory available.
@@ -117,7 +118,7 @@ pub enum Error {
     },
 
     /// A folder is being written by another genlab process.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Locked {
         /// The run folder.
         path: PathBuf,
@@ -127,7 +128,7 @@ pub enum Error {
 
     /// genlab refuses to write a path: it is an input, another output of the same command, or
     /// a file genlab did not make.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), one_line(msg))]
     Refused {
         /// The path it would have written.
         path: PathBuf,
@@ -136,13 +137,21 @@ pub enum Error {
     },
 
     /// A download failed or the file did not match its checksum.
-    #[error("{url}: {msg}")]
+    #[error("{url}: {}", one_line(msg))]
     Download {
         /// The address.
         url: String,
         /// What failed.
         msg: String,
     },
+}
+
+/// A message on one line: third-party errors (decoders, parsers) can span several.
+pub fn one_line(s: impl std::fmt::Display) -> String {
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Error {

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::prelude::*;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, imageops::FilterType};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::fsutil::write_atomic;
 
 /// A pixel as a network value: `p / 255`, in `[0, 1]`.
@@ -169,7 +169,12 @@ pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
 /// Decodes an image file, detecting PNG/JPEG/BMP from its content, never its name.
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
-    let format = image::guess_format(&bytes)
+    decode_image(&bytes, path)
+}
+
+/// [`read_image`] of bytes in memory; `path` names them in errors.
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
+    let format = image::guess_format(bytes)
         .ok()
         .filter(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp))
         .ok_or_else(|| Error::Image {
@@ -177,11 +182,11 @@ pub fn read_image(path: &Path) -> Result<DynamicImage> {
             msg: "not a PNG, JPEG or BMP image (unrecognised content)".into(),
         })?;
     let img = if format == ImageFormat::Jpeg {
-        decode_jpeg(&bytes, path)?
+        decode_jpeg(bytes, path)?
     } else {
-        image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::Image {
+        image::load_from_memory_with_format(bytes, format).map_err(|e| Error::Image {
             path: path.to_path_buf(),
-            msg: format!("cannot decode {format:?} image: {e}"),
+            msg: format!("cannot decode {format:?} image: {}", one_line(e)),
         })?
     };
     if img.width() == 0 || img.height() == 0 {
@@ -197,6 +202,10 @@ pub fn read_image(path: &Path) -> Result<DynamicImage> {
     Ok(img)
 }
 
+/// The largest decoded image: the `image` crate's default allocation limit, which its PNG and
+/// BMP decoders apply.
+const MAX_DECODED: u128 = 512 << 20;
+
 /// Decodes a JPEG in strict mode: a truncated or corrupt stream is an error, not grey pixels.
 /// Grey JPEGs stay grey; every other colour space becomes RGB.
 fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
@@ -205,7 +214,7 @@ fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     use zune_core::options::DecoderOptions;
     let bad = |e: &dyn std::fmt::Display| Error::Image {
         path: path.to_path_buf(),
-        msg: format!("corrupt or truncated JPEG: {e}"),
+        msg: format!("corrupt or truncated JPEG: {}", one_line(e)),
     };
     // The decoder, even strict, accepts a stream cut inside its last scan. Entropy-coded data
     // never holds 0xFF 0xD9 (0xFF is stuffed as 0xFF 0x00), so a complete image has this
@@ -232,9 +241,16 @@ fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
         ColorSpace::RGB
     };
     d.set_options(opts.jpeg_set_out_colorspace(out));
+    let bytes_out = crate::memory::product(&[w, h, if grey { 1 } else { 3 }]);
+    if bytes_out > MAX_DECODED {
+        return Err(bad(&format!(
+            "{w}x{h} pixels is more than genlab decodes ({} at most, as for PNG and BMP)",
+            crate::memory::human(MAX_DECODED)
+        )));
+    }
     crate::memory::ensure(
         format!("decoding {} ({w}x{h} pixels)", path.display()),
-        crate::memory::product(&[w, h, if grey { 1 } else { 3 }]),
+        bytes_out,
     )?;
     let px = d.decode().map_err(|e| bad(&e))?;
     let (w32, h32) = (w as u32, h as u32);
