@@ -84,8 +84,9 @@ const PAUSE_AT: &str = "GENLAB_TEST_PAUSE_AT";
 /// named point and waits there forever: `checkpoint-pair` (a checkpoint's new resume pair
 /// written, its `state.json` not yet), `before-rename:FILE` (any atomic write of FILE, its
 /// temporary file complete, not yet renamed), `epoch-logged` (an epoch's line in `metrics.jsonl`,
-/// its checkpoint not yet). `NAME@N` pauses at the N-th time the point is reached. It does so after creating the file `$GENLAB_TEST_PAUSE_FILE`, so a test can
-/// kill it at exactly that moment. Costs one environment lookup per call when unset.
+/// its checkpoint not yet). `NAME@N` pauses at the N-th time the point is reached. It does so
+/// after creating the file `$GENLAB_TEST_PAUSE_FILE`, so a test can kill it at exactly that
+/// moment. Costs one environment lookup per call when unset.
 pub fn pause_point(name: &str) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static HITS: AtomicUsize = AtomicUsize::new(0);
@@ -409,6 +410,104 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), b"two");
         let n = std::fs::read_dir(dir.path()).expect("ls").count();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_folder_has_one_lock_holder_and_a_dead_holder_releases_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = super::FolderLock::acquire(dir.path()).expect("first");
+        let err = super::FolderLock::acquire(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("another genlab process")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(first);
+        super::FolderLock::acquire(dir.path()).expect("free again once dropped");
+    }
+
+    #[test]
+    fn a_new_folder_must_be_new_or_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("run");
+        drop(super::claim_new_folder(&d, "hint").expect("new"));
+        drop(super::claim_new_folder(&d, "hint").expect("empty but for the lock"));
+        std::fs::write(d.join("notes.txt"), b"mine").expect("write");
+        let err = super::claim_new_folder(&d, "choose another")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not empty") && err.contains("choose another"),
+            "{err}"
+        );
+        // A folder genlab locked before may be taken again as it is; a user's may not.
+        drop(super::claim_own_folder(&d, "hint").expect("genlab's own folder"));
+        let user = dir.path().join("user");
+        std::fs::create_dir_all(&user).expect("mkdir");
+        std::fs::write(user.join("a.md"), b"mine").expect("write");
+        assert!(super::claim_own_folder(&user, "hint").is_err());
+    }
+
+    #[test]
+    fn outputs_never_replace_inputs_or_collide() {
+        use super::{Origin, Outputs};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let input = d.join("in.png");
+        std::fs::write(&input, b"input").expect("write");
+        std::fs::hard_link(&input, d.join("hard.png")).expect("link");
+        std::fs::create_dir_all(d.join("photos/sub")).expect("mkdir");
+        let mut o = Outputs::new();
+        o.input(&input);
+        o.input(&d.join("photos"));
+        let refused = |o: &mut Outputs, p: &std::path::Path, origin| {
+            o.claim(p, origin, None).unwrap_err().to_string()
+        };
+        assert!(refused(&mut o, &input, Origin::Named).contains("is an input"));
+        assert!(refused(&mut o, &d.join("hard.png"), Origin::Named).contains("is an input"));
+        assert!(refused(&mut o, &d.join("photos/x.png"), Origin::Named).contains("input folder"));
+        assert!(
+            o.claim_new_tree(&d.join("photos/sub/new/x.png"), Origin::Named, None)
+                .unwrap_err()
+                .to_string()
+                .contains("input folder")
+        );
+        assert!(refused(&mut o, &d.join("nope/x.png"), Origin::Named).contains("does not exist"));
+        o.claim(&d.join("out.png"), Origin::Named, None)
+            .expect("free name");
+        assert!(refused(&mut o, &d.join("./out.png"), Origin::Named).contains("two outputs"));
+        // A name genlab derives never replaces a file it did not make.
+        std::fs::write(d.join("a.glz"), b"user notes").expect("write");
+        assert!(refused(&mut o, &d.join("a.glz"), Origin::Derived).contains("did not make"));
+        std::fs::write(d.join("b.glz"), crate::codec::to_bytes(&[1.0])).expect("write");
+        o.claim(&d.join("b.glz"), Origin::Derived, None)
+            .expect("genlab's own code file");
+    }
+
+    #[test]
+    fn leftovers_of_killed_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for f in [
+            ".state.json.tmp-123",
+            ".weights.safetensors.tmp-9",
+            "keep.tmp-12",
+            ".x.tmp-abc",
+        ] {
+            std::fs::write(d.join(f), b"x").expect("write");
+        }
+        assert_eq!(super::remove_leftovers(d).expect("clean"), 2);
+        assert!(d.join("keep.tmp-12").exists() && d.join(".x.tmp-abc").exists());
+    }
+
+    #[test]
+    fn relative_paths_that_stay_inside() {
+        assert!(super::stays_inside("state/weights-1.safetensors"));
+        for bad in ["", "../x", "state/../../x", "/etc/passwd"] {
+            assert!(!super::stays_inside(bad), "{bad}");
+        }
     }
 
     #[test]

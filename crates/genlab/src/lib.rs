@@ -39,7 +39,9 @@
 //!   [`loss`]: the losses, each with its formula.
 //! - [`image_io`]: the one home of pixel <-> tensor conversions, image grids, PNG files;
 //!   [`plot`]: the loss-curve PNG.
-//! - [`fsutil`] (atomic writes) and [`rng`] (seeded streams): utilities the CLI shares.
+//! - [`fsutil`]: what may be written where (atomic writes, the output rules, folder locks);
+//!   [`memory`]: the check before any allocation a flag or config sizes; [`codec`]: latent code
+//!   files; [`rng`]: seeded streams.
 
 pub mod bench;
 pub mod checkpoint;
