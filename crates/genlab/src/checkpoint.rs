@@ -503,7 +503,8 @@ pub fn as_f32_weights(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     let mut tensors = st.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut changed = false;
+    // An all-f32 file (what genlab writes) passes through as it is, checked but not copied.
+    let changed = tensors.iter().any(|(_, t)| t.dtype() != Dtype::F32);
     for (name, t) in &tensors {
         let d = t.data();
         let values: Vec<f32> = match t.dtype() {
@@ -543,9 +544,10 @@ pub fn as_f32_weights(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
                 ),
             ));
         }
-        changed |= t.dtype() != Dtype::F32;
-        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        converted.push((name.clone(), t.shape().to_vec(), raw));
+        if changed {
+            let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            converted.push((name.clone(), t.shape().to_vec(), raw));
+        }
     }
     if !changed {
         return Ok(bytes);

@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{}: {op}: {source}", path.display())]
+    #[error("{}: {op}: {source}", shown(path))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -23,7 +23,7 @@ pub enum Error {
     },
 
     /// A data file exists but its content is not what its format requires.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Format {
         /// The offending file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum Error {
     },
 
     /// A dataset could not be found where genlab looked for it.
-    #[error("dataset {name}: {}", one_line(msg))]
+    #[error("dataset {}: {}", clean(name), one_line(msg))]
     DatasetNotFound {
         /// The dataset name the user asked for.
         name: String,
@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A configuration value (from a preset, a flag or a run folder) is invalid.
-    #[error("{field} = {value}: {expected}")]
+    #[error("{} = {}: {}", clean(field), clean(value), one_line(expected))]
     Config {
         /// The key, e.g. `train.batch_size`.
         field: String,
@@ -52,7 +52,7 @@ pub enum Error {
     },
 
     /// A TOML file could not be parsed or has unknown keys.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Toml {
         /// The TOML file (or `<preset NAME>` for built-in ones).
         path: PathBuf,
@@ -61,7 +61,7 @@ pub enum Error {
     },
 
     /// A checkpoint (run folder) is missing, truncated, from another model, or inconsistent.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Checkpoint {
         /// The file in the run folder.
         path: PathBuf,
@@ -70,7 +70,7 @@ pub enum Error {
     },
 
     /// An image file could not be decoded or encoded.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Image {
         /// The image file.
         path: PathBuf,
@@ -79,7 +79,7 @@ pub enum Error {
     },
 
     /// Tensor shapes did not agree with what an operation needs.
-    #[error("{op}: expected shape {expected}, got {got}")]
+    #[error("{op}: expected shape {}, got {}", one_line(expected), one_line(got))]
     Shape {
         /// The operation.
         op: &'static str,
@@ -107,7 +107,10 @@ pub enum Error {
     Unsupported(String),
 
     /// A request sized by a flag or config would not fit in the memory available.
-    #[error("{what} needs about {need} of memory, but {limit} is available; ask for less")]
+    #[error(
+        "{} needs about {need} of memory, but {limit} is available; ask for less",
+        clean(what)
+    )]
     Memory {
         /// The request, as the user wrote it (`--k 1000000000`, `train.batch_size = ...`).
         what: String,
@@ -118,7 +121,7 @@ pub enum Error {
     },
 
     /// A folder is being written by another genlab process.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Locked {
         /// The run folder.
         path: PathBuf,
@@ -128,7 +131,7 @@ pub enum Error {
 
     /// genlab refuses to write a path: it is an input, another output of the same command, or
     /// a file genlab did not make.
-    #[error("{}: {}", path.display(), one_line(msg))]
+    #[error("{}: {}", shown(path), one_line(msg))]
     Refused {
         /// The path it would have written.
         path: PathBuf,
@@ -144,6 +147,25 @@ pub enum Error {
         /// What failed.
         msg: String,
     },
+}
+
+/// A path as messages show it: control characters (a newline in a file name) escaped.
+fn shown(p: &std::path::Path) -> String {
+    clean(&p.display().to_string())
+}
+
+/// `s` with control characters escaped (`\n`), so a value a user typed cannot break a message
+/// over lines.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
 }
 
 /// A message on one line: third-party errors (decoders, parsers) can span several.

@@ -150,7 +150,14 @@ impl FeatureNet {
         seed: u64,
         device: &Device,
     ) -> Result<Features> {
-        let mut values = Vec::with_capacity(n * self.model.config.features);
+        let d = self.model.config.features;
+        // The features (f32), their Gaussian fit (two n x d f64 matrices) and the blocks of
+        // 512 rows of distances precision/recall computes against every sample.
+        crate::memory::ensure(
+            format!("scoring {n} generated images"),
+            crate::memory::product(&[n, d]) * 20 + crate::memory::product(&[512, n, 8]),
+        )?;
+        let mut values = Vec::with_capacity(n * d);
         let mut done = 0;
         let mut chunk = 0u64;
         while done < n {
