@@ -1492,6 +1492,83 @@ fn corpus() -> Vec<Case> {
         ));
     }
 
+    cs.push(case(
+        "folder-dataset-with-a-link-cycle-and-a-pipe",
+        Ok,
+        &[],
+        |d, fx| {
+            let f = d.join("photos");
+            std::fs::create_dir_all(f.join("sub")).expect("mkdir");
+            std::fs::write(f.join("a.png"), &fx.png).expect("write");
+            std::os::unix::fs::symlink(&f, f.join("sub/loop")).expect("symlink");
+            std::os::unix::fs::symlink(d.join("nowhere"), f.join("broken.png")).expect("symlink");
+            let fifo = f.join("pipe.png");
+            let made = Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(made, "mkfifo");
+            args(&[
+                "train",
+                "gan",
+                "--dataset",
+                "photos",
+                "--dry-run",
+                "-q",
+                "--out",
+                "r",
+            ])
+        },
+    ));
+    cs.push(case("upscale-a-pipe", Fail, &["pipe.png"], |d, _| {
+        let made = Command::new("mkfifo")
+            .arg(d.join("pipe.png"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(made, "mkfifo");
+        args(&["upscale", "pipe.png", "-o", "o.png", "-q"])
+    }));
+    for (name, file, dir_or_big) in [
+        ("config-is-a-folder", "config.toml", true),
+        ("weights-is-a-folder", "weights.safetensors", true),
+        ("config-is-huge", "config.toml", false),
+    ] {
+        cs.push(case(
+            &format!("sample-{name}"),
+            Fail,
+            &[file],
+            move |d, fx| {
+                let r = d.join("run");
+                copy_dir(&fx.vae, &r);
+                std::fs::remove_file(r.join(file)).expect("rm");
+                if dir_or_big {
+                    std::fs::create_dir_all(r.join(file)).expect("mkdir");
+                } else {
+                    let f = std::fs::File::create(r.join(file)).expect("create");
+                    f.set_len(64 << 20).expect("sparse file");
+                }
+                let mut a = args(&["sample"]);
+                a.push(r.into_os_string());
+                a.extend(args(&["-o", "out.png"]));
+                a
+            },
+        ));
+    }
+    cs.push(case(
+        "resume-state-is-a-folder",
+        Fail,
+        &["state.json"],
+        |d, fx| {
+            let r = d.join("run");
+            copy_dir(&fx.vae2, &r);
+            std::fs::remove_file(r.join("state.json")).expect("rm");
+            std::fs::create_dir_all(r.join("state.json")).expect("mkdir");
+            let mut a = args(&["train", "--resume"]);
+            a.push(r.into_os_string());
+            a
+        },
+    ));
+
     // --- Training flags and presets sized or shaped out of reach.
     for (name, extra, expect, mention) in [
         (

@@ -221,7 +221,7 @@ impl RunDir {
                 self.dir.display()
             )));
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let text = crate::fsutil::read_text(&p)?;
         let cfg = RunConfig::from_toml(&text, &p)?;
         cfg.validate()?;
         Ok(cfg)
@@ -233,7 +233,7 @@ impl RunDir {
         if !self.dir.is_dir() {
             return Err(Error::checkpoint(&self.dir, "run folder does not exist"));
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let text = crate::fsutil::read_text(&p)?;
         let cfg = SrRunConfig::from_toml(&text, &p)?;
         cfg.validate()?;
         Ok(cfg)
@@ -242,13 +242,13 @@ impl RunDir {
     /// Reads `state.json`, checking that the files it names are inside the run's `state/`.
     pub fn load_state(&self) -> Result<TrainState> {
         let p = self.state();
-        let text = std::fs::read_to_string(&p).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::checkpoint(
+        if !p.exists() {
+            return Err(Error::checkpoint(
                 &p,
                 "missing: not a run folder, or a run stopped before its first checkpoint (then delete the folder and start again)",
-            ),
-            _ => Error::io(&p, "read", e),
-        })?;
+            ));
+        }
+        let text = crate::fsutil::read_text(&p)?;
         let s: TrainState = serde_json::from_str(&text)
             .map_err(|e| Error::checkpoint(&p, format!("not a genlab training state: {e}")))?;
         for (key, f) in [("weights", &s.weights), ("optimizer", &s.optimizer)] {
@@ -365,7 +365,7 @@ impl RunDir {
     ) -> Result<(M, ModuleOptimizer)> {
         let model = load_weights(model, &self.dir.join(&state.weights))?;
         let p = self.dir.join(&state.optimizer);
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let bytes = crate::fsutil::read_capped(&p, u64::MAX)?;
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(bytes))
             .map_err(|e| Error::checkpoint(&p, format!("corrupt optimizer state: {e}")))?;
@@ -380,7 +380,7 @@ pub fn run_kind(dir: &Path) -> Result<String> {
     if !dir.is_dir() {
         return Err(Error::checkpoint(dir, "run folder does not exist"));
     }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+    let text = crate::fsutil::read_text(&p)?;
     let v: toml::Table = toml::from_str(&text).map_err(|e| Error::Toml {
         path: p.clone(),
         msg: one_line(e.message()),
@@ -421,7 +421,7 @@ pub fn save_weights<M: Module>(model: &M, path: &Path, kind: &str, step: usize) 
 /// Loads weights saved by [`save_weights`] into `model`, which must have exactly the same
 /// parameters and shapes.
 pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let bytes = crate::fsutil::read_capped(path, u64::MAX)?;
     load_weights_bytes(model, bytes, path)
 }
 

@@ -135,7 +135,7 @@ impl RunConfig {
         }
         let p = Path::new(name_or_path);
         if p.is_file() {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, "read", e))?;
+            let text = crate::fsutil::read_text(p)?;
             return Self::from_toml(&text, p);
         }
         Err(Error::config(

@@ -72,6 +72,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// The largest text file genlab reads whole (a config, `state.json`): far beyond any it writes.
+pub const MAX_TEXT: u64 = 16 << 20;
+
+/// Reads a file whole, refusing one larger than `max` bytes (or than the memory available)
+/// before reading it, and anything that is not a regular file (a pipe would block forever).
+pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(Error::format(
+            path,
+            if meta.is_dir() {
+                "is a folder, expected a file"
+            } else {
+                "is not a regular file"
+            },
+        ));
+    }
+    if meta.len() > max {
+        return Err(Error::format(
+            path,
+            format!(
+                "{} bytes; genlab reads files of this kind up to {}",
+                meta.len(),
+                crate::memory::human(u128::from(max))
+            ),
+        ));
+    }
+    crate::memory::ensure(
+        format!("reading {}", path.display()),
+        u128::from(meta.len()),
+    )?;
+    std::fs::read(path).map_err(|e| Error::io(path, "read", e))
+}
+
+/// [`read_capped`] of a UTF-8 text file of at most [`MAX_TEXT`] bytes.
+pub fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_capped(path, MAX_TEXT)?)
+        .map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))
+}
+
 /// Creates a folder and its parents, with the path in the error.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, "create folder", e))

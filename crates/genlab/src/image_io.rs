@@ -168,7 +168,7 @@ pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
 
 /// Decodes an image file, detecting PNG/JPEG/BMP from its content, never its name.
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let bytes = crate::fsutil::read_capped(path, u64::MAX)?;
     decode_image(&bytes, path)
 }
 

@@ -41,7 +41,7 @@ fn read_batches(dir: &Path, names: &[String]) -> Result<ImageSet> {
     let mut labels = Vec::new();
     for name in names {
         let p = dir.join(name);
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, "read", e))?;
+        let bytes = crate::fsutil::read_capped(&p, u64::MAX)?;
         let (px, lb) = parse_batch(&bytes, &p)?;
         pixels.extend(px);
         labels.extend(lb);

@@ -21,7 +21,7 @@ pub struct IdxArray {
 
 /// Reads a whole file, gunzipping it when its content starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let raw = crate::fsutil::read_capped(path, u64::MAX)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         // A small file can inflate without bound: stop at the memory available.
         let limit = crate::memory::limit_bytes();

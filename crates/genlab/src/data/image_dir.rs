@@ -12,9 +12,15 @@ use crate::image_io::{image_to_pixels, read_image};
 /// Shape used for folders when none is given: 32x32 RGB, the DCGAN/CIFAR size.
 pub const DEFAULT_SHAPE: [usize; 3] = [3, 32, 32];
 
-/// All non-hidden files under `dir`, sorted.
+/// All non-hidden regular files under `dir` (links followed), sorted. Each folder is listed once
+/// however many links lead to it, so a link cycle ends; pipes, sockets and devices are skipped
+/// (reading one could block forever).
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    if let Ok(c) = std::fs::canonicalize(dir) {
+        seen.insert(c);
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, "list folder", e))?;
@@ -24,9 +30,15 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
+            // A broken link has no metadata: skipped like any other non-file.
+            let Ok(meta) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if std::fs::canonicalize(&p).is_ok_and(|c| seen.insert(c)) {
+                    stack.push(p);
+                }
+            } else if meta.is_file() {
                 out.push(p);
             }
         }

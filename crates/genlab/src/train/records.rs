@@ -8,15 +8,25 @@ use crate::checkpoint::RunDir;
 use crate::error::{Error, Result};
 use crate::plot::{Series, line_plot};
 
+/// The largest `metrics.jsonl` read (a line per epoch of a few hundred bytes: millions of epochs).
+const MAX_METRICS: u64 = 1 << 30;
+
+/// `metrics.jsonl`'s text, or `None` when there is none yet.
+fn read_metrics(p: &std::path::Path) -> Result<Option<String>> {
+    if !p.exists() {
+        return Ok(None);
+    }
+    let bytes = crate::fsutil::read_capped(p, MAX_METRICS)?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| Error::format(p, format!("not UTF-8 text: {e}")))
+}
+
 /// Adds one record as a line of `metrics.jsonl`, rewriting the file atomically (it holds one
 /// short line per epoch), so a kill never leaves half a line.
 pub(crate) fn append_record<T: Serialize>(run: &RunDir, r: &T) -> Result<()> {
     let p = run.metrics();
-    let mut text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::io(&p, "read", e)),
-    };
+    let mut text = read_metrics(&p)?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
@@ -28,7 +38,13 @@ pub(crate) fn append_record<T: Serialize>(run: &RunDir, r: &T) -> Result<()> {
 /// Reads `metrics.jsonl` as records of type `T` (`EpochRecord`, `GanEpochRecord`, ...).
 pub fn read_records<T: DeserializeOwned>(run: &RunDir) -> Result<Vec<T>> {
     let p = run.metrics();
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read", e))?;
+    let text = read_metrics(&p)?.ok_or_else(|| {
+        Error::io(
+            &p,
+            "read",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    })?;
     parse_records(&text, &p, false).map(|(r, _)| r)
 }
 
@@ -61,12 +77,16 @@ fn parse_records<T: DeserializeOwned>(
 /// together, and are an error.
 pub(crate) fn check_records<R: Record>(run: &RunDir, epochs_done: usize) -> Result<Option<String>> {
     let p = run.metrics();
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && epochs_done == 0 => {
-            return Ok(None);
+    let text = match read_metrics(&p)? {
+        Some(t) => t,
+        None if epochs_done == 0 => return Ok(None),
+        None => {
+            return Err(Error::io(
+                &p,
+                "read",
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         }
-        Err(e) => return Err(Error::io(&p, "read", e)),
     };
     let (recs, _torn) = parse_records::<R>(&text, &p, true)?;
     for (i, r) in recs.iter().enumerate() {
