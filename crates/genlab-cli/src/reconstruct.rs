@@ -56,6 +56,10 @@ pub fn run(a: Args) -> Result<i32> {
     let (device, run, data) = open_with_data(&a.run, a.data)?;
     let out = a.out.unwrap_or_else(|| a.run.join("reconstruction.png"));
     claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
+    genlab::memory::ensure(
+        format!("-n {}", a.n),
+        genlab::memory::inference_bytes(2 * a.n as usize, data.test.image_len()),
+    )?;
     let psnr = run.with_model(
         &device,
         Recon {

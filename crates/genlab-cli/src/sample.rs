@@ -55,6 +55,11 @@ pub fn run(a: Args) -> Result<i32> {
     let run = OpenRun::open(&a.run)?;
     let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
     claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
+    let image: usize = run.config.model.image().iter().product();
+    genlab::memory::ensure(
+        format!("-n {}", a.n),
+        genlab::memory::inference_bytes(a.n as usize, image),
+    )?;
     run.with_generator(
         &device,
         Sample {

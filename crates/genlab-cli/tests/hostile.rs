@@ -1770,6 +1770,20 @@ fn corpus() -> Vec<Case> {
         )
         .env("GENLAB_MEMORY_LIMIT", "1K"),
     );
+    cs.push(
+        case(
+            "sample-n-over-the-memory-limit",
+            Fail,
+            &["-n 4096"],
+            |_, fx| {
+                let mut a = args(&["sample"]);
+                a.push(fx.vae.clone().into_os_string());
+                a.extend(args(&["-n", "4096", "-o", "s.png"]));
+                a
+            },
+        )
+        .env("GENLAB_MEMORY_LIMIT", "64M"),
+    );
     cs.push(case(
         "train-dry-run-checks-the-real-batch",
         Fail,

@@ -96,6 +96,12 @@ pub fn training_bytes(params: usize, batch: usize, input_floats: usize) -> u128 
     F32 * (6 * params as u128 + ACTIVATIONS_PER_INPUT * product(&[batch, input_floats]))
 }
 
+/// Rough bytes a forward pass on `batch` inputs of `input_floats` values needs (no gradients
+/// kept): a quarter of [`training_bytes`]' activations.
+pub fn inference_bytes(batch: usize, input_floats: usize) -> u128 {
+    F32 * (ACTIVATIONS_PER_INPUT / 4) * product(&[batch, input_floats])
+}
+
 /// The product of `xs` in `u128`, saturating: sizes built from user numbers never overflow.
 pub fn product(xs: &[usize]) -> u128 {
     xs.iter()
