@@ -271,6 +271,10 @@ impl Outputs {
         if path.is_dir() {
             return refuse("is a folder; name an output file".into());
         }
+        // A device, pipe or socket is never replaced (renaming over /dev/null would delete it).
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return refuse("is not a regular file; name an output file".into());
+        }
         let Some(norm) = normalise(path) else {
             return refuse("cannot resolve this output path".into());
         };

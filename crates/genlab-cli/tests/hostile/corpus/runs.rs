@@ -5,6 +5,33 @@ use safetensors::Dtype;
 
 pub fn cases(cs: &mut Vec<Case>) {
     use Expect::*;
+    cs.push(case(
+        "sample-output-is-a-pipe",
+        Fail,
+        &["pipe.png"],
+        |d, fx| {
+            let made = Command::new("mkfifo")
+                .arg(d.join("pipe.png"))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(made, "mkfifo");
+            let mut a = args(&["sample"]);
+            a.push(vae_arg(fx));
+            a.extend(args(&["-n", "4", "-o", "pipe.png"]));
+            a
+        },
+    ));
+    cs.push(case(
+        "sample-output-is-dev-null",
+        Fail,
+        &["/dev/null"],
+        |_, fx| {
+            let mut a = args(&["sample"]);
+            a.push(vae_arg(fx));
+            a.extend(args(&["-n", "4", "-o", "/dev/null"]));
+            a
+        },
+    ));
     for (name, file, bytes) in [
         (
             "config-garbage",
