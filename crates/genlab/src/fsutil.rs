@@ -528,6 +528,11 @@ mod tests {
         std::fs::write(d.join("b.glz"), crate::codec::to_bytes(&[1.0])).expect("write");
         o.claim(&d.join("b.glz"), Origin::Derived, None)
             .expect("genlab's own code file");
+        // Devices are never replaced.
+        let dev = std::path::Path::new("/dev/null");
+        if dev.exists() {
+            assert!(refused(&mut o, dev, Origin::Named).contains("not a regular file"));
+        }
     }
 
     #[test]
