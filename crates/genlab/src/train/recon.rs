@@ -144,6 +144,13 @@ impl<M: ImageModel> Family for Recon<M> {
     fn summarize(&self, model: &M, end: &EpochEnd<'_>) -> crate::Result<EpochRecord> {
         let t = &self.t;
         let test = evaluate(model, &self.test, t.batch_size.max(256), t.seed, end.device)?;
+        // The last step's update can leave non-finite weights behind a finite loss: say so as
+        // the NaN guard does, before drawing grids of NaN.
+        let at = At {
+            epoch: end.epoch - 1,
+            step: end.step,
+        };
+        finite(test.loss, "test loss", at)?;
         if model.can_sample() {
             save_samples(model, end.run, end.epoch, t, end.device)?;
         }
