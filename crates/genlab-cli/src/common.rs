@@ -182,3 +182,21 @@ pub fn claim_image(o: &mut Outputs, path: &Path, origin: Origin) -> Result<()> {
     o.claim(path, origin, None)?;
     Ok(())
 }
+
+/// Refuses a run folder inside one of the folders it reads (`--dataset`, `--images`, ...).
+pub fn outside_inputs<P: AsRef<Path>>(
+    run: &RunDir,
+    inputs: impl IntoIterator<Item = P>,
+) -> Result<()> {
+    let mut o = Outputs::new();
+    for i in inputs {
+        o.input(i.as_ref());
+    }
+    o.claim_new_tree(&run.dir.join("config.toml"), Origin::Named, None)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{}: the run folder is inside a folder it reads; choose an --out outside it",
+                run.dir.display()
+            )
+        })
+}

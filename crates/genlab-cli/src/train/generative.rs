@@ -390,6 +390,10 @@ fn train(
     device: &burn::prelude::Device,
 ) -> Result<i32> {
     let spec = cfg.train.dataset_spec()?;
+    // A run inside its dataset folder would train on its own sample grids next time.
+    if let genlab::data::DatasetSpec::Folder(f) = &spec {
+        crate::common::outside_inputs(&run, [f])?;
+    }
     let data = genlab::data::load(&spec, &cfg.train.data_options(data_dir))?;
     if !resume {
         cfg.model.set_image(data.shape());

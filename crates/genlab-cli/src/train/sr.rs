@@ -192,6 +192,9 @@ fn train(
     quiet: bool,
     device: &burn::prelude::Device,
 ) -> Result<i32> {
+    // A run inside its photo folders would train on its own outputs next time.
+    let folders = [&cfg.train.images, &cfg.train.val, &cfg.train.init_from];
+    crate::common::outside_inputs(&run, folders.into_iter().filter(|f| !f.is_empty()))?;
     let stop = stop_flag()?;
     eprintln!(
         "{} {} x{} on {} (validation: {}) -> {}",

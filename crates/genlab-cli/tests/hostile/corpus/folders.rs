@@ -4,6 +4,44 @@ use super::super::*;
 
 pub fn cases(cs: &mut Vec<Case>) {
     use Expect::*;
+    cs.push(case(
+        "train-out-inside-its-dataset-folder",
+        Fail,
+        &["photos/run"],
+        |d, fx| {
+            std::fs::create_dir_all(d.join("photos")).expect("mkdir");
+            std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+            args(&[
+                "train",
+                "gan",
+                "--dataset",
+                "photos",
+                "--dry-run",
+                "-q",
+                "--out",
+                "photos/run",
+            ])
+        },
+    ));
+    cs.push(case(
+        "train-sr-out-inside-its-photos",
+        Fail,
+        &["photos/run"],
+        |d, fx| {
+            std::fs::create_dir_all(d.join("photos")).expect("mkdir");
+            std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+            args(&[
+                "train",
+                "sr",
+                "--images",
+                "photos",
+                "--dry-run",
+                "-q",
+                "--out",
+                "photos/run",
+            ])
+        },
+    ));
     for (name, file) in [
         ("config", "config.toml"),
         ("metrics", "metrics.jsonl"),
