@@ -412,6 +412,10 @@ impl SrRunConfig {
 /// assigns that value: inside a tagged enum such as `[model]` the parser's span is the whole
 /// table, which would point at its first line.
 fn value_line(text: &str, msg: &str) -> Option<usize> {
+    if let Some(v) = msg.strip_prefix("unknown variant `") {
+        let literal = format!("\"{}\"", v.split('`').next()?);
+        return unique_line(text, &literal);
+    }
     let rest = msg
         .strip_prefix("invalid type: ")
         .or_else(|| msg.strip_prefix("invalid value: "))?;
@@ -420,6 +424,11 @@ fn value_line(text: &str, msg: &str) -> Option<usize> {
     } else {
         rest.split('`').nth(1)?.to_string()
     };
+    unique_line(text, &literal)
+}
+
+/// The 1-based number of the one line `KEY = literal` of `text`, if exactly one has it.
+fn unique_line(text: &str, literal: &str) -> Option<usize> {
     let mut hits = text.lines().enumerate().filter(|(_, l)| {
         l.split_once('=')
             .is_some_and(|(_, v)| v.split('#').next().unwrap_or("").trim() == literal)
@@ -493,6 +502,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("epohcs"), "{err}");
+    }
+
+    /// Inside `[model]` (an internally tagged enum) the parser's span is the whole table; the
+    /// error still names the line of the bad value.
+    #[test]
+    fn type_and_variant_errors_name_their_line() {
+        for (text, want) in [
+            (
+                "[model]\nkind = \"vae\"\nlatent = \"two\"\n",
+                "line 3: invalid type",
+            ),
+            (
+                "[model]\nkind = \"vae\"\nlatent = -3\n",
+                "line 3: invalid value",
+            ),
+            (
+                "[model]\nkind = \"vae\"\nlikelihood = \"poisson\"\n",
+                "line 3: unknown variant",
+            ),
+            (
+                "[model]\nkind = \"transformer\"\n",
+                "line 2: unknown variant",
+            ),
+        ] {
+            let err = RunConfig::from_toml(text, Path::new("p.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("p.toml: {want}")),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_beyond_max_size_and_seeds_beyond_i64_are_refused() {
+        let mut c = RunConfig::preset("mnist-vae").expect("preset");
+        if let crate::models::ModelConfig::Vae(m) = &mut c.model {
+            m.latent = (MAX_SIZE + 1) as usize;
+        }
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("model.latent = 268435457: at most"),
+            "{err}"
+        );
+        let mut c = RunConfig::preset("mnist-vae").expect("preset");
+        c.train.seed = u64::MAX;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("train.seed =")
+        );
     }
 
     #[test]
