@@ -64,6 +64,7 @@ impl TrainConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         check_seed(self.seed)?;
+        check_epochs(self.epochs)?;
         check_sizes_under(self, "train")?;
         let positive = |name: &str, v: usize| {
             if v == 0 {
@@ -160,6 +161,7 @@ impl RunConfig {
     /// Checks the model and the training settings.
     pub fn validate(&self) -> Result<()> {
         check_seed(self.train.seed)?;
+        check_epochs(self.train.epochs)?;
         check_sizes(self)?;
         self.model.validate()?;
         self.train.validate()
@@ -178,6 +180,21 @@ fn check_seed(seed: u64) -> Result<()> {
             "train.seed",
             seed,
             format!("at most {}", i64::MAX),
+        ));
+    }
+    Ok(())
+}
+
+/// The most epochs a run may plan (far beyond any training; TOML could not store more than
+/// `i64::MAX`).
+pub const MAX_EPOCHS: usize = 1_000_000_000;
+
+fn check_epochs(epochs: usize) -> Result<()> {
+    if epochs > MAX_EPOCHS {
+        return Err(Error::config(
+            "train.epochs",
+            epochs,
+            format!("at most {MAX_EPOCHS}"),
         ));
     }
     Ok(())
@@ -213,8 +230,13 @@ fn check_sizes_under<T: Serialize>(cfg: &T, prefix: &str) -> Result<()> {
         }
     }
     // `seed` and `epochs` count nothing that is allocated.
-    let mut v =
-        toml::Value::try_from(cfg).map_err(|e| Error::config("config", e, "serialisable"))?;
+    let mut v = toml::Value::try_from(cfg).map_err(|e| {
+        Error::config(
+            if prefix.is_empty() { "config" } else { prefix },
+            e,
+            format!("every number at most {}", i64::MAX),
+        )
+    })?;
     let train = if prefix == "train" {
         Some(&mut v)
     } else {
@@ -358,6 +380,7 @@ impl SrRunConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         check_seed(self.train.seed)?;
+        check_epochs(self.train.epochs)?;
         check_sizes(self)?;
         self.model.validate()?;
         let t = &self.train;

@@ -6,6 +6,12 @@ pub fn cases(cs: &mut Vec<Case>) {
     use Expect::*;
     for (name, extra, expect, mention) in [
         (
+            "epochs-beyond-u63",
+            vec!["--epochs", "18446744073709551615"],
+            Fail,
+            "18446744073709551615",
+        ),
+        (
             "latent-1e8",
             vec!["--latent", "100000000"],
             Fail,
