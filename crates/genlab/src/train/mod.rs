@@ -150,5 +150,6 @@ pub(crate) fn splits(data: &Dataset, t: &crate::config::TrainConfig) -> (ImageSe
     )
 }
 
-#[cfg(test)]
-mod tests;
+// The loop's own tests are `tests/train_loop.rs`: a process of their own, because weights are
+// initialised from burn's process-wide device RNG, which other tests running in parallel would
+// draw from.

@@ -7,10 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
 
-use super::*;
-use crate::checkpoint::{RunDir, Status};
-use crate::config::{SrRunConfig, SrTrainConfig};
-use crate::models::{DcganConfig, FsrcnnConfig, SrModelConfig};
+use genlab::checkpoint::{RunDir, Status};
+use genlab::config::{RunConfig, SrRunConfig, SrTrainConfig};
+use genlab::models::{DcganConfig, FsrcnnConfig, ModelConfig, SrModelConfig};
+use genlab::train::{Event, Observer, Outcome, Silent, read_records, train, train_sr};
+use genlab::{Error, Result};
+
+/// Weights are initialised from burn's process-wide device RNG: the tests of this file take
+/// turns, so one's draws never fall between another's seed and its initialisation.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A family's run, small enough for a unit test: 2 epochs of 4 batches.
 enum Case {
@@ -108,7 +113,7 @@ impl Case {
         let d = Device::flex();
         match self {
             Case::Images(c) => {
-                let data = crate::data::embedded::mnist_10k().expect("embedded data");
+                let data = genlab::data::embedded::mnist_10k().expect("embedded data");
                 let mut c = c.clone();
                 c.model.set_image(data.shape());
                 train(run, &c, resume, &data, &d, stop, obs)
@@ -208,6 +213,7 @@ fn photos(dir: &Path) -> PathBuf {
 
 #[test]
 fn every_family_resumes_exactly_after_a_stop() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().expect("tempdir");
     let photos = photos(tmp.path());
     let no = AtomicBool::new(false);
@@ -265,6 +271,7 @@ fn every_family_resumes_exactly_after_a_stop() {
 
 #[test]
 fn every_family_stops_on_a_non_finite_loss_and_keeps_its_checkpoint() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().expect("tempdir");
     let photos = photos(tmp.path());
     for (name, case) in cases(&photos) {
