@@ -271,7 +271,7 @@ fn begin<F: Family>(
     let metrics = records::check_records::<F::Record>(run, state.epochs_done)?;
     if epochs < state.epochs_done {
         return Err(Error::config(
-            "--epochs",
+            "train.epochs (--epochs)",
             epochs,
             format!(
                 "at least {} (the run has {} epochs done; genlab never shortens a run)",
@@ -281,7 +281,7 @@ fn begin<F: Family>(
     }
     if epochs == state.epochs_done {
         return Err(Error::config(
-            "--epochs",
+            "train.epochs (--epochs)",
             epochs,
             format!(
                 "more than {} to continue: all {epochs} epochs of this run are done (nothing to resume)",
