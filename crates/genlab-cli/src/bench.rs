@@ -75,9 +75,16 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let device_name = format!("{:?}", a.device).to_lowercase();
+    let cpu = genlab::bench::cpu();
     println!(
         "genlab bench: device {device_name}, {threads} threads, {} x {} s windows after {} warm-up steps",
         opts.windows, opts.window_secs, opts.warmup_steps
+    );
+    println!(
+        "cpu: {} ({}; {})",
+        cpu.model,
+        cpu.vendor,
+        cpu.simd.join(" ")
     );
     let mut reports = Vec::new();
     for w in &workloads {
@@ -109,6 +116,7 @@ pub fn run(a: Args) -> Result<i32> {
     if let Some(p) = &a.json {
         let doc = serde_json::json!({
             "device": device_name,
+            "cpu": cpu,
             "threads": threads,
             "input": match a.input { Input::Real => "real", Input::Synthetic => "synthetic" },
             "peak_rss_mib": peak,

@@ -94,7 +94,20 @@ fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     out.expect("the scope ran its closure")
 }
 
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: with it ignored, a
+/// closed pipe (`genlab ... | head -1`) makes the next `println!` panic. With the default, the
+/// process ends quietly at that write, as `cat` or `grep` do.
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    #[cfg(unix)]
+    default_sigpipe();
     #[cfg(feature = "mimalloc")]
     keep_freed_memory();
     let cli = Cli::parse();

@@ -332,3 +332,22 @@ fn a_full_disk_fails_cleanly_and_resumes_elsewhere() {
     assert_eq!(losses(&d.join("moved")).len(), 2);
     assert_eq!(state(&d.join("moved"))["status"], "finished");
 }
+
+/// A reader that goes away (`genlab ... | head -1`) ends genlab quietly: no panic in `println!`.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let mut child = cmd(d, &["train", "vae", "--dry-run", "--out", "r"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}

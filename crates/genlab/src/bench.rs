@@ -362,6 +362,63 @@ fn timed_windows(
     Ok((windows, steps))
 }
 
+/// The processor a speed figure was measured on: ratios against PyTorch differ between vendors
+/// and SIMD widths, so every figure carries it (BENCHMARKS.md keeps a table per vendor).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cpu {
+    /// `vendor_id` of `/proc/cpuinfo` (`AuthenticAMD`, `GenuineIntel`), or the architecture.
+    pub vendor: String,
+    /// `model name` of `/proc/cpuinfo` (`AMD EPYC`, `Intel(R) Xeon(R) Processor`).
+    pub model: String,
+    /// The SIMD extensions genlab's and burn's kernels choose between, as detected at run time.
+    pub simd: Vec<&'static str>,
+}
+
+/// This machine's [`Cpu`].
+pub fn cpu() -> Cpu {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    #[allow(unused_mut)]
+    let mut simd = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! detect {
+            ($($f:tt),*) => {
+                $(if std::arch::is_x86_feature_detected!($f) { simd.push($f); })*
+            };
+        }
+        detect!(
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512dq",
+            "avx512vnni",
+            "avx512bf16"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            simd.push("neon");
+        }
+    }
+    Cpu {
+        vendor: field("vendor_id").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        model: field("model name").unwrap_or_else(|| "unknown".into()),
+        simd,
+    }
+}
+
 /// Median of a non-empty slice (mean of the middle two for even lengths).
 pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
