@@ -65,7 +65,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         check_seed(self.seed)?;
         check_epochs(self.epochs)?;
-        check_sizes_under(self, "train")?;
+        check_sizes(self, "train")?;
         let positive = |name: &str, v: usize| {
             if v == 0 {
                 Err(Error::config(format!("train.{name}"), v, "> 0"))
@@ -160,9 +160,7 @@ impl RunConfig {
 
     /// Checks the model and the training settings.
     pub fn validate(&self) -> Result<()> {
-        check_seed(self.train.seed)?;
-        check_epochs(self.train.epochs)?;
-        check_sizes(self)?;
+        check_sizes(&self.model, "model")?;
         self.model.validate()?;
         self.train.validate()
     }
@@ -200,76 +198,58 @@ fn check_epochs(epochs: usize) -> Result<()> {
     Ok(())
 }
 
-/// Refuses any integer in `cfg` above [`MAX_SIZE`] (or below 0), naming its key.
-fn check_sizes<T: Serialize>(cfg: &T) -> Result<()> {
-    check_sizes_under(cfg, "")
+/// Calls `f` with every integer of a serialised config and its key (`model.hidden[0]`).
+fn integers(v: &toml::Value, key: &str, f: &mut dyn FnMut(&str, i64) -> Result<()>) -> Result<()> {
+    match v {
+        toml::Value::Integer(i) => f(key, *i),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| integers(x, &format!("{key}[{i}]"), f)),
+        toml::Value::Table(t) => t.iter().try_for_each(|(k, x)| {
+            let key = if key.is_empty() {
+                k.clone()
+            } else {
+                format!("{key}.{k}")
+            };
+            integers(x, &key, f)
+        }),
+        _ => Ok(()),
+    }
 }
 
-/// [`check_sizes`] with `prefix` before every key (`train` for a [`TrainConfig`] on its own).
-fn check_sizes_under<T: Serialize>(cfg: &T, prefix: &str) -> Result<()> {
-    fn walk(v: &toml::Value, key: &str) -> Result<()> {
-        match v {
-            toml::Value::Integer(i) if !(0..=MAX_SIZE).contains(i) => {
-                Err(Error::config(key, i, format!("at most {MAX_SIZE}")))
-            }
-            toml::Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, x)| walk(x, &format!("{key}[{i}]"))),
-            toml::Value::Table(t) => t.iter().try_for_each(|(k, x)| {
-                walk(
-                    x,
-                    &if key.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{key}.{k}")
-                    },
-                )
-            }),
-            _ => Ok(()),
+/// `cfg` as a TOML value (what `config.toml` will hold); `what` names it in the error.
+fn to_value<T: Serialize>(cfg: &T, what: &str) -> Result<toml::Value> {
+    toml::Value::try_from(cfg)
+        .map_err(|e| Error::config(what, e, format!("every number at most {}", i64::MAX)))
+}
+
+/// Refuses any integer in `cfg` above [`MAX_SIZE`] (or below 0), naming its key under `prefix`
+/// (`model`, `train`, or "" for a whole config). `seed` and `epochs` count nothing that is
+/// allocated: they have their own limits.
+fn check_sizes<T: Serialize>(cfg: &T, prefix: &str) -> Result<()> {
+    let v = to_value(cfg, if prefix.is_empty() { "config" } else { prefix })?;
+    integers(&v, prefix, &mut |key, i| {
+        let last = key.rsplit('.').next().unwrap_or(key);
+        if matches!(last, "seed" | "epochs") || (0..=MAX_SIZE).contains(&i) {
+            Ok(())
+        } else {
+            Err(Error::config(key, i, format!("at most {MAX_SIZE}")))
         }
-    }
-    // `seed` and `epochs` count nothing that is allocated.
-    let mut v = toml::Value::try_from(cfg).map_err(|e| {
-        Error::config(
-            if prefix.is_empty() { "config" } else { prefix },
-            e,
-            format!("every number at most {}", i64::MAX),
-        )
-    })?;
-    let train = if prefix == "train" {
-        Some(&mut v)
-    } else {
-        v.get_mut("train")
-    };
-    if let Some(t) = train.and_then(|t| t.as_table_mut()) {
-        t.remove("seed");
-        t.remove("epochs");
-    }
-    walk(&v, prefix)
+    })
 }
 
 /// The largest integer setting of a model config with its key (`model.latent = 100000000`):
 /// what a memory refusal names as the likely cause.
 pub fn largest_size<T: Serialize>(model: &T) -> Option<String> {
-    fn walk(v: &toml::Value, key: &str, best: &mut Option<(i64, String)>) {
-        match v {
-            toml::Value::Integer(i) if best.as_ref().is_none_or(|(b, _)| i > b) => {
-                *best = Some((*i, key.to_string()));
-            }
-            toml::Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, x)| walk(x, &format!("{key}[{i}]"), best)),
-            toml::Value::Table(t) => t
-                .iter()
-                .for_each(|(k, x)| walk(x, &format!("{key}.{k}"), best)),
-            _ => {}
+    let v = to_value(model, "model").ok()?;
+    let mut best: Option<(i64, String)> = None;
+    let _ = integers(&v, "model", &mut |key, i| {
+        if best.as_ref().is_none_or(|(b, _)| i > *b) {
+            best = Some((i, key.to_string()));
         }
-    }
-    let v = toml::Value::try_from(model).ok()?;
-    let mut best = None;
-    walk(&v, "model", &mut best);
+        Ok(())
+    });
     best.map(|(i, k)| format!("{k} = {i}"))
 }
 
@@ -381,7 +361,7 @@ impl SrRunConfig {
     pub fn validate(&self) -> Result<()> {
         check_seed(self.train.seed)?;
         check_epochs(self.train.epochs)?;
-        check_sizes(self)?;
+        check_sizes(self, "")?;
         self.model.validate()?;
         let t = &self.train;
         for (k, v) in [
