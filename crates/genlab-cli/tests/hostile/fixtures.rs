@@ -272,3 +272,25 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !c
 }
+
+/// `d/photos` holding one PNG: the smallest image folder. Returns its name for the command.
+pub fn photo_folder(d: &Path, fx: &Fixtures) -> &'static str {
+    std::fs::create_dir_all(d.join("photos")).expect("mkdir");
+    std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+    "photos"
+}
+
+/// A copy of the fixture run `from` at `d/run`, for a case that breaks or targets its files.
+pub fn run_copy(d: &Path, from: &Path) -> PathBuf {
+    let r = d.join("run");
+    copy_dir(from, &r);
+    r
+}
+
+/// `genlab sample RUN EXTRA...`.
+pub fn sample_cmd(run: impl Into<OsString>, extra: &[&str]) -> Vec<OsString> {
+    let mut a = args(&["sample"]);
+    a.push(run.into());
+    a.extend(args(extra));
+    a
+}

@@ -51,8 +51,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         &["weights.safetensors"],
         move |d, fx| {
             std::fs::write(d.join("d.png"), &fx.png).expect("write");
-            let r = d.join("run");
-            copy_dir(&fx.vae, &r);
+            let r = run_copy(d, &fx.vae);
             args(&[
                 OsString::from("encode"),
                 r.clone().into_os_string(),

@@ -327,8 +327,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             Fail,
             &[file],
             move |d, fx| {
-                let r = d.join("run");
-                copy_dir(&fx.vae, &r);
+                let r = run_copy(d, &fx.vae);
                 std::fs::remove_file(r.join(file)).expect("rm");
                 if dir_or_big {
                     std::fs::create_dir_all(r.join(file)).expect("mkdir");
@@ -336,10 +335,7 @@ pub fn cases(cs: &mut Vec<Case>) {
                     let f = std::fs::File::create(r.join(file)).expect("create");
                     f.set_len(64 << 20).expect("sparse file");
                 }
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-o", "out.png"]));
-                a
+                sample_cmd(r, &["-o", "out.png"])
             },
         ));
     }
@@ -348,8 +344,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["state.json"],
         |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             std::fs::remove_file(r.join("state.json")).expect("rm");
             std::fs::create_dir_all(r.join("state.json")).expect("mkdir");
             let mut a = args(&["train", "--resume"]);

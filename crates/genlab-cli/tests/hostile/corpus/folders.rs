@@ -9,8 +9,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["photos/run"],
         |d, fx| {
-            std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-            std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+            photo_folder(d, fx);
             args(&[
                 "train",
                 "gan",
@@ -28,8 +27,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["photos/run"],
         |d, fx| {
-            std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-            std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+            photo_folder(d, fx);
             args(&[
                 "train",
                 "sr",

@@ -36,8 +36,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             Fail,
             &["photos"],
             |d, fx| {
-                std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-                std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+                photo_folder(d, fx);
                 args(&[
                     "train",
                     "gan",
@@ -57,12 +56,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             "sample-n-over-the-memory-limit",
             Fail,
             &["-n 4096"],
-            |_, fx| {
-                let mut a = args(&["sample"]);
-                a.push(fx.vae.clone().into_os_string());
-                a.extend(args(&["-n", "4096", "-o", "s.png"]));
-                a
-            },
+            |_, fx| sample_cmd(fx.vae.clone(), &["-n", "4096", "-o", "s.png"]),
         )
         .env("GENLAB_MEMORY_LIMIT", "64M"),
     );
@@ -88,8 +82,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["100000000"],
         |d, fx| {
-            std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-            std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+            photo_folder(d, fx);
             args(&[
                 "train",
                 "sr",
@@ -105,8 +98,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         },
     ));
     cs.push(case("train-sr-huge-patch", Fail, &["100000"], |d, fx| {
-        std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-        std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+        photo_folder(d, fx);
         args(&[
             "train",
             "sr",

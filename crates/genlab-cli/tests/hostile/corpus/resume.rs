@@ -20,8 +20,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["--epochs", "2"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             resume_epochs(r, "1")
         },
     ));
@@ -30,15 +29,13 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["--epochs"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             resume(r)
         },
     ));
     cs.push(
         case("resume-extends-a-finished-run", Ok, &[], move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             resume_epochs(r, "3")
         })
         .resumes(),
@@ -152,8 +149,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             Ok,
             &[],
             move |d, fx| {
-                let r = d.join("run");
-                copy_dir(&fx.vae2, &r);
+                let r = run_copy(d, &fx.vae2);
                 let mut m = std::fs::read(r.join("metrics.jsonl")).expect("metrics");
                 m.extend(b"{\"epoch\": 3, \"tra");
                 std::fs::write(r.join("metrics.jsonl"), m).expect("write");
@@ -167,8 +163,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["metrics.jsonl"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             let m = std::fs::read_to_string(r.join("metrics.jsonl")).expect("metrics");
             let lines: Vec<&str> = m.lines().collect();
             std::fs::write(
@@ -184,8 +179,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["metrics.jsonl"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             let m = std::fs::read_to_string(r.join("metrics.jsonl")).expect("metrics");
             let lines: Vec<&str> = m.lines().collect();
             std::fs::write(
@@ -201,8 +195,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["metrics.jsonl"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             std::fs::remove_file(r.join("metrics.jsonl")).expect("rm");
             resume_epochs(r, "3")
         },
@@ -212,8 +205,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["optimizer"],
         move |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae2, &r);
+            let r = run_copy(d, &fx.vae2);
             let st: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(r.join("state.json")).expect("s"))
                     .expect("j");
@@ -224,8 +216,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         },
     ));
     cs.push(case("resume-epochs-0", Fail, &["epochs"], move |d, fx| {
-        let r = d.join("run");
-        copy_dir(&fx.vae2, &r);
+        let r = run_copy(d, &fx.vae2);
         resume_epochs(r, "0")
     }));
 }

@@ -66,10 +66,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             &[file],
             move |d, fx| {
                 let r = run_with(d, &fx.vae, file, &bytes);
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-o", "out.png"]));
-                a
+                sample_cmd(r, &["-o", "out.png"])
             },
         ));
     }
@@ -85,13 +82,9 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["weights.safetensors"],
         |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae, &r);
+            let r = run_copy(d, &fx.vae);
             std::fs::remove_file(r.join("weights.safetensors")).expect("rm");
-            let mut a = args(&["sample"]);
-            a.push(r.into_os_string());
-            a.extend(args(&["-o", "out.png"]));
-            a
+            sample_cmd(r, &["-o", "out.png"])
         },
     ));
     cs.push(case(
@@ -99,8 +92,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["config.toml"],
         |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae, &r);
+            let r = run_copy(d, &fx.vae);
             let mut a = args(&["sample"]);
             a.push(r.clone().into_os_string());
             a.push("-o".into());
@@ -113,8 +105,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["epoch-001.png"],
         |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.vae, &r);
+            let r = run_copy(d, &fx.vae);
             let mut a = args(&["sample"]);
             a.push(r.clone().into_os_string());
             a.push("-o".into());
@@ -126,23 +117,13 @@ pub fn cases(cs: &mut Vec<Case>) {
         "sample-output-unknown-format",
         Fail,
         &["s.txt"],
-        |_, fx| {
-            let mut a = args(&["sample"]);
-            a.push(fx.vae.clone().into_os_string());
-            a.extend(args(&["-o", "s.txt"]));
-            a
-        },
+        |_, fx| sample_cmd(fx.vae.clone(), &["-o", "s.txt"]),
     ));
     cs.push(case(
         "sample-output-folder-missing",
         Fail,
         &["missing"],
-        |_, fx| {
-            let mut a = args(&["sample"]);
-            a.push(fx.vae.clone().into_os_string());
-            a.extend(args(&["-o", "missing/s.png"]));
-            a
-        },
+        |_, fx| sample_cmd(fx.vae.clone(), &["-o", "missing/s.png"]),
     ));
     cs.push(case(
         "sample-from-an-autoencoder",
@@ -155,10 +136,7 @@ pub fn cases(cs: &mut Vec<Case>) {
     ));
     for n in ["0", "5000", "-1", "many"] {
         cs.push(case(&format!("sample-n-{n}"), Usage, &[n], move |_, fx| {
-            let mut a = args(&["sample"]);
-            a.push(fx.vae.clone().into_os_string());
-            a.extend(args(&["-n", n, "-o", "s.png"]));
-            a
+            sample_cmd(fx.vae.clone(), &["-n", n, "-o", "s.png"])
         }));
     }
     cs.push(case(
@@ -166,8 +144,7 @@ pub fn cases(cs: &mut Vec<Case>) {
         Fail,
         &["weights.safetensors"],
         |d, fx| {
-            let r = d.join("run");
-            copy_dir(&fx.gan, &r);
+            let r = run_copy(d, &fx.gan);
             let (mut ts, meta) = read_safetensors(&r.join("weights.safetensors"));
             for t in &mut ts {
                 t.2.iter_mut().for_each(|v| *v = f32::NAN);
@@ -175,10 +152,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             write_safetensors(&r.join("weights.safetensors"), &ts, &meta, &|_, v| {
                 (Dtype::F32, f32_bytes(v))
             });
-            let mut a = args(&["sample"]);
-            a.push(r.into_os_string());
-            a.extend(args(&["-o", "out.png"]));
-            a
+            sample_cmd(r, &["-o", "out.png"])
         },
     ));
     for (name, extra) in [

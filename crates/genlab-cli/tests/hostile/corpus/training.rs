@@ -144,8 +144,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             Fail,
             &[mention],
             move |d, fx| {
-                std::fs::create_dir_all(d.join("photos")).expect("mkdir");
-                std::fs::write(d.join("photos/a.png"), &fx.png).expect("write");
+                photo_folder(d, fx);
                 std::fs::write(d.join("p.toml"), &toml).expect("write");
                 args(&[
                     "train",

@@ -21,8 +21,7 @@ pub fn cases(cs: &mut Vec<Case>) {
                 expect,
                 &["weights.safetensors"],
                 move |d, fx| {
-                    let r = d.join("run");
-                    copy_dir(&fx.vae, &r);
+                    let r = run_copy(d, &fx.vae);
                     write_safetensors(
                         &r.join("weights.safetensors"),
                         &fx.tensors,
@@ -85,17 +84,13 @@ pub fn cases(cs: &mut Vec<Case>) {
             Fail,
             &["weights.safetensors"],
             move |d, fx| {
-                let r = d.join("run");
-                copy_dir(&fx.vae, &r);
+                let r = run_copy(d, &fx.vae);
                 let mut ts = fx.tensors.clone();
                 f(&mut ts);
                 write_safetensors(&r.join("weights.safetensors"), &ts, &fx.meta, &|_, v| {
                     (Dtype::F32, f32_bytes(v))
                 });
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-n", "4", "-o", "out.png"]));
-                a
+                sample_cmd(r, &["-n", "4", "-o", "out.png"])
             },
         ));
     }
@@ -118,10 +113,7 @@ pub fn cases(cs: &mut Vec<Case>) {
                     w.len() / 2
                 };
                 let r = run_with(d, &fx.vae, "weights.safetensors", &w[..n]);
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-o", "out.png"]));
-                a
+                sample_cmd(r, &["-o", "out.png"])
             },
         ));
     }
@@ -152,10 +144,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             &["weights.safetensors"],
             move |d, fx| {
                 let r = run_with(d, &fx.vae, "weights.safetensors", &bytes);
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-o", "out.png"]));
-                a
+                sample_cmd(r, &["-o", "out.png"])
             },
         ));
     }
@@ -167,10 +156,7 @@ pub fn cases(cs: &mut Vec<Case>) {
             move |d, fx| {
                 let w = std::fs::read(fx.vae.join("weights.safetensors")).expect("read");
                 let r = run_with(d, &fx.vae, "weights.safetensors", &flip(w, at));
-                let mut a = args(&["sample"]);
-                a.push(r.into_os_string());
-                a.extend(args(&["-o", "out.png"]));
-                a
+                sample_cmd(r, &["-o", "out.png"])
             },
         ));
     }
