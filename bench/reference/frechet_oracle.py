@@ -1,6 +1,7 @@
 # Oracle for genlab's Fréchet distance and precision/recall (crates/genlab/src/metrics/frechet.rs).
 # Writes crates/genlab/tests/fixtures/frechet.json: two float32 feature sets (300 x 8 and 250 x 8,
-# different means and covariances) and the values NumPy/SciPy give for them.
+# different means and covariances) and the values NumPy/SciPy give for them: FD, precision/recall
+# (k = 3) and density/coverage (k = 5).
 # Usage: python3 bench/reference/frechet_oracle.py   (needs numpy, scipy)
 import json, os
 import numpy as np, scipy.linalg
@@ -29,9 +30,18 @@ def pr(real, fake, k=3):  # Kynkäänniemi et al. 2019, brute force
     recall = (sqd(real, fake) <= r_fake[None, :]).any(1).mean()
     return float(precision), float(recall)
 
+def dc(real, fake, k=5):  # Naeem et al. 2020, as prdc.compute_prdc (strict <, own point excluded)
+    r_real = np.partition(sqd(real, real), k, axis=1)[:, k]
+    inside = sqd(real, fake) < r_real[:, None]  # [real, fake]
+    density = inside.sum() / (k * fake.shape[0])
+    coverage = inside.any(1).mean()
+    return float(density), float(coverage)
+
 p, r = pr(a, b)
-out = {"dim": d, "a": a.flatten().tolist(), "b": b.flatten().tolist(), "fd": fd(a, b), "precision": p, "recall": r}
-print("fd", out["fd"], "precision", p, "recall", r)
+den, cov = dc(a, b)
+out = {"dim": d, "a": a.flatten().tolist(), "b": b.flatten().tolist(), "fd": fd(a, b), "precision": p, "recall": r,
+       "density": den, "coverage": cov}
+print("fd", out["fd"], "precision", p, "recall", r, "density", den, "coverage", cov)
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "genlab", "tests", "fixtures", "frechet.json")
 with open(path, "w") as f:
     json.dump(out, f)

@@ -249,7 +249,7 @@ pub fn run(a: Args) -> Result<i32> {
         .find_map(|r| r.report.samples.as_ref().map(|s| s.generated))
         .unwrap_or(0);
     let mut md = format!(
-        "genlab compare on {} ({} train / {} test images), {} epochs each. FD, precision and recall: {n} generated vs the test split in genlab-classifier features (not Inception FID). NLL: importance-weighted, k = {}, first {} test images, dynamically binarized.\n\n",
+        "genlab compare on {} ({} train / {} test images), {} epochs each. FD, precision/recall (k = 3) and density/coverage (k = 5): {n} generated vs the test split in genlab-classifier features (not Inception FID). NLL: importance-weighted, k = {}, first {} test images, dynamically binarized.\n\n",
         data.name,
         data.train.len(),
         data.test.len(),
@@ -257,10 +257,10 @@ pub fn run(a: Args) -> Result<i32> {
         if a.dry_run { 4 } else { a.k },
         if a.dry_run { 4 } else { a.nll_images },
     );
-    md.push_str("| family | parameters | training time (s) | images/s | recon PSNR (dB) | NLL (nats) | FD | precision | recall |\n");
-    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| family | parameters | training time (s) | images/s | recon PSNR (dB) | NLL (nats) | FD | precision | recall | density | coverage |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = String::from(
-        "family,parameters,train_seconds,images_per_s,recon_psnr_db,nll_nats,fd,precision,recall\n",
+        "family,parameters,train_seconds,images_per_s,recon_psnr_db,nll_nats,fd,precision,recall,density,coverage\n",
     );
     for r in &rows {
         let psnr = r.report.reconstruction.map(|e| e.psnr);
@@ -276,6 +276,8 @@ pub fn run(a: Args) -> Result<i32> {
             fmt(s.map(|s| s.fd), 3),
             fmt(s.map(|s| s.precision), 3),
             fmt(s.map(|s| s.recall), 3),
+            fmt(s.map(|s| s.density), 3),
+            fmt(s.map(|s| s.coverage), 3),
         ];
         let _ = writeln!(md, "| {} |", cells.join(" | "));
         let csv_cells: Vec<&str> = cells

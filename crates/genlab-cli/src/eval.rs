@@ -362,6 +362,10 @@ fn print(r: &Report, json: bool) -> Result<i32> {
             "precision {:.4}  recall {:.4}  (k = 3 nearest neighbours)",
             s.precision, s.recall
         );
+        println!(
+            "density   {:.4}  coverage {:.4}  (k = 5; Naeem et al. 2020: robust to outliers among the real images)",
+            s.density, s.coverage
+        );
     }
     Ok(0)
 }

@@ -170,6 +170,51 @@ pub fn precision_recall(
     })
 }
 
+/// Density and coverage of generated features against real ones (Naeem et al. 2020).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DensityCoverage {
+    /// Mean number of real k-NN balls around each generated image, over k (about 1 when the
+    /// two sets come from one distribution; unbounded above, near 0 for images off the data).
+    pub density: f64,
+    /// Share of real images whose k-NN ball holds at least one generated image.
+    pub coverage: f64,
+}
+
+/// Density and coverage with k-NN balls around the real images only (Naeem et al. 2020,
+/// Eq. 4-5; `prdc`'s `compute_prdc`, strict inequality as there). Unlike precision and recall
+/// they build no manifold around the generated set, and a ball around a real outlier counts
+/// once per generated image in it, so a few outliers among the reals cannot make noise look
+/// like data.
+pub fn density_coverage(
+    real: &Features,
+    fake: &Features,
+    k: usize,
+    device: &Device,
+) -> Result<DensityCoverage> {
+    if real.len() <= k || fake.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "density/coverage with k = {k} needs more than {k} real images and one generated, got {} and {}",
+            real.len(),
+            fake.len()
+        )));
+    }
+    let radii = knn_radii(real, k, device)?;
+    let mut in_balls = 0usize;
+    for_each_distance_row(fake, real, device, |_, row| {
+        in_balls += row.iter().zip(&radii).filter(|(d, r)| d < r).count();
+    })?;
+    let mut covered = 0usize;
+    for_each_distance_row(real, fake, device, |i, row| {
+        if row.iter().any(|d| *d < radii[i]) {
+            covered += 1;
+        }
+    })?;
+    Ok(DensityCoverage {
+        density: in_balls as f64 / (k * fake.len()) as f64,
+        coverage: covered as f64 / real.len() as f64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     //! The fixture `tests/fixtures/frechet.json` holds two feature sets and the values SciPy /
@@ -190,6 +235,8 @@ mod tests {
         fd: f64,
         precision: f64,
         recall: f64,
+        density: f64,
+        coverage: f64,
     }
 
     fn fixture() -> Fixture {
@@ -234,5 +281,28 @@ mod tests {
         assert!((pr.recall - fx.recall).abs() < 1e-12, "{pr:?}");
         let self_pr = precision_recall(&a, &a, 3, &Device::flex()).expect("pr");
         assert_eq!((self_pr.precision, self_pr.recall), (1.0, 1.0));
+    }
+
+    #[test]
+    fn density_coverage_match_numpy() {
+        let fx = fixture();
+        let a = Features {
+            values: fx.a,
+            dim: fx.dim,
+        };
+        let b = Features {
+            values: fx.b,
+            dim: fx.dim,
+        };
+        let dc = density_coverage(&a, &b, 5, &Device::flex()).expect("dc");
+        assert!((dc.density - fx.density).abs() < 1e-12, "{dc:?}");
+        assert!((dc.coverage - fx.coverage).abs() < 1e-12, "{dc:?}");
+        // Far from the reals: nothing in any ball.
+        let far = Features {
+            values: vec![100.0; 40 * fx.dim],
+            dim: fx.dim,
+        };
+        let dc = density_coverage(&a, &far, 5, &Device::flex()).expect("dc");
+        assert_eq!((dc.density, dc.coverage), (0.0, 0.0));
     }
 }

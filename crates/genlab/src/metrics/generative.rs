@@ -8,7 +8,9 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::frechet::{Features, fit_gaussian, frechet_distance, precision_recall};
+use super::frechet::{
+    Features, density_coverage, fit_gaussian, frechet_distance, precision_recall,
+};
 use crate::checkpoint::load_weights_bytes;
 use crate::config::RunConfig;
 use crate::data::ImageSet;
@@ -19,6 +21,9 @@ use crate::rng::{rng_for, standard_normal, stream};
 
 /// k of the k-NN manifolds (Kynkäänniemi et al. 2019 use 3).
 pub const PR_K: usize = 3;
+
+/// k of density and coverage's balls (Naeem et al. 2020 recommend 5).
+pub const DC_K: usize = 5;
 
 /// Images per feature batch.
 const BATCH: usize = 500;
@@ -32,6 +37,12 @@ pub struct SampleQuality {
     pub precision: f64,
     /// Improved recall, k = 3 (higher is better).
     pub recall: f64,
+    /// Density, k = 5 (about 1 for samples distributed like the data; near 0 for images off it).
+    #[serde(default)]
+    pub density: f64,
+    /// Coverage, k = 5 (share of real images with a sample nearby; higher is better).
+    #[serde(default)]
+    pub coverage: f64,
     /// Generated images scored.
     pub generated: usize,
     /// Real (test) images compared against.
@@ -190,7 +201,7 @@ impl FeatureNet {
     }
 }
 
-/// Fréchet distance and precision/recall of `fake` against `real`.
+/// Fréchet distance, precision/recall and density/coverage of `fake` against `real`.
 pub fn sample_quality(
     real: &Features,
     fake: &Features,
@@ -199,10 +210,13 @@ pub fn sample_quality(
 ) -> Result<SampleQuality> {
     let fd = frechet_distance(&fit_gaussian(real)?, &fit_gaussian(fake)?);
     let pr = precision_recall(real, fake, PR_K, device)?;
+    let dc = density_coverage(real, fake, DC_K, device)?;
     Ok(SampleQuality {
         fd,
         precision: pr.precision,
         recall: pr.recall,
+        density: dc.density,
+        coverage: dc.coverage,
         generated: fake.len(),
         real: real.len(),
         features: features.into(),
@@ -264,5 +278,16 @@ mod tests {
             .expect("features");
         let q = sample_quality(&real, &other, &net.name, &d).expect("quality");
         assert!(q.fd > 0.0 && q.precision > 0.6 && q.recall > 0.6, "{q:?}");
+        // Density is about 1 for a sample of the data distribution (Naeem et al. 2020, Sec. 4).
+        assert!((0.7..1.3).contains(&q.density) && q.coverage > 0.6, "{q:?}");
+        // Uniform noise is off the data: density and coverage near 0 whatever precision says.
+        let mut rng = rng_for(5, stream::SAMPLE, 0);
+        let noise: Vec<u8> = (0..1000 * 784)
+            .map(|_| rand::RngExt::random::<u8>(&mut rng))
+            .collect();
+        let noise = ImageSet::new(noise, None, [1, 28, 28]).expect("noise set");
+        let noise = net.features_of_set(&noise, &d).expect("features");
+        let q = sample_quality(&real, &noise, &net.name, &d).expect("quality");
+        assert!(q.density < 0.05 && q.coverage < 0.05, "{q:?}");
     }
 }
