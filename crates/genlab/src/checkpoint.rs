@@ -405,6 +405,11 @@ pub fn run_task(dir: &Path) -> Result<Task> {
 
 /// Writes a model's weights to a safetensors file in PyTorch's layout, atomically.
 pub fn save_weights<M: Module>(model: &M, path: &Path, kind: &str, step: usize) -> Result<()> {
+    // burn keeps a batch norm's latest running-average update pending until something syncs
+    // it, and its record reads the value without syncing: a checkpoint written mid-epoch held
+    // the averages one update old, so a resumed run evaluated differently from an unbroken one.
+    // `valid` syncs the shared running states (the copy it returns is dropped).
+    let _ = model.valid();
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("genlab.kind", kind)
