@@ -156,7 +156,17 @@ fn adversarial_families_and_generative_eval() {
     );
 
     // VAE-GAN: reconstructs, samples, and has an NLL.
-    dry_run(d, "vae-gan", "runs/vg", &["--feature-recon"]);
+    dry_run(d, "vae-gan", "runs/vg", &[]);
+    dry_run(
+        d,
+        "vae-gan",
+        "runs/vg-joint",
+        &["--recipe", "joint", "--recon", "pixels"],
+    );
+    fails_with(
+        &genlab(&["train", "vae-gan", "--recon-layer", "3", "--dry-run"], d),
+        "model.recon_layer",
+    );
     ok(&["reconstruct", "runs/vg", "-n", "4", "-o", "r.png"]);
     let ev = ok(&[
         "eval",
@@ -385,7 +395,7 @@ fn train_flags_exist_only_for_their_family() {
     }
     let vae = help(&["train", "vae", "--help"]);
     assert!(vae.contains("--beta") && vae.contains("--preset"), "{vae}");
-    for flag in ["--scale", "--images", "--loss", "--feature-recon"] {
+    for flag in ["--scale", "--images", "--loss", "--recon", "--gamma"] {
         assert!(
             !vae.contains(flag),
             "`train vae --help` lists {flag}: {vae}"
@@ -400,7 +410,7 @@ fn train_flags_exist_only_for_their_family() {
         (&["train", "classifier", "--latent", "3"][..], "--latent"),
         (&["train", "ae", "--beta", "2"], "--beta"),
         (&["train", "gan", "--arch", "conv"], "--arch"),
-        (&["train", "vae", "--feature-recon"], "--feature-recon"),
+        (&["train", "vae", "--gamma", "1"], "--gamma"),
         (&["train", "sr", "--dataset", "mnist"], "--dataset"),
         (&["train", "vae", "--resume", "runs/v"], "--resume"),
     ] {

@@ -179,11 +179,43 @@ pub struct VaeGanArgs {
     /// Weight lambda of the adversarial term.
     #[arg(long)]
     adversarial_weight: Option<f64>,
-    /// Reconstruct in the discriminator's feature space (Larsen et al.).
+    /// How it trains: larsen (the paper's Algorithm 1: a loss per network, the balance rule) or
+    /// joint (one encoder/decoder loss; genlab's first VAE-GAN).
+    #[arg(long = "recipe", value_enum, value_name = "RECIPE")]
+    vae_gan_recipe: Option<RecipeArg>,
+    /// Where reconstructions are compared: features (the discriminator's, Larsen et al.) or
+    /// pixels.
+    #[arg(long, value_enum)]
+    recon: Option<ReconArg>,
+    /// The discriminator conv layer (1-based) whose output is the feature space.
     #[arg(long)]
-    feature_recon: bool,
+    recon_layer: Option<usize>,
+    /// larsen: weight gamma of the reconstruction term in the decoder's loss.
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// larsen: update every network at every step (turns the balance rule off).
+    #[arg(long)]
+    no_balance: bool,
     #[command(flatten)]
     run: RunFlags,
+}
+
+/// `--recipe`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum RecipeArg {
+    /// Larsen et al.'s Algorithm 1 with the official code's balance rule.
+    Larsen,
+    /// One loss for the encoder and decoder.
+    Joint,
+}
+
+/// `--recon`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReconArg {
+    /// The discriminator's features.
+    Features,
+    /// Pixels.
+    Pixels,
 }
 
 /// `genlab train classifier`.
@@ -262,8 +294,27 @@ impl VaeGanArgs {
             if let Some(w) = self.adversarial_weight {
                 m.adversarial_weight = w;
             }
-            if self.feature_recon {
-                m.feature_recon = true;
+            use genlab::models::vae_gan::{Recon, VaeGanRecipe};
+            if let Some(r) = self.vae_gan_recipe {
+                m.recipe = match r {
+                    RecipeArg::Larsen => VaeGanRecipe::Larsen,
+                    RecipeArg::Joint => VaeGanRecipe::Joint,
+                };
+            }
+            if let Some(r) = self.recon {
+                m.recon = match r {
+                    ReconArg::Features => Recon::Features,
+                    ReconArg::Pixels => Recon::Pixels,
+                };
+            }
+            if let Some(l) = self.recon_layer {
+                m.recon_layer = l;
+            }
+            if let Some(g) = self.gamma {
+                m.gamma = g;
+            }
+            if self.no_balance {
+                m.balance = false;
             }
             true
         })

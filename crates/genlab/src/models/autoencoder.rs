@@ -61,6 +61,7 @@ impl AutoencoderConfig {
             arch: self.arch,
             hidden: self.hidden.clone(),
             channels: self.channels.clone(),
+            decoder_batch_norm: false,
             image: self.image,
         }
     }

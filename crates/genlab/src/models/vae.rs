@@ -29,6 +29,9 @@ pub struct VaeConfig {
     pub hidden: Vec<usize>,
     /// Conv channels (default `[32, 64]`).
     pub channels: Vec<usize>,
+    /// Batch norm in the conv decoder, as in DCGAN's generator (default off; the VAE-GAN's
+    /// presets turn it on, where the decoder is also the generator).
+    pub decoder_batch_norm: bool,
     /// Latent dimensions (default 20).
     pub latent: usize,
     /// Decoder likelihood: `bernoulli` (BCE) or `gaussian` (squared error).
@@ -45,6 +48,7 @@ impl Default for VaeConfig {
             arch: Arch::Mlp,
             hidden: vec![400],
             channels: vec![32, 64],
+            decoder_batch_norm: false,
             latent: 20,
             likelihood: Likelihood::Bernoulli,
             beta: 1.0,
@@ -60,6 +64,7 @@ impl VaeConfig {
             arch: self.arch,
             hidden: self.hidden.clone(),
             channels: self.channels.clone(),
+            decoder_batch_norm: self.decoder_batch_norm,
             image: self.image,
         }
     }

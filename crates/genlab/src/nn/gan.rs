@@ -102,6 +102,50 @@ impl Discriminator {
         (self.fc.forward(f.clone()), f)
     }
 
+    /// Logits and conv layer `layer`'s output (1-based) before its batch norm and activation,
+    /// flattened: Larsen et al.'s `Dis_l(x)` (the official code reads the 4th conv's output
+    /// before batch norm). One pass gives both, so the discriminator's real batch also yields
+    /// the reconstruction target.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1] -> (`[b, 1]`, `[b, channels[layer-1] * h/2^layer * w/2^layer]`)
+    pub fn forward_with_layer(&self, x: Tensor<4>, layer: usize) -> (Tensor<2>, Tensor<2>) {
+        let (x, f) = self.through(x, layer, true);
+        (self.fc.forward(x.flatten(1, 3)), f)
+    }
+
+    /// Conv layer `layer`'s output (1-based) before its batch norm and activation, flattened;
+    /// the layers above it are not run.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1] -> `[b, channels[layer-1] * h/2^layer * w/2^layer]`
+    pub fn layer_features(&self, x: Tensor<4>, layer: usize) -> Tensor<2> {
+        self.through(x, layer, false).1
+    }
+
+    /// Runs the convs (all of them when `to_end`, else up to `layer`), keeping conv `layer`'s
+    /// raw output.
+    fn through(&self, mut x: Tensor<4>, layer: usize, to_end: bool) -> (Tensor<4>, Tensor<2>) {
+        let mut kept = None;
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv2d(conv, x); // [b, channels[i], h / 2^(i+1), w / 2^(i+1)]
+            if i + 1 == layer {
+                kept = Some(x.clone().flatten(1, 3));
+                if !to_end {
+                    break;
+                }
+            }
+            if i > 0
+                && let Some(bn) = self.norms.get(i - 1)
+            {
+                x = batch_norm(bn, x);
+            }
+            x = leaky_relu(x, LEAKY_SLOPE);
+        }
+        let kept = kept.unwrap_or_else(|| x.clone().flatten(1, 3));
+        (x, kept)
+    }
+
     /// Realness logits.
     ///
     /// # Shapes
@@ -137,6 +181,20 @@ mod tests {
             "{mean} {std}"
         );
         assert!(disc.convs[0].bias.is_none());
+        // The layer features: the raw conv outputs, from one pass or from the layers below.
+        let x = Tensor::<4>::random([3, 1, 28, 28], burn::tensor::Distribution::Default, &d);
+        let values = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().expect("f32");
+        for layer in [1, 2] {
+            let (logit, f) = disc.forward_with_layer(x.clone(), layer);
+            assert_eq!(values(logit), values(disc.forward(x.clone())));
+            assert_eq!(
+                values(f.clone()),
+                values(disc.layer_features(x.clone(), layer))
+            );
+            assert_eq!(f.dims(), [3, [64 * 14 * 14, 128 * 7 * 7][layer - 1]]);
+        }
+        let raw = conv2d(&disc.convs[0], x.clone()).flatten(1, 3);
+        assert_eq!(values(disc.layer_features(x, 1)), values(raw));
         let rgb = Discriminator::new([3, 32, 32], &[64, 128, 256], false, &d);
         assert!(rgb.norms.is_empty());
         assert_eq!(

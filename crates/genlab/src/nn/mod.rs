@@ -9,8 +9,9 @@ pub mod ops;
 use crate::nn::ops::activation::relu;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use ops::batch_norm::batch_norm;
 use ops::conv::{conv_transpose2d, conv2d};
 
 /// Linear layers with a ReLU after every one of them.
@@ -90,14 +91,24 @@ pub struct ConvDecoder {
     pub fc: Linear,
     /// Transposed convs, `channels[n-1] -> ... -> channels[0] -> out_channels`.
     pub deconvs: Vec<ConvTranspose2d>,
+    /// With batch norm: one after the first feature map and after every transposed conv but
+    /// the last, as in DCGAN's generator; empty without.
+    pub norms: Vec<BatchNorm>,
     /// `[c, h, w]` of the first feature map.
     #[module(skip)]
     pub start: [usize; 3],
 }
 
 impl ConvDecoder {
-    /// Mirror of [`ConvEncoder::new`] for an output of `[out_channels, h, w]`.
-    pub fn new(latent: usize, channels: &[usize], out: [usize; 3], device: &Device) -> Self {
+    /// Mirror of [`ConvEncoder::new`] for an output of `[out_channels, h, w]`; `batch_norm`
+    /// adds DCGAN's generator batch norms (Radford et al. 2016, Section 3).
+    pub fn new(
+        latent: usize,
+        channels: &[usize],
+        out: [usize; 3],
+        batch_norm: bool,
+        device: &Device,
+    ) -> Self {
         let n = channels.len() as u32;
         let first = channels.last().copied().unwrap_or(out[0]);
         let start = [first, out[1] >> n, out[2] >> n];
@@ -116,7 +127,22 @@ impl ConvDecoder {
                 d
             })
             .collect();
-        Self { fc, deconvs, start }
+        let norms = if batch_norm {
+            let mut widths = vec![first];
+            widths.extend(channels.iter().rev().skip(1));
+            widths
+                .into_iter()
+                .map(|c| gan::dcgan_batch_norm(c, device))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            fc,
+            deconvs,
+            norms,
+            start,
+        }
     }
 
     /// # Shapes
@@ -124,11 +150,18 @@ impl ConvDecoder {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [c, h, w] = self.start;
         let b = z.dims()[0];
-        let mut x = relu(self.fc.forward(z)).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
+        let mut x = self.fc.forward(z).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
+        if let Some(bn) = self.norms.first() {
+            x = batch_norm(bn, x);
+        }
+        x = relu(x);
         let last = self.deconvs.len().saturating_sub(1);
         for (i, d) in self.deconvs.iter().enumerate() {
             x = conv_transpose2d(d, x); // doubles h and w
             if i < last {
+                if let Some(bn) = self.norms.get(i + 1) {
+                    x = batch_norm(bn, x);
+                }
                 x = relu(x);
             }
         }
@@ -147,6 +180,8 @@ pub struct BodyConfig {
     /// Conv channels of the stride-2 layers, input side first; the decoder mirrors them.
     /// Ignored by `mlp`.
     pub channels: Vec<usize>,
+    /// Batch norm in the conv decoder (DCGAN's generator layout). Ignored by `mlp`.
+    pub decoder_batch_norm: bool,
     /// Image shape `[c, h, w]` (set from the dataset when training).
     pub image: [usize; 3],
 }
@@ -299,7 +334,13 @@ impl Decoder {
             }
             Arch::Conv => Self {
                 mlp: None,
-                conv: Some(ConvDecoder::new(latent, &cfg.channels, cfg.image, device)),
+                conv: Some(ConvDecoder::new(
+                    latent,
+                    &cfg.channels,
+                    cfg.image,
+                    cfg.decoder_batch_norm,
+                    device,
+                )),
             },
         }
     }
@@ -362,9 +403,48 @@ mod tests {
         let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
         assert_eq!(enc.forward(x).dims(), [2, 64 * 7 * 7]);
         assert_eq!(ConvEncoder::out_features(&[32, 64], 28, 28), 3136);
-        let dec = ConvDecoder::new(16, &[32, 64], [1, 28, 28], &device);
+        let dec = ConvDecoder::new(16, &[32, 64], [1, 28, 28], false, &device);
         let z = Tensor::<2>::zeros([2, 16], &device);
-        assert_eq!(dec.forward(z).dims(), [2, 1, 28, 28]);
+        assert_eq!(dec.forward(z.clone()).dims(), [2, 1, 28, 28]);
+        assert!(dec.norms.is_empty());
+        // DCGAN's generator layout: a norm on the 64-channel first map and on the 32-channel
+        // one, none on the output.
+        let bn = ConvDecoder::new(16, &[32, 64], [1, 28, 28], true, &device);
+        let widths: Vec<usize> = bn.norms.iter().map(|n| n.gamma.dims()[0]).collect();
+        assert_eq!(widths, [64, 32]);
+        assert_eq!(bn.forward(z).dims(), [2, 1, 28, 28]);
+    }
+
+    /// In training (autodiff device) the decoder's batch norms normalise with the batch's own
+    /// statistics: with no bias in the first layer, codes scaled by 3 give a first map scaled
+    /// by 3, which batch norm undoes, so both decode alike; without batch norm they do not.
+    #[test]
+    fn decoder_batch_norm_uses_batch_statistics_in_training() {
+        let d = Device::flex().autodiff();
+        let z = Tensor::<2>::from_data(
+            TensorData::new(
+                (0..32).map(|i| ((i * 5 % 7) as f32) - 3.0).collect(),
+                [4, 8],
+            ),
+            &d,
+        );
+        let gap = |bn: bool| {
+            let mut dec = ConvDecoder::new(8, &[4, 8], [1, 8, 8], bn, &d);
+            dec.fc.bias = None;
+            let run = |z: Tensor<2>| {
+                dec.forward(z)
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("f32")
+            };
+            let (a, b) = (run(z.clone()), run(z.clone().mul_scalar(3.0)));
+            a.iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(gap(true) < 1e-3, "{}", gap(true));
+        assert!(gap(false) > 1e-2, "{}", gap(false));
     }
 
     /// Conv and transposed-conv layers against PyTorch 2.15 (bench/reference/oracles.py):
@@ -385,7 +465,7 @@ mod tests {
         let ramp = |n: usize, scale: f32, shift: f32| -> Vec<f32> {
             (0..n).map(|i| i as f32 * scale + shift).collect()
         };
-        let mut dec = ConvDecoder::new(1, &[2], [1, 6, 6], &d);
+        let mut dec = ConvDecoder::new(1, &[2], [1, 6, 6], false, &d);
         let ct = &mut dec.deconvs[0];
         ct.weight = Param::from_tensor(Tensor::from_data(
             TensorData::new(ramp(32, 0.01, -0.1), [2, 1, 4, 4]),

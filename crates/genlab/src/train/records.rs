@@ -137,6 +137,7 @@ pub(crate) fn plot_records<R: Record>(run: &RunDir) -> Result<()> {
                 .filter(|(_, v)| v.is_finite())
                 .collect(),
         })
+        .filter(|s| !s.points.is_empty())
         .collect();
     line_plot(&run.loss_plot(), R::PLOT_TITLE, R::PLOT_UNITS, &series)
 }
