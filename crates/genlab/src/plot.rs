@@ -68,7 +68,17 @@ pub fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series<'_>])
             .y_desc(y_label)
             .draw()
             .map_err(|e| plot_err(path, e))?;
-        let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+        // Eight distinct colours: the VAE-GAN draws seven series.
+        let colors = [
+            BLUE,
+            RED,
+            GREEN,
+            MAGENTA,
+            CYAN,
+            BLACK,
+            RGBColor(230, 140, 0),
+            RGBColor(120, 80, 40),
+        ];
         for (i, s) in series.iter().enumerate() {
             let c = colors[i % colors.len()];
             chart
