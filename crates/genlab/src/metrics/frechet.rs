@@ -239,6 +239,17 @@ mod tests {
         coverage: f64,
     }
 
+    impl Fixture {
+        /// The two feature sets.
+        fn sets(&self) -> (Features, Features) {
+            let set = |values: &[f32]| Features {
+                values: values.to_vec(),
+                dim: self.dim,
+            };
+            (set(&self.a), set(&self.b))
+        }
+    }
+
     fn fixture() -> Fixture {
         let text = include_str!("../../tests/fixtures/frechet.json");
         serde_json::from_str(text).expect("fixture parses")
@@ -268,14 +279,7 @@ mod tests {
     #[test]
     fn precision_recall_matches_numpy() {
         let fx = fixture();
-        let a = Features {
-            values: fx.a,
-            dim: fx.dim,
-        };
-        let b = Features {
-            values: fx.b,
-            dim: fx.dim,
-        };
+        let (a, b) = fx.sets();
         let pr = precision_recall(&a, &b, 3, &Device::flex()).expect("pr");
         assert!((pr.precision - fx.precision).abs() < 1e-12, "{pr:?}");
         assert!((pr.recall - fx.recall).abs() < 1e-12, "{pr:?}");
@@ -286,14 +290,7 @@ mod tests {
     #[test]
     fn density_coverage_match_numpy() {
         let fx = fixture();
-        let a = Features {
-            values: fx.a,
-            dim: fx.dim,
-        };
-        let b = Features {
-            values: fx.b,
-            dim: fx.dim,
-        };
+        let (a, b) = fx.sets();
         let dc = density_coverage(&a, &b, 5, &Device::flex()).expect("dc");
         assert!((dc.density - fx.density).abs() < 1e-12, "{dc:?}");
         assert!((dc.coverage - fx.coverage).abs() < 1e-12, "{dc:?}");

@@ -34,6 +34,7 @@ pub mod recon;
 mod records;
 mod source;
 pub mod sr;
+pub mod vae_gan;
 
 pub use classifier::ClassifierEpochRecord;
 pub use family::{At, EpochEnd, Family, FamilyFn, Record, Series, Step, finite};
