@@ -284,3 +284,64 @@ fn every_family_stops_on_a_non_finite_loss_and_keeps_its_checkpoint() {
         assert!(r.dir.join(&st.optimizer).is_file(), "{name}");
     }
 }
+
+/// A stop (Ctrl-C) that lands on an epoch's last batch finishes that epoch (record and
+/// checkpoint) before stopping, and the run resumes from there to the uninterrupted records;
+/// a checkpoint that says all of an epoch's batches are done but not its summary (what genlab
+/// wrote for such a stop before) resumes too.
+#[test]
+fn a_stop_on_an_epochs_last_batch_ends_the_epoch_and_resumes() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let no = AtomicBool::new(false);
+    let photos = photos(tmp.path());
+    let (name, case) = cases(&photos).into_iter().next().expect("the vae case");
+    let a = RunDir::new(tmp.path().join("a"));
+    case.train(&a, false, &no, &mut Silent).expect(name);
+    let want = records(&a);
+
+    let b = RunDir::new(tmp.path().join("b"));
+    let stop = AtomicBool::new(false);
+    let out = case
+        .train(&b, false, &stop, &mut StopAfter(4, &stop))
+        .expect(name);
+    assert_eq!(out, Outcome::Interrupted { epoch: 1, step: 4 });
+    let st = b.load_state().expect("state");
+    assert_eq!((st.epochs_done, st.batches_done), (1, 0));
+    assert_eq!(records(&b).len(), 1, "epoch 1 was logged");
+    case.train(&b, true, &no, &mut Silent).expect(name);
+    for (i, (x, y)) in want.iter().zip(&records(&b)).enumerate() {
+        assert_close(x, y, &format!("epoch {}", i + 1), &[]);
+    }
+
+    // The old shape: stopped after epoch 1's last batch with its summary not done. Rewind b's
+    // state to that (its weights are those after step 4 either way) and drop epoch 2's record.
+    let c = RunDir::new(tmp.path().join("c"));
+    let stop = AtomicBool::new(false);
+    case.train(&c, false, &stop, &mut StopAfter(4, &stop))
+        .expect(name);
+    let mut st = c.load_state().expect("state");
+    let text = std::fs::read_to_string(c.dir.join("metrics.jsonl")).expect("log");
+    std::fs::write(c.dir.join("metrics.jsonl"), "").expect("truncate log");
+    assert_eq!(text.lines().count(), 1);
+    st.epochs_done = 0;
+    st.batches_done = 4;
+    // The old checkpoint kept the epoch's running sums: rebuild them from epoch 1's record.
+    let rec: serde_json::Value = serde_json::from_str(text.trim()).expect("record");
+    let n = 64.0;
+    st.partial.images = 64;
+    for (sum, mean) in [
+        ("loss", "train_loss"),
+        ("recon", "train_recon"),
+        ("kl", "train_kl"),
+    ] {
+        st.partial.add(sum, rec[mean].as_f64().expect(mean) * n);
+    }
+    c.save_state(&st).expect("state");
+    case.train(&c, true, &no, &mut Silent).expect(name);
+    let got = records(&c);
+    assert_eq!(got.len(), 2);
+    for (i, (x, y)) in want.iter().zip(&got).enumerate() {
+        assert_close(x, y, &format!("old shape, epoch {}", i + 1), &[]);
+    }
+}

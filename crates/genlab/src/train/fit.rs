@@ -176,8 +176,10 @@ pub(crate) fn fit<F: Family>(fam: &F, model: F::Model, p: Plan<'_>) -> Result<Ou
                     images_per_sec: seen_this_call as f64 / secs.max(1e-9),
                 });
 
-                // (3) stop on request: checkpoint mid-epoch and return.
-                if stop.load(Ordering::SeqCst) {
+                // (3) stop on request: checkpoint mid-epoch and return. On the epoch's last
+                // batch the epoch is finished first (summary, record, checkpoint at (4)), so
+                // the checkpoint never says "all batches done" of an unlogged epoch.
+                if stop.load(Ordering::SeqCst) && state.batches_done < batches {
                     state.elapsed_secs += secs;
                     return interrupt(run, &model, &optim, &mut state, epoch);
                 }
@@ -289,7 +291,10 @@ fn begin<F: Family>(
             ),
         ));
     }
-    if state.batches_done >= batches
+    // `batches_done == batches`: an epoch whose batches were all done but whose summary was
+    // not (genlab before 2026-12-02 checkpointed a stop on an epoch's last batch that way);
+    // the loop then runs no batch and goes straight to the summary.
+    if state.batches_done > batches
         || state.step != state.epochs_done * batches + state.batches_done
     {
         return bad(format!(
