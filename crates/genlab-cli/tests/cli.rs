@@ -94,6 +94,70 @@ fn vae_dry_run_then_every_command() {
     assert_eq!(lines.lines().count(), 2);
 }
 
+/// `--shards N`: accepted by the families without batch norm, written to the config, changeable
+/// on resume; refused with a one-line error elsewhere (the training itself is checked against
+/// the unsharded run in `genlab`'s `train_loop` tests).
+#[test]
+fn shards_flag_where_it_applies_and_clear_errors_elsewhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let run = dry_run(d, "vae", "runs/v", &["--shards", "3"]);
+    let cfg = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(cfg.contains("shards = 3"), "{cfg}");
+    let o = genlab(
+        &[
+            "train", "--resume", "runs/v", "--epochs", "2", "--shards", "2", "-q",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(cfg.contains("shards = 2"), "{cfg}");
+    dry_run(d, "ae", "runs/a", &["--arch", "conv", "--shards", "2"]);
+    for (args, needle) in [
+        (
+            &["train", "gan", "--dry-run", "--shards", "2", "-o", "g"][..],
+            "train.shards",
+        ),
+        (
+            &["train", "vae-gan", "--dry-run", "--shards", "2", "-o", "vg"],
+            "batch norm",
+        ),
+        (
+            &["train", "vae", "--shards", "0", "-o", "z"],
+            "train.shards",
+        ),
+        (
+            &[
+                "train",
+                "vae",
+                "--batch-size",
+                "8",
+                "--shards",
+                "9",
+                "-o",
+                "n",
+            ],
+            "at most train.batch_size (8)",
+        ),
+        (
+            &[
+                "train", "--resume", "runs/v", "--epochs", "3", "--shards", "0",
+            ],
+            "train.shards",
+        ),
+    ] {
+        fails_with(&genlab(args, d), needle);
+    }
+    for out in ["g", "vg", "z", "n"] {
+        assert!(!d.join(out).exists(), "{out} was created");
+    }
+    usage_error(
+        &genlab(&["train", "sr", "--shards", "2"], d),
+        "unexpected argument '--shards'",
+    );
+}
+
 #[test]
 fn conv_autoencoder_dry_run_and_what_it_cannot_do() {
     let tmp = tempfile::tempdir().expect("tempdir");

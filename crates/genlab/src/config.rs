@@ -40,6 +40,11 @@ pub struct TrainConfig {
     pub max_train_images: usize,
     /// Cap on the test images used per evaluation (0 = all).
     pub max_test_images: usize,
+    /// Shards each batch is cut into, run one after another with their gradients summed before
+    /// the one update (1 = off): what `shards` data-parallel devices would compute, and on one
+    /// device gradient accumulation (a shard's activations in memory, not the batch's). The
+    /// same training at any value (`train::shard`); only for families without batch norm.
+    pub shards: usize,
 }
 
 impl Default for TrainConfig {
@@ -56,6 +61,7 @@ impl Default for TrainConfig {
             grid_images: 64,
             max_train_images: 0,
             max_test_images: 0,
+            shards: 1,
         }
     }
 }
@@ -76,6 +82,17 @@ impl TrainConfig {
         positive("epochs", self.epochs)?;
         positive("batch_size", self.batch_size)?;
         positive("grid_images", self.grid_images)?;
+        positive("shards", self.shards)?;
+        if self.shards > self.batch_size {
+            return Err(Error::config(
+                "train.shards (--shards)",
+                self.shards,
+                format!(
+                    "at most train.batch_size ({}): every shard needs an image",
+                    self.batch_size
+                ),
+            ));
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config("train.lr", self.lr, "a finite number > 0"));
         }
@@ -162,7 +179,25 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         check_sizes(&self.model, "model")?;
         self.model.validate()?;
-        self.train.validate()
+        self.train.validate()?;
+        self.validate_shards()
+    }
+
+    /// Checks `train.shards` against the model: a family with batch norm takes only 1.
+    pub fn validate_shards(&self) -> Result<()> {
+        if self.train.shards > 1 && !self.model.supports_shards() {
+            return Err(Error::config(
+                "train.shards (--shards)",
+                self.train.shards,
+                format!(
+                    "1 for a {} model: its batch norm would normalise each shard on its own, so \
+                     shards would change what it learns (ae and vae without decoder batch norm \
+                     take shards)",
+                    self.model.kind()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

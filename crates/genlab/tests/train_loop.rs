@@ -285,6 +285,89 @@ fn every_family_stops_on_a_non_finite_loss_and_keeps_its_checkpoint() {
     }
 }
 
+/// `train.shards` cuts each batch into shards whose gradients are summed: the training is the
+/// same at any number of shards, so a run may also resume with another number (what N
+/// data-parallel devices would compute; `genlab::train::shard`). The oracle is the unsharded
+/// run of the same seed.
+#[test]
+fn sharded_steps_train_like_whole_batches_and_resume_with_another_count() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let no = AtomicBool::new(false);
+    let photos = photos(tmp.path());
+    for (name, case) in cases(&photos) {
+        let Case::Images(base) = case else { continue };
+        if !base.model.supports_shards() {
+            continue;
+        }
+        // 64 images in batches of 15: the last batch (4) is short, the shards uneven.
+        let with = |shards: usize| {
+            let mut c = base.clone();
+            c.train.batch_size = 15;
+            c.train.shards = shards;
+            Case::Images(c)
+        };
+        let one = RunDir::new(tmp.path().join(format!("{name}-1")));
+        with(1).train(&one, false, &no, &mut Silent).expect(name);
+        let want = records(&one);
+        assert_eq!(want.len(), 2, "{name}");
+
+        let four = RunDir::new(tmp.path().join(format!("{name}-4")));
+        with(4).train(&four, false, &no, &mut Silent).expect(name);
+        for (i, (x, y)) in want.iter().zip(&records(&four)).enumerate() {
+            assert_close(x, y, &format!("{name} 4 shards, epoch {}", i + 1), &[]);
+        }
+
+        // In 2 shards, stopped in the middle of epoch 2, then the rest in 3.
+        let mixed = RunDir::new(tmp.path().join(format!("{name}-2-3")));
+        let stop = AtomicBool::new(false);
+        let out = with(2)
+            .train(&mixed, false, &stop, &mut StopAfter(7, &stop))
+            .expect(name);
+        assert_eq!(out, Outcome::Interrupted { epoch: 2, step: 7 }, "{name}");
+        with(3).train(&mixed, true, &no, &mut Silent).expect(name);
+        for (i, (x, y)) in want.iter().zip(&records(&mixed)).enumerate() {
+            assert_close(
+                x,
+                y,
+                &format!("{name} 2 then 3 shards, epoch {}", i + 1),
+                &[],
+            );
+        }
+        let saved = mixed.load_config().expect("config");
+        assert_eq!(
+            saved.train.shards, 3,
+            "{name}: the config says how it continued"
+        );
+    }
+}
+
+#[test]
+fn shards_are_refused_where_batch_norm_couples_the_images() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let photos = photos(tmp.path());
+    let mut checked = 0;
+    for (name, case) in cases(&photos) {
+        let Case::Images(mut c) = case else { continue };
+        if c.model.supports_shards() {
+            continue;
+        }
+        c.train.shards = 2;
+        let run = RunDir::new(tmp.path().join(name));
+        let err = Case::Images(c)
+            .train(&run, false, &AtomicBool::new(false), &mut Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.shards") && err.contains("batch norm"),
+            "{name}: {err}"
+        );
+        assert!(!run.dir.exists(), "{name}: nothing written");
+        checked += 1;
+    }
+    assert!(checked >= 2, "the dcgan and vae-gan cases at least");
+}
+
 /// A stop (Ctrl-C) that lands on an epoch's last batch finishes that epoch (record and
 /// checkpoint) before stopping, and the run resumes from there to the uninterrupted records;
 /// a checkpoint that says all of an epoch's batches are done but not its summary (what genlab

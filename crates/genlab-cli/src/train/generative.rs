@@ -15,7 +15,7 @@ use super::flags::RunFlags;
 use super::progress::{Progress, report, stop_flag};
 use crate::common::{DeviceArg, device};
 
-/// `--preset`, `--dataset`, `--data-dir`: the recipe a run starts from and the data it trains on.
+/// `--preset`, `--dataset`, `--data-dir`, `--shards`: the recipe a run starts from and the data it trains on.
 #[derive(clap::Args)]
 pub struct Recipe {
     /// Preset: a built-in name or a TOML file (each family's --help lists its presets).
@@ -27,6 +27,11 @@ pub struct Recipe {
     /// Folder searched first for dataset files.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Cut each batch into N shards, their gradients summed before the one update: the same
+    /// training, holding one shard's activations at a time (families without batch norm: ae,
+    /// vae).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
 }
 
 /// `--arch`.
@@ -367,14 +372,19 @@ fn build_config(
     if let Some(v) = f.seed {
         t.seed = v;
     }
+    if let Some(v) = recipe.shards {
+        t.shards = v;
+    }
     // The flags as given are checked before --dry-run shrinks the run; its memory check is the
     // full run's (`planned`), done once the dataset's image size is known.
     t.validate()?;
+    cfg.validate_shards()?;
     let planned = f.dry_run.then(|| cfg.clone());
     let t = &mut cfg.train;
     if f.dry_run {
         t.epochs = 1;
         t.batch_size = t.batch_size.min(16);
+        t.shards = t.shards.min(t.batch_size);
         t.max_train_images = t.batch_size;
         t.max_test_images = 32;
         t.grid_images = 16;
@@ -415,6 +425,7 @@ fn train_new(
 pub fn resume(
     dir: &Path,
     epochs: Option<usize>,
+    shards: Option<usize>,
     data_dir: Option<PathBuf>,
     quiet: bool,
     device_arg: DeviceArg,
@@ -424,7 +435,15 @@ pub fn resume(
     let mut cfg = run.load_config()?;
     if let Some(e) = epochs {
         cfg.train.epochs = e;
+    }
+    // Shards do not change the training (`genlab::train::shard`): a run may continue with
+    // another N, as it would on another number of devices.
+    if let Some(n) = shards {
+        cfg.train.shards = n;
+    }
+    if epochs.is_some() || shards.is_some() {
         cfg.train.validate()?;
+        cfg.validate_shards()?;
     }
     train(run, cfg, true, None, data_dir, quiet, &device)
 }

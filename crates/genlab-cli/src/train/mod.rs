@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::common::DeviceArg;
 
@@ -66,6 +66,9 @@ struct Resume {
     /// Train until this many epochs in all (to extend a finished run).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Continue with the batches cut into N shards (the same training at any N: ae, vae).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
     /// Folder searched first for the run's dataset files.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -98,9 +101,14 @@ pub fn run(a: Args) -> Result<i32> {
                 .resume
                 .expect("clap requires --resume when no family is named");
             if is_sr_run(&dir) {
+                if let Some(n) = r.shards.filter(|&n| n != 1) {
+                    bail!(
+                        "--shards {n}: super-resolution trains unsharded (--shards is for ae and vae)"
+                    );
+                }
                 sr::resume(&dir, r.epochs, r.quiet, r.device)
             } else {
-                generative::resume(&dir, r.epochs, r.data_dir, r.quiet, r.device)
+                generative::resume(&dir, r.epochs, r.shards, r.data_dir, r.quiet, r.device)
             }
         }
     }

@@ -151,6 +151,9 @@ impl super::ModelKind for AutoencoderConfig {
     fn can_encode(&self) -> bool {
         true
     }
+    fn supports_shards(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,12 @@ pub trait ModelKind {
     fn can_generate(&self) -> bool {
         false
     }
+    /// Whether a training step may be cut into shards (`train.shards > 1`): the step's loss
+    /// is a mean of per-image terms with no batch statistics (batch norm) coupling the images,
+    /// so the shards' gradients sum to the batch's (`train::shard`).
+    fn supports_shards(&self) -> bool {
+        false
+    }
 }
 
 /// What a model of a run is for: which commands and which run-config type go with it.
@@ -173,6 +179,11 @@ impl ModelConfig {
     /// Whether the family generates images from z ~ N(0, I).
     pub fn can_generate(&self) -> bool {
         self.as_kind().can_generate()
+    }
+
+    /// Whether a training step may be cut into shards (`train.shards > 1`, `train::shard`).
+    pub fn supports_shards(&self) -> bool {
+        self.as_kind().supports_shards()
     }
 }
 

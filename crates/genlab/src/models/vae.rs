@@ -203,6 +203,10 @@ impl super::ModelKind for VaeConfig {
     fn can_generate(&self) -> bool {
         true
     }
+    fn supports_shards(&self) -> bool {
+        // The conv decoder's batch norm normalises each shard with its own statistics.
+        !(self.arch == crate::nn::Arch::Conv && self.decoder_batch_norm)
+    }
 }
 
 #[cfg(test)]

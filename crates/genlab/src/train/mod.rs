@@ -32,6 +32,7 @@ mod fit;
 pub mod gan;
 pub mod recon;
 mod records;
+pub mod shard;
 mod source;
 pub mod sr;
 pub mod vae_gan;
@@ -87,7 +88,8 @@ pub fn train(
 pub fn check_memory(cfg: &RunConfig, image_len: usize) -> Result<()> {
     let t = &cfg.train;
     let params = cfg.model.num_params();
-    let batch = t.batch_size.max(t.grid_images);
+    // A sharded step holds one shard's activations at a time.
+    let batch = t.batch_size.div_ceil(t.shards.max(1)).max(t.grid_images);
     let model_part = crate::memory::training_bytes(params, 0, 0);
     let batch_part = crate::memory::training_bytes(0, batch, image_len);
     // Name what dominates: the model's largest size setting, or the batch.
@@ -99,7 +101,15 @@ pub fn check_memory(cfg: &RunConfig, image_len: usize) -> Result<()> {
                 .unwrap_or_default()
         )
     } else {
-        format!("batch_size {} of {image_len}-value images", t.batch_size)
+        let shards = if t.shards > 1 {
+            format!(" in {} shards", t.shards)
+        } else {
+            String::new()
+        };
+        format!(
+            "batch_size {}{shards} of {image_len}-value images",
+            t.batch_size
+        )
     };
     crate::memory::ensure(
         format!("training this {} ({what})", cfg.model.kind()),

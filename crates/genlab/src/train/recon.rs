@@ -9,6 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::family::{At, EpochEnd, Family, Record, Series, Step, finite, scalar};
+use super::shard::{noise_rows, shard_range, shard_weight, sum_grads};
 use super::source::{Batch, BatchSource};
 use crate::checkpoint::RunDir;
 use crate::config::{RunConfig, TrainConfig};
@@ -117,19 +118,41 @@ impl<M: ImageModel> Family for Recon<M> {
     ) -> crate::Result<(M, Step)> {
         let (set, idx) = batch.images();
         let b = idx.len();
-        let x = batch_tensor(set, idx, &self.device); // [b, c, h, w]
         let mut rng = rng_for(self.t.seed, stream::TRAIN_NOISE, at.step as u64);
+        // The whole batch's noise, drawn once: image i gets row i whatever the shards are.
         let eps = standard_normal(&mut rng, b, model.latent_dim(), &self.device); // [b, latent]
-        let obj = model.objective(x, eps);
-        let loss = finite(scalar(obj.loss.clone()), "", at)?;
-        let grads = GradientsParams::from_grads(obj.loss.backward(), &model);
+        let world = self.t.shards.min(b);
+        let (mut loss, mut recon, mut kl) = (0.0, 0.0, None::<f64>);
+        let mut grads = Vec::with_capacity(world);
+        for rank in 0..world {
+            let r = shard_range(b, rank, world);
+            let w = shard_weight(&r, b);
+            let x = batch_tensor(set, &idx[r.clone()], &self.device); // [n_r, c, h, w]
+            // One shard (the default) is the plain step: no slice, no weight.
+            let eps_r = if world == 1 {
+                eps.clone()
+            } else {
+                noise_rows(&eps, r)
+            };
+            let obj = model.objective(x, eps_r);
+            // The guard sees each shard's loss before any gradient is taken.
+            loss += w * finite(scalar(obj.loss.clone()), "", at)?;
+            recon += scalar(obj.recon.sum());
+            if let Some(k) = obj.kl {
+                *kl.get_or_insert(0.0) += scalar(k.sum());
+            }
+            let l = if world == 1 {
+                obj.loss
+            } else {
+                obj.loss.mul_scalar(w)
+            };
+            grads.push(GradientsParams::from_grads(l.backward(), &model));
+        }
+        let grads = sum_grads(&model, grads);
         let model = optim.step(self.t.lr, model, grads);
-        let mut sums = vec![
-            ("loss", loss * b as f64),
-            ("recon", scalar(obj.recon.sum())),
-        ];
-        if let Some(kl) = obj.kl {
-            sums.push(("kl", scalar(kl.sum())));
+        let mut sums = vec![("loss", loss * b as f64), ("recon", recon)];
+        if let Some(kl) = kl {
+            sums.push(("kl", kl));
         }
         Ok((
             model,
