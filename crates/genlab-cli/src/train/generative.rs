@@ -184,7 +184,7 @@ pub struct VaeGanArgs {
     /// Weight lambda of the adversarial term.
     #[arg(long)]
     adversarial_weight: Option<f64>,
-    /// How it trains: larsen (the paper's Algorithm 1: a loss per network, the balance rule) or
+    /// How it trains: larsen (the paper's Algorithm 1: a loss per network) or
     /// joint (one encoder/decoder loss; genlab's first VAE-GAN).
     #[arg(long = "recipe", value_enum, value_name = "RECIPE")]
     vae_gan_recipe: Option<RecipeArg>,
@@ -198,9 +198,13 @@ pub struct VaeGanArgs {
     /// larsen: weight gamma of the reconstruction term in the decoder's loss.
     #[arg(long)]
     gamma: Option<f64>,
-    /// larsen: update every network at every step (turns the balance rule off).
-    #[arg(long)]
+    /// larsen: update every network at every step (the balance rule off; the presets' default).
+    #[arg(long, conflicts_with = "balance")]
     no_balance: bool,
+    /// larsen: the official code's balance rule (skip D's update while it wins by a margin, the
+    /// decoder's while it loses by one).
+    #[arg(long)]
+    balance: bool,
     #[command(flatten)]
     run: RunFlags,
 }
@@ -320,6 +324,9 @@ impl VaeGanArgs {
             }
             if self.no_balance {
                 m.balance = false;
+            }
+            if self.balance {
+                m.balance = true;
             }
             true
         })
