@@ -185,19 +185,7 @@ impl RunConfig {
 
     /// Checks `train.shards` against the model: a family with batch norm takes only 1.
     pub fn validate_shards(&self) -> Result<()> {
-        if self.train.shards > 1 && !self.model.supports_shards() {
-            return Err(Error::config(
-                "train.shards (--shards)",
-                self.train.shards,
-                format!(
-                    "1 for a {} model: its batch norm would normalise each shard on its own, so \
-                     shards would change what it learns (ae and vae without decoder batch norm \
-                     take shards)",
-                    self.model.kind()
-                ),
-            ));
-        }
-        Ok(())
+        self.model.check_shards(self.train.shards)
     }
 }
 

@@ -185,6 +185,23 @@ impl ModelConfig {
     pub fn supports_shards(&self) -> bool {
         self.as_kind().supports_shards()
     }
+
+    /// `shards` (`train.shards`) for this model: any for a family without batch norm, else 1.
+    pub fn check_shards(&self, shards: usize) -> crate::Result<()> {
+        if shards > 1 && !self.supports_shards() {
+            return Err(crate::Error::config(
+                "train.shards (--shards)",
+                shards,
+                format!(
+                    "1 for a {} model: its batch norm would normalise each shard on its own, so \
+                     shards would change what it learns (ae and vae without decoder batch norm \
+                     take shards)",
+                    self.kind()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A model that turns noise z ~ N(0, I) into images: what `genlab sample`, `interpolate` and the

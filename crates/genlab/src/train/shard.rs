@@ -117,7 +117,10 @@ mod tests {
                 }
                 assert_eq!(next, len);
                 let sizes: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                let (lo, hi) = (
+                    sizes.iter().min().expect("shards"),
+                    sizes.iter().max().expect("shards"),
+                );
                 assert!(hi - lo <= 1, "len {len} world {world}: {sizes:?}");
                 let w: f64 = ranges.iter().map(|r| shard_weight(r, len)).sum();
                 if len > 0 {
@@ -152,11 +155,17 @@ mod tests {
                 .collect();
             let sum = sum_grads(&lin, parts);
             let id = lin.weight.id;
-            let (a, b) = (full.get::<2>(id).unwrap(), sum.get::<2>(id).unwrap());
+            let (a, b) = (
+                full.get::<2>(id).expect("grad"),
+                sum.get::<2>(id).expect("grad"),
+            );
             let d: f32 = (a - b).abs().max().into_scalar();
             assert!(d < 1e-5, "world {world}: weight gradient off by {d}");
-            let bias = lin.bias.as_ref().unwrap().id;
-            let (a, b) = (full.get::<1>(bias).unwrap(), sum.get::<1>(bias).unwrap());
+            let bias = lin.bias.as_ref().expect("a bias").id;
+            let (a, b) = (
+                full.get::<1>(bias).expect("grad"),
+                sum.get::<1>(bias).expect("grad"),
+            );
             let d: f32 = (a - b).abs().max().into_scalar();
             assert!(d < 1e-5, "world {world}: bias gradient off by {d}");
         }
