@@ -152,7 +152,7 @@ pub fn open_with_data(run: &Path, a: DataArgs) -> Result<(Device, OpenRun, genla
 pub fn dataset(run: &OpenRun, data_dir: Option<PathBuf>) -> Result<genlab::data::Dataset> {
     let t = &run.config.train;
     let spec = t.dataset_spec()?;
-    genlab::data::load(&spec, &t.data_options(data_dir))
+    crate::data::load(&spec, &t.data_options(data_dir), false)
         .with_context(|| format!("loading the run's dataset {}", t.dataset))
 }
 

@@ -169,7 +169,7 @@ pub fn run(a: Args) -> Result<i32> {
         dataset: a.dataset.clone(),
         ..genlab::TrainConfig::default()
     };
-    let data = genlab::data::load(&spec, &opts_cfg.data_options(a.data_dir.clone()))
+    let data = crate::data::load(&spec, &opts_cfg.data_options(a.data_dir.clone()), false)
         .with_context(|| format!("loading dataset {}", a.dataset))?;
     if data.shape() != [1, 28, 28] {
         bail!(

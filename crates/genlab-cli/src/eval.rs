@@ -299,7 +299,7 @@ fn score_folder(folder: &Path, a: &Args) -> Result<i32> {
         dataset: ds.clone(),
         ..genlab::TrainConfig::default()
     };
-    let data = genlab::data::load(&spec, &cfg.data_options(a.data.data_dir.clone()))
+    let data = crate::data::load(&spec, &cfg.data_options(a.data.data_dir.clone()), false)
         .with_context(|| format!("loading dataset {ds}"))?;
     let net = feature_net(a.classifier.as_deref(), &data.name, &device)?;
     let images = genlab::data::image_dir::load_exact(folder, net.image())?;

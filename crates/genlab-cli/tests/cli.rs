@@ -565,6 +565,211 @@ fn image_folder_trains_as_rgb_32x32() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// Packs: training from a folder packs it into the cache once and reuses it; `data pack` writes
+/// one where asked (never over an input or a file genlab did not make); `--dataset PACK` trains
+/// from it; `data check` finds a damaged one; `--image` sizes folder images and only those.
+#[test]
+fn image_folders_are_packed_once_and_packs_train() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let imgs = d.join("photos");
+    for (k, class) in ["cat", "dog"].iter().enumerate() {
+        std::fs::create_dir_all(imgs.join(class)).expect("mkdir");
+        for i in 0..8u8 {
+            image::RgbImage::from_fn(24, 20, |x, y| {
+                image::Rgb([i * 20, x as u8 * 6 + k as u8 * 50, y as u8 * 8])
+            })
+            .save(imgs.join(class).join(format!("p{i}.jpg")))
+            .expect("save");
+        }
+    }
+    let packs = || -> Vec<PathBuf> {
+        std::fs::read_dir(d.join("no-cache/genlab/packs"))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let o = genlab(
+        &[
+            "train",
+            "gan",
+            "--dataset",
+            "photos",
+            "--image",
+            "3,16,16",
+            "--dry-run",
+            "-q",
+            "--out",
+            "r1",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("packing 16 images"), "{}", stderr(&o));
+    assert_eq!(packs().len(), 1, "one pack in the cache");
+    let cfg = std::fs::read_to_string(d.join("r1/config.toml")).expect("config");
+    assert!(
+        cfg.contains("image = [\n    3,\n    16,\n    16,\n]")
+            || cfg.contains("image = [3, 16, 16]"),
+        "{cfg}"
+    );
+    // Unchanged folder: reused, nothing said.
+    let o = genlab(
+        &[
+            "train",
+            "gan",
+            "--dataset",
+            "photos",
+            "--image",
+            "3,16,16",
+            "--dry-run",
+            "-q",
+            "--out",
+            "r2",
+        ],
+        d,
+    );
+    assert!(
+        o.status.success() && !stderr(&o).contains("packing"),
+        "{}",
+        stderr(&o)
+    );
+    // Evaluating the run reads the same pack.
+    let o = genlab(&["eval", "r2", "-n", "8"], d);
+    assert!(
+        !stderr(&o).contains("packing") && !stderr(&o).contains("panicked"),
+        "{}",
+        stderr(&o)
+    );
+    // A changed folder is packed again, into the same cache file.
+    image::RgbImage::from_pixel(9, 9, image::Rgb([1, 2, 3]))
+        .save(imgs.join("cat/new.png"))
+        .expect("save");
+    let o = genlab(
+        &[
+            "train",
+            "gan",
+            "--dataset",
+            "photos",
+            "--image",
+            "3,16,16",
+            "--dry-run",
+            "-q",
+            "--out",
+            "r3",
+        ],
+        d,
+    );
+    assert!(stderr(&o).contains("packing 17 images"), "{}", stderr(&o));
+    assert_eq!(packs().len(), 1);
+
+    // An explicit pack, its default name beside the folder, and training from it.
+    let o = genlab(&["data", "pack", "photos", "--image", "1,8,8", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 classes: cat, dog"), "{}", stderr(&o));
+    let pack = d.join("photos.glpack");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "photos.glpack");
+    let o = genlab(&["data", "check", "photos.glpack"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ok: 16 train + 1 test images of [1, 8, 8]")
+    );
+    let run = dry_run(d, "vae", "r4", &["--dataset", "photos.glpack"]);
+    let cfg = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(cfg.contains("photos.glpack"), "{cfg}");
+    let o = genlab(&["sample", "r4", "-n", "4", "-o", "s.png"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Packing again replaces genlab's own default-named pack...
+    let o = genlab(&["data", "pack", "photos", "--image", "1,8,8", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // ...but never a file genlab did not make, an input, or a file inside the folder.
+    std::fs::write(d.join("other.glpack"), "mine").expect("write");
+    fails_with(
+        &genlab(
+            &["data", "pack", "photos", "-q", "-o", "photos/cat/p0.jpg"],
+            d,
+        ),
+        "p0.jpg",
+    );
+    fails_with(
+        &genlab(
+            &["data", "pack", "photos", "-q", "-o", "photos/x.glpack"],
+            d,
+        ),
+        "x.glpack",
+    );
+    std::fs::rename(d.join("other.glpack"), d.join("photos2.glpack")).expect("mv");
+    std::fs::create_dir(d.join("photos2")).expect("mkdir");
+    std::fs::copy(imgs.join("cat/p0.jpg"), d.join("photos2/a.jpg")).expect("cp");
+    fails_with(
+        &genlab(&["data", "pack", "photos2", "-q"], d),
+        "photos2.glpack",
+    );
+    assert_eq!(
+        std::fs::read(d.join("photos2.glpack")).expect("kept"),
+        b"mine"
+    );
+
+    // Damage: truncated is an error when training, a flipped pixel when checking.
+    let bytes = std::fs::read(&pack).expect("read");
+    std::fs::write(d.join("cut.glpack"), &bytes[..bytes.len() - 3]).expect("write");
+    fails_with(
+        &genlab(
+            &[
+                "train",
+                "vae",
+                "--dataset",
+                "cut.glpack",
+                "--dry-run",
+                "-q",
+                "--out",
+                "r5",
+            ],
+            d,
+        ),
+        "truncated",
+    );
+    let mut flipped = bytes.clone();
+    let i = flipped.len() - 40;
+    flipped[i] ^= 1;
+    std::fs::write(d.join("flip.glpack"), &flipped).expect("write");
+    fails_with(&genlab(&["data", "check", "flip.glpack"], d), "damaged");
+    // Not a pack at all, and --image where the dataset has its own size.
+    std::fs::write(d.join("notes.txt"), "hello").expect("write");
+    fails_with(
+        &genlab(
+            &["train", "vae", "--dataset", "notes.txt", "--dry-run", "-q"],
+            d,
+        ),
+        "not one",
+    );
+    fails_with(
+        &genlab(
+            &["train", "vae", "--image", "3,16,16", "--dry-run", "-q"],
+            d,
+        ),
+        "--image",
+    );
+    usage_error(
+        &genlab(&["data", "pack", "photos", "--image", "2,8,8"], d),
+        "C = 1 or 3",
+    );
+    // The 64x64 folder preset wants a dataset.
+    fails_with(
+        &genlab(
+            &[
+                "train",
+                "gan",
+                "--preset",
+                "folder-dcgan-64",
+                "--dry-run",
+                "-q",
+            ],
+            d,
+        ),
+        "--dataset FOLDER",
+    );
+}
+
 /// `genlab data fetch` against a local HTTP server: the real MNIST test files (the copies embedded
 /// in the repo, which match the published SHA-256s) are downloaded and verified; a train-images
 /// file of the right size but wrong content is refused by SHA-256 and never appears on disk.

@@ -272,7 +272,7 @@ pub fn train_speed(
 fn noise_images(shape: [usize; 3], opts: &SpeedOptions) -> Result<ImageSet> {
     let n = opts.batch_size.max(1024);
     let mut rng = rng_for(opts.seed, stream::SHUFFLE, 0);
-    let pixels = (0..n * shape.iter().product::<usize>())
+    let pixels: Vec<u8> = (0..n * shape.iter().product::<usize>())
         .map(|_| rand::RngExt::random::<u8>(&mut rng))
         .collect();
     ImageSet::new(pixels, None, shape)

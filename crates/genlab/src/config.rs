@@ -125,6 +125,7 @@ impl TrainConfig {
         DataOptions {
             data_dir,
             folder_shape: Some(self.folder_image),
+            on_pack: None,
         }
     }
 }
@@ -502,7 +503,16 @@ mod tests {
         for (name, _) in PRESETS {
             let c = RunConfig::preset(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             c.model.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
-            c.train.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            if c.train.dataset.is_empty() {
+                // A preset for the user's own folder: valid once --dataset names one.
+                let e = c.train.validate().expect_err(name).to_string();
+                assert!(e.contains("--dataset FOLDER"), "{name}: {e}");
+                let mut t = c.train.clone();
+                t.dataset = "mnist-10k".into();
+                t.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            } else {
+                c.train.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const TEMP_MARK: &str = ".tmp-";
 
 /// The temporary name used while `path` is being written (same folder, so rename is atomic).
-fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -29,10 +29,36 @@ fn temp_path(path: &Path) -> PathBuf {
 
 /// Whether `name` is a temporary name of [`write_atomic`] (`.NAME.tmp-PID`).
 fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.')
-        && name
-            .rsplit_once(TEMP_MARK)
-            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    temp_pid(name).is_some()
+}
+
+/// The writer's pid in a temporary name of [`write_atomic`] (`.NAME.tmp-PID`), if it is one.
+pub(crate) fn temp_pid(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, pid) = name.rsplit_once(TEMP_MARK)?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `path`, if it can be told.
+pub fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a properly sized, writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    // Both are u64 on 64-bit Linux, narrower on some other platforms.
+    #[allow(clippy::unnecessary_cast)]
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// Deletes the temporary files a killed [`write_atomic`] left in `dir` (not recursive). Call it
@@ -75,6 +101,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The largest text file genlab reads whole (a config, `state.json`): far beyond any it writes.
 pub const MAX_TEXT: u64 = 16 << 20;
 
+/// Files up to this size are read without checking the memory available first.
+const SMALL_READ: u64 = 16 << 20;
+
 /// Reads a file whole, refusing one larger than `max` bytes (or than the memory available)
 /// before reading it, and anything that is not a regular file (a pipe would block forever).
 pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
@@ -99,10 +128,14 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
             ),
         ));
     }
-    crate::memory::ensure(
-        format!("reading {}", path.display()),
-        u128::from(meta.len()),
-    )?;
+    // Small reads skip the check: it reads /proc and cgroup files, which would cost more than
+    // reading a thumbnail (packing reads hundreds of thousands of them).
+    if meta.len() > SMALL_READ {
+        crate::memory::ensure(
+            format!("reading {}", path.display()),
+            u128::from(meta.len()),
+        )?;
+    }
     std::fs::read(path).map_err(|e| Error::io(path, "read", e))
 }
 
@@ -320,13 +353,14 @@ impl Outputs {
 }
 
 /// Whether the file at `path` is one genlab wrote, as far as its content tells: a latent code
-/// (`GENLABZ1`). Images carry no such mark, so an image genlab did not name is never replaced.
+/// (`GENLABZ1`) or a dataset pack (`GENLABP1`). Images carry no such mark, so an image genlab
+/// did not name is never replaced.
 pub fn made_by_genlab(path: &Path) -> bool {
     let mut head = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok()
-        && &head == b"GENLABZ1"
+        && (&head == b"GENLABZ1" || &head == crate::data::pack::MAGIC)
 }
 
 /// The lock file inside a locked folder.

@@ -259,6 +259,51 @@ fn images() {
         .expect("image reader");
 }
 
+/// Dataset packs (`data::pack`): a 14-image labelled pack, mutated. An open pack's sets must
+/// be consistent (sizes, labels within the classes) and every image readable; `verify` either
+/// passes or says what is wrong on one line.
+fn packs(dir: &Path) {
+    let photos = dir.join("pack-src");
+    for (i, class) in ["cat", "dog"].iter().enumerate() {
+        std::fs::create_dir_all(photos.join(class)).expect("mkdir");
+        for k in 0..7u8 {
+            image::RgbImage::from_pixel(6, 5, image::Rgb([k * 30, i as u8 * 90, 7]))
+                .save(photos.join(class).join(format!("{k}.png")))
+                .expect("save");
+        }
+    }
+    let seed_path = dir.join("seed.glpack");
+    genlab::data::pack::pack_folder(&photos, [3, 4, 4], &seed_path, &mut |_, _| {}).expect("pack");
+    let seed = std::fs::read(&seed_path).expect("read");
+    let p = dir.join("p.glpack");
+    runner(2000)
+        .run(&mutations(), |ms| {
+            std::fs::write(&p, mutate(seed.clone(), &ms)).expect("write");
+            match bounded(|| genlab::data::pack::open(&p))? {
+                Ok(d) => {
+                    for set in [&d.train, &d.test] {
+                        prop_assert!(!set.is_empty());
+                        prop_assert_eq!(set.pixels.len(), set.len() * set.image_len());
+                        let sum: u64 = (0..set.len())
+                            .map(|i| set.image(i).iter().map(|&v| u64::from(v)).sum::<u64>())
+                            .sum();
+                        std::hint::black_box(sum);
+                        if let Some(l) = &set.labels {
+                            prop_assert_eq!(l.len(), set.len());
+                            prop_assert!(l.iter().all(|&c| usize::from(c) < d.classes.len()));
+                        }
+                    }
+                }
+                Err(e) => one_line(&e, "p.glpack")?,
+            }
+            if let Err(e) = bounded(|| genlab::data::pack::verify(&p))? {
+                one_line(&e, "p.glpack")?;
+            }
+            Ok(())
+        })
+        .expect("pack reader");
+}
+
 fn weights(dir: &Path) {
     let cfg = genlab::models::VaeConfig {
         hidden: vec![6],
@@ -422,6 +467,7 @@ fn every_reader_survives_mutated_input() {
     idx_files(tmp.path());
     cifar_batches();
     images();
+    packs(tmp.path());
     weights(tmp.path());
     configs();
     codes();

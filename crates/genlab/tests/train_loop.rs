@@ -428,3 +428,57 @@ fn a_stop_on_an_epochs_last_batch_ends_the_epoch_and_resumes() {
         assert_close(x, y, &format!("old shape, epoch {}", i + 1), &[]);
     }
 }
+
+/// A folder of `n` distinct 16x16 RGB images.
+fn many_photos(dir: &Path, n: u32) -> PathBuf {
+    let p = dir.join("many");
+    std::fs::create_dir(&p).expect("mkdir");
+    for k in 0..n {
+        let img = image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([
+                (x * 13 + k * 7) as u8,
+                (y * 11 + k * 3) as u8,
+                (k * 29) as u8,
+            ])
+        });
+        img.save(p.join(format!("{k:03}.png"))).expect("write png");
+    }
+    p
+}
+
+#[test]
+fn training_from_a_memory_mapped_pack_matches_the_decoded_folder_exactly() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let folder = many_photos(tmp.path(), 45);
+    let pack = tmp.path().join("many.glpack");
+    genlab::data::pack::pack_folder(&folder, [3, 16, 16], &pack, &mut |_, _| {}).expect("pack");
+    let in_memory = genlab::data::image_dir::load(&folder, [3, 16, 16]).expect("decode");
+    let mapped = genlab::data::pack::open(&pack).expect("open");
+    assert!(mapped.train.pixels.is_mapped());
+    let d = Device::flex();
+    let no = AtomicBool::new(false);
+    let mut c = RunConfig::preset("cifar10-dcgan").expect("preset");
+    c.model = ModelConfig::Dcgan(DcganConfig {
+        latent: 8,
+        g_channels: vec![8, 16],
+        d_channels: vec![8, 16],
+        image: [3, 16, 16],
+        ..DcganConfig::default()
+    });
+    c.train.epochs = 2;
+    c.train.batch_size = 16;
+    c.train.grid_images = 4;
+    let mut runs = Vec::new();
+    for (name, data) in [("memory", &in_memory), ("pack", &mapped)] {
+        let run = RunDir::new(tmp.path().join(name));
+        // 41 training images: batches of 16, 16 and 9 per epoch, all through the prefetcher.
+        let out = train(&run, &c, false, data, &d, &no, &mut Silent).expect(name);
+        assert_eq!(out, Outcome::Finished { epochs: 2, step: 6 }, "{name}");
+        runs.push(records(&run));
+    }
+    assert_eq!(runs[0].len(), 2);
+    for (i, (x, y)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        assert_close(x, y, &format!("epoch {}", i + 1), &[]);
+    }
+}

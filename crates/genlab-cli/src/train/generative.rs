@@ -21,9 +21,14 @@ pub struct Recipe {
     /// Preset: a built-in name or a TOML file (each family's --help lists its presets).
     #[arg(long)]
     preset: Option<String>,
-    /// Dataset: mnist-10k (embedded), mnist, fashion-mnist, cifar10, or a folder of images.
+    /// Dataset: mnist-10k (embedded), mnist, fashion-mnist, cifar10, a folder of images (packed
+    /// into the cache the first time), or a pack made by `genlab data pack`.
     #[arg(long)]
     dataset: Option<String>,
+    /// For an image folder: the shape C,H,W every image is centre-cropped and resized to
+    /// (default: the preset's, 3,32,32 for most).
+    #[arg(long, value_name = "C,H,W", value_parser = crate::data::parse_shape)]
+    image: Option<[usize; 3]>,
     /// Folder searched first for dataset files.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -367,6 +372,9 @@ fn build_config(
     if let Some(d) = &recipe.dataset {
         t.dataset = d.clone();
     }
+    if let Some(s) = recipe.image {
+        t.folder_image = s;
+    }
     if let Some(v) = f.epochs {
         t.epochs = v;
     }
@@ -385,6 +393,13 @@ fn build_config(
     // The flags as given are checked before --dry-run shrinks the run; its memory check is the
     // full run's (`planned`), done once the dataset's image size is known.
     t.validate()?;
+    if recipe.image.is_some() && !matches!(t.dataset_spec()?, genlab::data::DatasetSpec::Folder(_))
+    {
+        bail!(
+            "--image sizes the images of a folder; dataset {} has its own size",
+            t.dataset
+        );
+    }
     cfg.validate_shards()?;
     let planned = f.dry_run.then(|| cfg.clone());
     let t = &mut cfg.train;
@@ -471,7 +486,7 @@ fn train(
     if let genlab::data::DatasetSpec::Folder(f) = &spec {
         crate::common::outside_inputs(&run, [f])?;
     }
-    let data = genlab::data::load(&spec, &cfg.train.data_options(data_dir))?;
+    let data = crate::data::load(&spec, &cfg.train.data_options(data_dir), quiet)?;
     if !resume {
         cfg.model.set_image(data.shape());
         cfg.model.validate()?;

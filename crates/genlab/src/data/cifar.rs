@@ -72,6 +72,7 @@ pub fn load(roots: &[PathBuf]) -> Result<Dataset> {
         name: "cifar10".into(),
         train: read_batches(&dir, &train)?,
         test: read_batches(&dir, &["test_batch.bin".to_string()])?,
+        classes: super::class_names(&super::CIFAR10_CLASSES),
     })
 }
 

@@ -34,6 +34,7 @@ pub fn mnist_10k() -> Result<Dataset> {
         name: "mnist-10k".into(),
         train: all.select(&train),
         test: all.select(&test),
+        classes: super::class_names(&super::MNIST_CLASSES),
     })
 }
 

@@ -2,6 +2,9 @@
 //! sorted path order, recursing into sub-folders; hidden files are skipped. Every image is
 //! centre-cropped and resized to one `[c, h, w]`. Image `i` goes to the test split when
 //! `i % 10 == 9` (as for `mnist-10k`); a folder of fewer than 10 images is used for both splits.
+//! When every image lies in a first-level sub-folder (`photos/cat/*.jpg`, `photos/dog/*.jpg`),
+//! the sub-folders are the classes, in name order. Training reads a folder through its pack
+//! ([`super::pack`]); [`load`] decodes it into memory.
 
 use std::path::{Path, PathBuf};
 
@@ -120,17 +123,56 @@ pub fn load(dir: &Path, shape: [usize; 3]) -> Result<Dataset> {
     for f in &files {
         pixels.extend(image_to_pixels(&read_image(f)?, shape));
     }
-    let all = ImageSet::new(pixels, None, shape)?;
-    let (test, train): (Vec<usize>, Vec<usize>) = if all.len() < 10 {
-        ((0..all.len()).collect(), (0..all.len()).collect())
-    } else {
-        (0..all.len()).partition(|i| i % 10 == 9)
-    };
+    let (classes, labels) = folder_classes(dir, &files);
+    let all = ImageSet::new(pixels, labels, shape)?;
+    let (train, test) = split(all.len());
     Ok(Dataset {
         name: dir.display().to_string(),
         train: all.select(&train),
         test: all.select(&test),
+        classes,
     })
+}
+
+/// The train and test indices of a folder of `n` images: every tenth image (`i % 10 == 9`) is a
+/// test image; with fewer than 10, all of them are both.
+pub fn split(n: usize) -> (Vec<usize>, Vec<usize>) {
+    if n < 10 {
+        return ((0..n).collect(), (0..n).collect());
+    }
+    let (test, train) = (0..n).partition(|i| i % 10 == 9);
+    (train, test)
+}
+
+/// The most classes a folder's sub-folders can be: labels are bytes.
+pub const MAX_CLASSES: usize = 256;
+
+/// The class of each of `files` (sorted, all under `dir`) from its first-level sub-folder, and
+/// the class names in name order: only when every file lies in such a sub-folder and there are
+/// 2 to [`MAX_CLASSES`] of them; otherwise the folder is unlabelled (`(vec![], None)`).
+pub fn folder_classes(dir: &Path, files: &[PathBuf]) -> (Vec<String>, Option<Vec<u8>>) {
+    let mut top = Vec::with_capacity(files.len());
+    for f in files {
+        let Ok(rel) = f.strip_prefix(dir) else {
+            return (Vec::new(), None);
+        };
+        let mut parts = rel.components();
+        match (parts.next(), parts.next()) {
+            (Some(class), Some(_)) => top.push(class.as_os_str().to_string_lossy().into_owned()),
+            _ => return (Vec::new(), None),
+        }
+    }
+    let mut names = top.clone();
+    names.sort();
+    names.dedup();
+    if !(2..=MAX_CLASSES).contains(&names.len()) {
+        return (Vec::new(), None);
+    }
+    let labels = top
+        .iter()
+        .map(|t| names.binary_search(t).map_or(0, |i| i as u8))
+        .collect();
+    (names, Some(labels))
 }
 
 /// Loads every image under `dir` as it is, with no resizing: each must be `shape[1] x shape[2]`
@@ -212,6 +254,34 @@ mod tests {
             err.contains("no image files") && err.contains("c.txt"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sub_folders_are_classes_only_when_every_image_is_in_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = image::GrayImage::from_pixel(4, 4, image::Luma([9]));
+        for (sub, n) in [("dog", 2), ("cat", 3)] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+            for i in 0..n {
+                img.save(dir.path().join(sub).join(format!("{i}.png")))
+                    .expect("save");
+            }
+        }
+        let d = load(dir.path(), [1, 4, 4]).expect("loads");
+        assert_eq!(d.classes, vec!["cat".to_string(), "dog".to_string()]);
+        // Fewer than 10 images: both splits are all five, cat's three first (sorted paths).
+        assert_eq!(d.train.labels, Some(vec![0, 0, 0, 1, 1]));
+        img.save(dir.path().join("loose.png")).expect("save");
+        let d = load(dir.path(), [1, 4, 4]).expect("loads");
+        assert!(d.classes.is_empty() && d.train.labels.is_none());
+    }
+
+    #[test]
+    fn split_holds_out_every_tenth_image() {
+        let (train, test) = split(25);
+        assert_eq!(test, vec![9, 19]);
+        assert_eq!(train.len(), 23);
+        assert_eq!(split(3), (vec![0, 1, 2], vec![0, 1, 2]));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Datasets: where they live, how they are read, and how they become shuffled batches.
 //!
-//! Every dataset is held in memory as `u8` pixels in `[n, c, h, w]` order (at most a few hundred
-//! MB for the datasets genlab knows) and turned into `f32` tensors in `[0, 1]` one batch at a time
-//! by [`batch_tensor`] (its pixel conversion is [`crate::image_io`]'s).
+//! Every dataset is `u8` pixels in `[n, c, h, w]` order, turned into `f32` tensors in `[0, 1]` one
+//! batch at a time by [`batch_tensor`] (its pixel conversion is [`crate::image_io`]'s). The
+//! datasets genlab knows by name are held in memory (a few hundred MB at most); an image folder
+//! is decoded once into a pack file ([`pack`]) that training memory-maps, so it may be larger
+//! than memory.
 
 mod batch;
 pub mod cifar;
@@ -12,12 +14,15 @@ pub mod fetch;
 pub mod idx;
 pub mod image_dir;
 mod loader;
+pub mod pack;
+mod pixels;
 
 pub use batch::{batch_tensor, labels_tensor, shifted_batch_tensor};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use loader::{Batches, shuffled_order};
+pub use pixels::Pixels;
 
 use crate::error::{Error, Result};
 
@@ -25,7 +30,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ImageSet {
     /// Pixels, row-major `[n, c, h, w]`.
-    pub pixels: Vec<u8>,
+    pub pixels: Pixels,
     /// One class label per image, when the dataset has them.
     pub labels: Option<Vec<u8>>,
     /// `[c, h, w]` of every image.
@@ -34,7 +39,12 @@ pub struct ImageSet {
 
 impl ImageSet {
     /// Builds a set, checking that the pixel count matches `shape` and the labels.
-    pub fn new(pixels: Vec<u8>, labels: Option<Vec<u8>>, shape: [usize; 3]) -> Result<Self> {
+    pub fn new(
+        pixels: impl Into<Pixels>,
+        labels: Option<Vec<u8>>,
+        shape: [usize; 3],
+    ) -> Result<Self> {
+        let pixels = pixels.into();
         let per = shape.iter().product::<usize>();
         if per == 0 || !pixels.len().is_multiple_of(per) {
             return Err(Error::Shape {
@@ -81,6 +91,27 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// [`ImageSet::select`] by positioned reads of a pack (see [`Pixels::read_at`]), so the
+    /// images do not stay in this process's memory after the copy; for an in-memory set, the
+    /// same as `select`.
+    pub fn gather(&self, indices: &[usize]) -> std::io::Result<ImageSet> {
+        let n = self.image_len();
+        let mut pixels = vec![0u8; indices.len() * n];
+        for (k, &i) in indices.iter().enumerate() {
+            self.pixels
+                .read_at(i * n, &mut pixels[k * n..(k + 1) * n])?;
+        }
+        let labels = self
+            .labels
+            .as_ref()
+            .map(|l| indices.iter().map(|&i| l[i]).collect());
+        Ok(ImageSet {
+            pixels: pixels.into(),
+            labels,
+            shape: self.shape,
+        })
+    }
+
     /// A new set of the images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> ImageSet {
         let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
@@ -92,16 +123,21 @@ impl ImageSet {
             .as_ref()
             .map(|l| indices.iter().map(|&i| l[i]).collect());
         ImageSet {
-            pixels,
+            pixels: pixels.into(),
             labels,
             shape: self.shape,
         }
     }
 
-    /// The first `n` images (all of them if there are fewer).
+    /// The first `n` images (all of them if there are fewer); of a mapped set, a view of the
+    /// same file.
     pub fn take(&self, n: usize) -> ImageSet {
-        let idx: Vec<usize> = (0..n.min(self.len())).collect();
-        self.select(&idx)
+        let n = n.min(self.len());
+        ImageSet {
+            pixels: self.pixels.slice(0, n * self.image_len()),
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            shape: self.shape,
+        }
     }
 }
 
@@ -114,6 +150,8 @@ pub struct Dataset {
     pub train: ImageSet,
     /// Held-out images, used for test loss and evaluation.
     pub test: ImageSet,
+    /// The name of each class label (`classes[label]`), when the images are labelled.
+    pub classes: Vec<String>,
 }
 
 impl Dataset {
@@ -134,8 +172,10 @@ pub enum DatasetSpec {
     FashionMnist,
     /// CIFAR-10 binary version (50,000 + 10,000, 32x32 RGB) from disk.
     Cifar10,
-    /// A folder of PNG/JPEG/BMP images.
+    /// A folder of PNG/JPEG/BMP images (read through its pack in the cache).
     Folder(PathBuf),
+    /// A pack file made by `genlab data pack` ([`pack`]).
+    Pack(PathBuf),
 }
 
 impl FromStr for DatasetSpec {
@@ -146,15 +186,28 @@ impl FromStr for DatasetSpec {
             "mnist" => DatasetSpec::Mnist,
             "fashion-mnist" => DatasetSpec::FashionMnist,
             "cifar10" | "cifar-10" => DatasetSpec::Cifar10,
+            "" => {
+                return Err(Error::config(
+                    "dataset",
+                    "\"\"",
+                    "a dataset; this preset has none of its own: give --dataset FOLDER (a folder of images) or a pack made by `genlab data pack`",
+                ));
+            }
             other => {
                 let p = PathBuf::from(other);
                 if p.is_dir() {
                     DatasetSpec::Folder(p)
+                } else if p.is_file() && pack::is_pack(&p) {
+                    DatasetSpec::Pack(p)
                 } else {
                     return Err(Error::config(
                         "dataset",
                         other,
-                        "one of mnist-10k, mnist, fashion-mnist, cifar10, or an existing folder of images",
+                        if p.is_file() {
+                            "a pack made by `genlab data pack` (this file is not one), a dataset name or a folder of images"
+                        } else {
+                            "one of mnist-10k, mnist, fashion-mnist, cifar10, an existing folder of images, or a pack made by `genlab data pack`"
+                        },
                     ));
                 }
             }
@@ -169,18 +222,31 @@ impl std::fmt::Display for DatasetSpec {
             DatasetSpec::Mnist => f.write_str("mnist"),
             DatasetSpec::FashionMnist => f.write_str("fashion-mnist"),
             DatasetSpec::Cifar10 => f.write_str("cifar10"),
-            DatasetSpec::Folder(p) => write!(f, "{}", p.display()),
+            DatasetSpec::Folder(p) | DatasetSpec::Pack(p) => write!(f, "{}", p.display()),
         }
     }
 }
 
 /// Where to look for datasets and how to shape folder images.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DataOptions {
     /// An explicit data folder (`--data-dir`), searched first.
     pub data_dir: Option<PathBuf>,
     /// For image folders: the `[c, h, w]` every image is converted to (c = 1 grey, 3 RGB).
     pub folder_shape: Option<[usize; 3]>,
+    /// Told what the pack cache does for an image folder (reused, packing with progress, ...):
+    /// how a program shows it.
+    pub on_pack: Option<std::sync::Arc<dyn Fn(pack::CacheEvent) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for DataOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataOptions")
+            .field("data_dir", &self.data_dir)
+            .field("folder_shape", &self.folder_shape)
+            .field("on_pack", &self.on_pack.is_some())
+            .finish()
+    }
 }
 
 /// The folders searched for a dataset's files, in order: `--data-dir`, `$GENLAB_DATA`, the user
@@ -233,8 +299,14 @@ pub fn load(spec: &DatasetSpec, opts: &DataOptions) -> Result<Dataset> {
         DatasetSpec::FashionMnist => load_idx_pair("fashion-mnist", opts),
         DatasetSpec::Cifar10 => cifar::load(&search_roots("cifar10", opts.data_dir.as_deref())),
         DatasetSpec::Folder(dir) => {
-            image_dir::load(dir, opts.folder_shape.unwrap_or(image_dir::DEFAULT_SHAPE))
+            let shape = opts.folder_shape.unwrap_or(image_dir::DEFAULT_SHAPE);
+            pack::cached(dir, shape, &mut |e| {
+                if let Some(f) = &opts.on_pack {
+                    f(e)
+                }
+            })
         }
+        DatasetSpec::Pack(file) => pack::open(file),
     }
 }
 
@@ -288,15 +360,57 @@ fn load_idx_pair(name: &str, opts: &DataOptions) -> Result<Dataset> {
             ),
         ));
     }
+    let classes = if name == "fashion-mnist" {
+        class_names(&FASHION_CLASSES)
+    } else {
+        class_names(&MNIST_CLASSES)
+    };
     Ok(Dataset {
         name: name.to_string(),
         train,
         test,
+        classes,
     })
 }
 
 /// Classes of the IDX datasets genlab reads (MNIST, Fashion-MNIST): labels are `0..10`.
 const IDX_CLASSES: u8 = 10;
+
+/// MNIST's class names: the digits.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Fashion-MNIST's class names, in label order (Xiao, Rasul & Vollgraf 2017).
+pub const FASHION_CLASSES: [&str; 10] = [
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+];
+
+/// CIFAR-10's class names, in label order (its `batches.meta.txt`).
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// A list of class names as owned strings.
+pub fn class_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
 
 /// An image set from an IDX image file and its label file, checking that their counts agree.
 pub fn idx_set(images: &Path, labels: &Path) -> Result<ImageSet> {
