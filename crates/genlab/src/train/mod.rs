@@ -128,27 +128,59 @@ pub fn with_family<T>(
     f: impl FamilyFn<T>,
 ) -> Result<T> {
     let ad = device.clone().autodiff();
+    let seed = cfg.train.seed;
     match &cfg.model {
         ModelConfig::Ae(m) => f.call(
             recon::Recon::new(cfg, train_set, test_set, &ad),
-            m.init(&ad),
+            init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
         ModelConfig::Vae(m) => f.call(
             recon::Recon::new(cfg, train_set, test_set, &ad),
-            m.init(&ad),
+            init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
         ModelConfig::Dcgan(m) => f.call(
             gan::Adversarial::new(cfg, train_set, test_set, &ad),
-            m.init(&ad),
+            init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
         ModelConfig::VaeGan(m) => f.call(
             gan::Adversarial::new(cfg, train_set, test_set, &ad),
-            m.init(&ad),
+            init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
         ModelConfig::Classifier(m) => f.call(
             classifier::Supervised::new(cfg, train_set, test_set, &ad)?,
-            m.init(&ad),
+            init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
+    }
+}
+
+/// A model initialised as on the CPU whatever device `ad` (an autodiff device) is, so a seed
+/// gives the same initial weights on every device and a run can be reproduced on another: weight
+/// init draws from the device's RNG, and each backend has its own. On the CPU itself the model is
+/// initialised in place (lazily, as burn does); elsewhere it is initialised on the CPU from
+/// `seed`, every parameter materialised there in module order, then forked onto `ad`.
+pub(crate) fn init_on_cpu<M: burn::module::Module>(
+    seed: u64,
+    ad: &Device,
+    init: impl FnOnce(&Device) -> M,
+) -> M {
+    let cpu = Device::flex();
+    if ad.clone().without_autodiff() == cpu {
+        return init(ad);
+    }
+    cpu.seed(seed);
+    init(&cpu.autodiff()).map(&mut Materialise).fork(ad)
+}
+
+/// Initialises every lazy float parameter where it is (a parameter's value is computed on first
+/// access; [`burn::module::Param::map`] accesses it).
+struct Materialise;
+
+impl burn::module::ModuleMapper for Materialise {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        param.map(|t| t)
     }
 }
 

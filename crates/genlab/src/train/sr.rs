@@ -253,12 +253,12 @@ pub fn with_sr_family<T>(
         SrModelConfig::Fsrcnn(m) => {
             let net = match init {
                 Some(src) => fsrcnn_from(m, src, &ad)?,
-                None => m.init(&ad),
+                None => super::init_on_cpu(cfg.train.seed, &ad, |d| m.init(d)),
             };
             f.call(SuperResolution::new(cfg, pairs, val), net)
         }
         SrModelConfig::Espcn(m) => {
-            let net = m.init(&ad);
+            let net = super::init_on_cpu(cfg.train.seed, &ad, |d| m.init(d));
             let net = match init {
                 Some(src) => load_weights(net, &src.weights())?,
                 None => net,
