@@ -6,13 +6,14 @@
 //! Without the `wgpu` feature this file is empty.
 #![cfg(feature = "wgpu")]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use genlab::checkpoint::{RunDir, load_weights_bytes};
-use genlab::config::{RunConfig, SrRunConfig, SrTrainConfig};
-use genlab::models::{DcganConfig, FsrcnnConfig, ModelConfig, SrModelConfig};
+use genlab::models::SrModelConfig;
 use genlab::train::{Silent, read_records, train, train_sr};
 
 /// Largest relative difference allowed between a CPU and a wgpu loss after the same few steps
@@ -22,17 +23,6 @@ const TOLERANCE: f64 = 2e-3;
 
 fn wgpu() -> Device {
     Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
-}
-
-fn small(preset: &str, edit: impl FnOnce(&mut ModelConfig)) -> RunConfig {
-    let mut c = RunConfig::preset(preset).expect("preset");
-    edit(&mut c.model);
-    c.train.epochs = 1;
-    c.train.batch_size = 16;
-    c.train.max_train_images = 64;
-    c.train.max_test_images = 32;
-    c.train.grid_images = 4;
-    c
 }
 
 /// Every number in the records (losses, test metrics), by key path.
@@ -79,68 +69,16 @@ fn assert_agree(name: &str, cpu: &[(String, f64)], gpu: &[(String, f64)]) {
     );
 }
 
-fn photos(dir: &Path) -> PathBuf {
-    let p = dir.join("photos");
-    std::fs::create_dir(&p).expect("mkdir");
-    for k in 0..3u32 {
-        image::RgbImage::from_fn(40 + k * 4, 36, |x, y| {
-            let v = ((x * 5 + y * 3 + k * 20) % 200) as u8 + if x > 20 { 40 } else { 0 };
-            image::Rgb([v, v / 2 + 30, 255 - v])
-        })
-        .save(p.join(format!("p{k}.png")))
-        .expect("write png");
-    }
-    p
-}
-
 /// One test, so the two devices' RNGs are seeded and drawn from by one training at a time.
 #[test]
 fn every_family_trains_on_wgpu_as_on_the_cpu_and_upscales_alike() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = genlab::data::embedded::mnist_10k().expect("embedded data");
     let no = AtomicBool::new(false);
-    let cases: Vec<(&str, RunConfig)> = vec![
-        (
-            "vae",
-            small("mnist-vae", |m| {
-                if let ModelConfig::Vae(v) = m {
-                    v.hidden = vec![64];
-                    v.latent = 4;
-                }
-            }),
-        ),
-        ("conv-vae", small("mnist-conv-vae", |_| {})),
-        ("ae", small("mnist-ae", |_| {})),
-        (
-            "dcgan",
-            small("mnist-dcgan", |m| {
-                *m = ModelConfig::Dcgan(DcganConfig {
-                    latent: 8,
-                    g_channels: vec![8, 16],
-                    d_channels: vec![8, 16],
-                    ..DcganConfig::default()
-                });
-            }),
-        ),
-        (
-            "vae-gan",
-            small("mnist-vae-gan", |m| {
-                if let ModelConfig::VaeGan(v) = m {
-                    v.d_channels = vec![8, 16];
-                }
-            }),
-        ),
-        (
-            "classifier",
-            small("mnist-classifier", |m| {
-                // Dropout masks come from each device's own RNG: off, so both runs are the same
-                // computation.
-                if let ModelConfig::Classifier(c) = m {
-                    c.dropout = 0.0;
-                }
-            }),
-        ),
-    ];
+    // The shared small runs, and the two bodies they leave out.
+    let mut cases = common::image_families(1);
+    cases.push(("conv-vae", common::small("mnist-conv-vae", 1, |_| {})));
+    cases.push(("ae", common::small("mnist-ae", 1, |_| {})));
     for (name, mut c) in cases {
         c.model.set_image(data.shape());
         let mut runs = Vec::new();
@@ -153,26 +91,8 @@ fn every_family_trains_on_wgpu_as_on_the_cpu_and_upscales_alike() {
         assert_agree(name, &runs[0], &runs[1]);
     }
 
-    let photos = photos(tmp.path());
-    let sr = SrRunConfig {
-        model: SrModelConfig::Fsrcnn(FsrcnnConfig {
-            scale: 2,
-            d: 8,
-            s: 4,
-            m: 1,
-        }),
-        train: SrTrainConfig {
-            images: photos.display().to_string(),
-            val: photos.display().to_string(),
-            epochs: 1,
-            steps_per_epoch: 4,
-            batch_size: 4,
-            patch: 8,
-            loss_border: 2,
-            lr: 3e-3,
-            ..Default::default()
-        },
-    };
+    let photos = common::photos(tmp.path());
+    let sr = common::small_sr(&photos, 1);
     let mut runs = Vec::new();
     for (dev, device) in [("cpu", Device::flex()), ("wgpu", wgpu())] {
         let run = RunDir::new(tmp.path().join(format!("sr-{dev}")));
