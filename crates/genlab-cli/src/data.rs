@@ -260,12 +260,14 @@ fn pack_cmd(a: PackArgs) -> Result<i32> {
     let mut outputs = Outputs::new();
     outputs.input(&a.folder);
     outputs.claim(&out, origin, None)?;
-    let files = genlab::data::image_dir::image_files(&a.folder)?.len();
-    let bar = (!a.quiet).then(|| image_bar(files, "decoding"));
     let t = std::time::Instant::now();
-    let info = pack::pack_folder(&a.folder, a.image, &out, &mut |done, _| {
-        if let Some(b) = &bar {
-            b.set_position(done as u64);
+    // The bar starts with the first chunk's progress, which tells the total.
+    let (mut bar, mut files) = (None::<ProgressBar>, 0);
+    let info = pack::pack_folder(&a.folder, a.image, &out, &mut |done, total| {
+        files = total;
+        if !a.quiet {
+            bar.get_or_insert_with(|| image_bar(total, "decoding"))
+                .set_position(done as u64);
         }
     })?;
     if let Some(b) = bar {

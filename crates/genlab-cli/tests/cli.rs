@@ -588,21 +588,25 @@ fn image_folders_are_packed_once_and_packs_train() {
             .map(|r| r.flatten().map(|e| e.path()).collect())
             .unwrap_or_default()
     };
-    let o = genlab(
-        &[
-            "train",
-            "gan",
-            "--dataset",
-            "photos",
-            "--image",
-            "3,16,16",
-            "--dry-run",
-            "-q",
-            "--out",
-            "r1",
-        ],
-        d,
-    );
+    // A GAN on the folder at 16x16, dry run, into `out`.
+    let train_photos = |out: &str| {
+        genlab(
+            &[
+                "train",
+                "gan",
+                "--dataset",
+                "photos",
+                "--image",
+                "3,16,16",
+                "--dry-run",
+                "-q",
+                "--out",
+                out,
+            ],
+            d,
+        )
+    };
+    let o = train_photos("r1");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("packing 16 images"), "{}", stderr(&o));
     assert_eq!(packs().len(), 1, "one pack in the cache");
@@ -613,21 +617,7 @@ fn image_folders_are_packed_once_and_packs_train() {
         "{cfg}"
     );
     // Unchanged folder: reused, nothing said.
-    let o = genlab(
-        &[
-            "train",
-            "gan",
-            "--dataset",
-            "photos",
-            "--image",
-            "3,16,16",
-            "--dry-run",
-            "-q",
-            "--out",
-            "r2",
-        ],
-        d,
-    );
+    let o = train_photos("r2");
     assert!(
         o.status.success() && !stderr(&o).contains("packing"),
         "{}",
@@ -644,21 +634,7 @@ fn image_folders_are_packed_once_and_packs_train() {
     image::RgbImage::from_pixel(9, 9, image::Rgb([1, 2, 3]))
         .save(imgs.join("cat/new.png"))
         .expect("save");
-    let o = genlab(
-        &[
-            "train",
-            "gan",
-            "--dataset",
-            "photos",
-            "--image",
-            "3,16,16",
-            "--dry-run",
-            "-q",
-            "--out",
-            "r3",
-        ],
-        d,
-    );
+    let o = train_photos("r3");
     assert!(stderr(&o).contains("packing 17 images"), "{}", stderr(&o));
     assert_eq!(packs().len(), 1);
 

@@ -44,23 +44,6 @@ pub(crate) fn temp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Free bytes for an unprivileged writer on the file system holding `path`, if it can be told.
-pub fn free_space(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a NUL-terminated path and `st` a properly sized, writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    // Both are u64 on 64-bit Linux, narrower on some other platforms.
-    #[allow(clippy::unnecessary_cast)]
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
 /// Deletes the temporary files a killed [`write_atomic`] left in `dir` (not recursive). Call it
 /// only while holding the folder's [`FolderLock`], so no live writer's file is taken.
 pub fn remove_leftovers(dir: &Path) -> Result<usize> {
