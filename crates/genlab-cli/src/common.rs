@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::checkpoint::{RunDir, load_weights};
 use genlab::fsutil::{Origin, Outputs};
-use genlab::models::{Generative, ImageModel};
+use genlab::models::{Conditional, Generative, ImageModel};
 use genlab::{ModelConfig, RunConfig};
 
 /// `--device`: where tensors live.
@@ -93,7 +93,11 @@ impl OpenRun {
             ModelConfig::Ae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Dcgan(_) | ModelConfig::Classifier(_) => bail!(
+            ModelConfig::Cvae(_) => bail!(
+                "{}: a conditional VAE encodes an image given its class, and encode/decode and interpolation between encoded images do not take one yet (`genlab reconstruct` and `genlab eval` use the test labels)",
+                self.dir.dir.display()
+            ),
+            ModelConfig::Dcgan(_) | ModelConfig::Cgan(_) | ModelConfig::Classifier(_) => bail!(
                 "{}: a {} has no encoder, so it cannot reconstruct or encode images (use `genlab sample` or `genlab interpolate`)",
                 self.dir.dir.display(),
                 self.config.model.kind()
@@ -112,12 +116,46 @@ impl OpenRun {
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Dcgan(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::Cvae(c) => f.call(load_weights(c.init(device), &w)?),
+            ModelConfig::Cgan(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Classifier(_) => bail!(
                 "{}: a classifier run; it scores images (`genlab eval --classifier`), it does not generate them",
                 self.dir.dir.display()
             ),
         }
     }
+}
+
+impl OpenRun {
+    /// Calls `f` with the loaded conditional generator, or `None` for a run of another family.
+    pub fn with_conditional<T>(&self, device: &Device, f: impl CondFn<T>) -> Result<Option<T>> {
+        let w = self.dir.weights();
+        Ok(match &self.config.model {
+            ModelConfig::Cvae(c) => Some(f.call(load_weights(c.init(device), &w)?)?),
+            ModelConfig::Cgan(c) => Some(f.call(load_weights(c.init(device), &w)?)?),
+            _ => None,
+        })
+    }
+}
+
+/// `--class NAME|INDEX` of a conditional run: the label, by its name or its index.
+pub fn class_index(names: &[String], class: &str) -> Result<usize> {
+    if let Some(i) = names.iter().position(|n| n == class) {
+        return Ok(i);
+    }
+    match class.parse::<usize>() {
+        Ok(i) if i < names.len() => Ok(i),
+        _ => bail!(
+            "--class {class}: not a class of this run; expected a name ({}) or an index 0..{}",
+            names.join(", "),
+            names.len() - 1
+        ),
+    }
+}
+
+/// A function generic over the conditional families.
+pub trait CondFn<T> {
+    fn call<G: Conditional>(self, model: G) -> Result<T>;
 }
 
 /// A function generic over the generative families.

@@ -1,6 +1,7 @@
-//! `genlab compare`: train the autoencoder, VAE, DCGAN and VAE-GAN on one dataset with the same
-//! epoch budget (each with its preset's recipe), then measure all of them the same way and write
-//! one table (Markdown + CSV) and a sheet of samples side by side. Each family's run folder is
+//! `genlab compare`: train the autoencoder, VAE, DCGAN and VAE-GAN (and, when named, the
+//! conditional cVAE and cGAN) on one dataset with the same epoch budget (each with its preset's
+//! recipe), then measure all of them the same way and write one table (Markdown + CSV) and a
+//! sheet of samples side by side. Each family's run folder is
 //! kept under `--out`; running the command again reuses finished runs and resumes stopped ones.
 
 use std::fmt::Write as _;
@@ -28,7 +29,8 @@ pub struct Args {
     /// Training epochs for every family (the budget).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
-    /// Families to compare.
+    /// Families to compare (cvae and cgan, the conditional ones, on request: they add a label
+    /// accuracy column).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [GenerativeFamily::Ae, GenerativeFamily::Vae, GenerativeFamily::Dcgan, GenerativeFamily::VaeGan])]
     families: Vec<GenerativeFamily>,
     /// Folder for the runs and the table (default runs/compare-DATASET).
@@ -101,6 +103,9 @@ fn train_family(
             cfg.train.grid_images = 16;
         }
         cfg.model.set_image(data.shape());
+        if !data.classes.is_empty() {
+            cfg.model.set_classes(&data.classes);
+        }
         cfg.validate()?;
         (cfg, false)
     };
@@ -161,7 +166,7 @@ pub fn run(a: Args) -> Result<i32> {
         bail!("--epochs 0: the budget must be at least one epoch");
     }
     if a.families.is_empty() {
-        bail!("--families: name at least one of ae, vae, dcgan, vae-gan");
+        bail!("--families: name at least one of ae, vae, dcgan, vae-gan, cvae, cgan");
     }
     let device = device(a.device)?;
     let spec: genlab::data::DatasetSpec = a.dataset.parse()?;
@@ -200,12 +205,14 @@ pub fn run(a: Args) -> Result<i32> {
         let cfg = train_family(f, &a, &dir, &data, &device, &stop)?;
         let run = OpenRun::open(&dir)?;
         let st = run.dir.load_state()?;
+        // A dry run still scores enough images for a Fréchet distance in the classifier's 128
+        // features (more images than dimensions).
         let opts = Measure {
-            n: if a.dry_run { 64 } else { a.n as usize },
+            n: if a.dry_run { 200 } else { a.n as usize },
             seed: 0,
             classifier: None,
             nll_k: None,
-            max_images: if a.dry_run { 64 } else { 0 },
+            max_images: if a.dry_run { 200 } else { 0 },
             quiet: false,
         };
         let report = measure(&run, &data, &opts, &device)?;
@@ -257,16 +264,29 @@ pub fn run(a: Args) -> Result<i32> {
         if a.dry_run { 4 } else { a.k },
         if a.dry_run { 4 } else { a.nll_images },
     );
-    md.push_str("| family | parameters | training time (s) | images/s | recon PSNR (dB) | NLL (nats) | FD | precision | recall | density | coverage |\n");
-    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from(
-        "family,parameters,train_seconds,images_per_s,recon_psnr_db,nll_nats,fd,precision,recall,density,coverage\n",
+    // The label accuracy column only when a conditional family is in the table.
+    let labels = rows.iter().any(|r| r.report.conditional.is_some());
+    let (md_h, md_a, csv_h) = if labels {
+        (" label accuracy |", "---:|", ",label_accuracy")
+    } else {
+        ("", "", "")
+    };
+    let _ = writeln!(
+        md,
+        "| family | parameters | training time (s) | images/s | recon PSNR (dB) | NLL (nats) | FD | precision | recall | density | coverage |{md_h}"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{md_a}"
+    );
+    let mut csv = format!(
+        "family,parameters,train_seconds,images_per_s,recon_psnr_db,nll_nats,fd,precision,recall,density,coverage{csv_h}\n",
     );
     for r in &rows {
         let psnr = r.report.reconstruction.map(|e| e.psnr);
         let nll = r.nll.map(|n| n.nll);
         let s = r.report.samples.as_ref();
-        let cells = [
+        let mut cells = vec![
             r.family.to_string(),
             r.params.to_string(),
             format!("{:.0}", r.train_secs),
@@ -279,6 +299,10 @@ pub fn run(a: Args) -> Result<i32> {
             fmt(s.map(|s| s.density), 3),
             fmt(s.map(|s| s.coverage), 3),
         ];
+        if labels {
+            let acc = r.report.conditional.as_ref().map(|c| c.label_accuracy);
+            cells.push(fmt(acc, 3));
+        }
         let _ = writeln!(md, "| {} |", cells.join(" | "));
         let csv_cells: Vec<&str> = cells
             .iter()
@@ -288,7 +312,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let _ = writeln!(
         md,
-        "\nSheet (`samples.png`), one row per family in the order above: samples from the same fixed noise; the autoencoder row shows reconstructions of the first ten test images (it cannot sample)."
+        "\nSheet (`samples.png`), one row per family in the order above: samples from the same fixed noise (a conditional family's ten take the classes in turn); the autoencoder row shows reconstructions of the first ten test images (it cannot sample)."
     );
     genlab::fsutil::write_atomic(&out.join("compare.md"), md.as_bytes())?;
     genlab::fsutil::write_atomic(&out.join("compare.csv"), csv.as_bytes())?;

@@ -10,15 +10,16 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::data::ImageSet;
 use genlab::metrics::generative::{
-    FeatureNet, SampleQuality, classifier_from_run, sample_quality, shipped_classifier,
+    ConditionalQuality, FeatureNet, SampleQuality, classifier_from_run, sample_quality,
+    shipped_classifier,
 };
 use genlab::metrics::iwae::{NllReport, iwae_nll};
 use genlab::metrics::{EvalReport, evaluate};
-use genlab::models::{Generative, ImageModel};
+use genlab::models::{Conditional, Generative, ImageModel};
 use genlab::{ModelConfig, RunConfig};
 use serde::Serialize;
 
-use crate::common::{DataArgs, GenFn, ModelFn, OpenRun, dataset, device};
+use crate::common::{CondFn, DataArgs, GenFn, ModelFn, OpenRun, dataset, device};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,6 +71,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub samples: Option<SampleQuality>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<ConditionalQuality>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nll: Option<NllReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
@@ -106,6 +109,22 @@ impl GenFn<SampleQuality> for Quality<'_> {
             &self.net.name,
             self.device,
         )?)
+    }
+}
+
+struct PerClass<'a> {
+    net: &'a FeatureNet,
+    test: &'a ImageSet,
+    per_class: usize,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl CondFn<ConditionalQuality> for PerClass<'_> {
+    fn call<G: Conditional>(self, m: G) -> Result<ConditionalQuality> {
+        Ok(self
+            .net
+            .conditional_quality(&m, self.test, self.per_class, self.seed, self.device)?)
     }
 }
 
@@ -167,6 +186,13 @@ pub fn measure(
             },
         )?);
     }
+    if let ModelConfig::Cvae(c) = m {
+        let cvae = genlab::checkpoint::load_weights(c.init(device), &run.dir.weights())?;
+        let seed = run.config.train.seed;
+        r.reconstruction = Some(genlab::metrics::evaluate_conditional(
+            &cvae, &test, 256, seed, device,
+        )?);
+    }
     if m.can_generate() {
         let net = feature_net(opts.classifier.as_deref(), &data.name, device)?;
         if !opts.quiet {
@@ -188,6 +214,17 @@ pub fn measure(
                 device,
             },
         )?);
+        let k = m.classes().len().max(1);
+        r.conditional = run.with_conditional(
+            device,
+            PerClass {
+                net: &net,
+                test: &test,
+                per_class: opts.n.div_ceil(k),
+                seed: opts.seed,
+                device,
+            },
+        )?;
     }
     if let Some(k) = opts.nll_k {
         r.nll = Some(nll(&run.config, run, &test, k, opts.quiet, device)?);
@@ -331,11 +368,16 @@ fn print(r: &Report, json: bool) -> Result<i32> {
     if let Some(e) = &r.reconstruction {
         println!("images    {}", e.images);
         println!("loss      {:.4} nats/image (training objective)", e.loss);
-        if matches!(r.kind.as_str(), "vae" | "vae-gan") {
-            println!(
+        match r.kind.as_str() {
+            "vae" | "vae-gan" => println!(
                 "-ELBO     {:.4} nats/image (recon {:.4} + KL {:.4})",
                 e.neg_elbo, e.recon, e.kl
-            );
+            ),
+            "cvae" => println!(
+                "-ELBO     {:.4} nats/image given the label (recon {:.4} + KL {:.4})",
+                e.neg_elbo, e.recon, e.kl
+            ),
+            _ => {}
         }
         println!("MSE       {:.6}", e.mse);
         println!("PSNR      {:.2} dB", e.psnr);
@@ -366,6 +408,27 @@ fn print(r: &Report, json: bool) -> Result<i32> {
             "density   {:.4}  coverage {:.4}  (k = 5; Naeem et al. 2020: robust to outliers among the real images)",
             s.density, s.coverage
         );
+    }
+    if let Some(c) = &r.conditional {
+        let per = c.per_class.first().map_or(0, |q| q.generated);
+        println!(
+            "label accuracy {:.4}  ({per} samples of each class, labelled by {})",
+            c.label_accuracy, c.features
+        );
+        println!(
+            "  {:<14} {:>8} {:>10} {:>6}",
+            "class", "accuracy", "FD", "real"
+        );
+        for q in &c.per_class {
+            let fd = q.fd.map_or("-".to_string(), |f| format!("{f:.3}"));
+            println!(
+                "  {:<14} {:>8.4} {:>10} {:>6}",
+                q.class, q.accuracy, fd, q.real
+            );
+        }
+        if !c.fd_note.is_empty() {
+            println!("  (FD -: {})", c.fd_note);
+        }
     }
     Ok(0)
 }

@@ -1,6 +1,8 @@
 //! `genlab interpolate RUN`: decode evenly spaced points on a line in latent space and save the
 //! row. For a VAE the line joins the latent means of two test images; for a GAN (no encoder) it
-//! joins two noise vectors drawn with `--seed`.
+//! joins two noise vectors drawn with `--seed`. A conditional run (cvae, cgan) draws that noise
+//! line in the class `--class` names, or one row per class without it: the same path through
+//! style space in every class.
 
 use std::path::PathBuf;
 
@@ -9,13 +11,14 @@ use burn::prelude::*;
 use genlab::data::ImageSet;
 use genlab::data::batch_tensor;
 use genlab::image_io::save_grid;
-use genlab::models::{Generative, ImageModel};
+use genlab::models::{Conditional, Generative, ImageModel, class_sheet};
 use genlab::rng::{rng_for, standard_normal, stream};
 
 use genlab::fsutil::Origin;
 
 use crate::common::{
-    DataArgs, GenFn, ModelFn, OpenRun, claim_image, dataset, device, outputs_reading,
+    CondFn, DataArgs, GenFn, ModelFn, OpenRun, claim_image, class_index, dataset, device,
+    outputs_reading,
 };
 
 #[derive(clap::Args)]
@@ -34,9 +37,13 @@ pub struct Args {
     /// Output PNG (default RUN/interpolation.png).
     #[arg(short, long)]
     out: Option<PathBuf>,
-    /// GAN runs: seed of the two endpoint noise vectors.
+    /// GAN and conditional runs: seed of the two endpoint noise vectors.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Conditional runs: interpolate within this class (name or index; default: every class,
+    /// a row each).
+    #[arg(long)]
+    class: Option<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -79,19 +86,40 @@ impl ModelFn<()> for Interp<'_> {
 struct NoiseInterp<'a> {
     seed: u64,
     steps: usize,
+    class: Option<&'a str>,
     out: &'a std::path::Path,
     device: &'a Device,
 }
 
-impl GenFn<()> for NoiseInterp<'_> {
-    fn call<G: Generative>(self, m: G) -> Result<()> {
+impl NoiseInterp<'_> {
+    /// The line between two noise vectors drawn from `seed` (`[steps, noise]`).
+    fn noise_line(&self, dim: usize) -> Tensor<2> {
         let ends = standard_normal(
             &mut rng_for(self.seed, stream::SAMPLE, 2),
             2,
-            m.noise_dim(),
+            dim,
             self.device,
         );
-        save_grid(m.generate(line(ends, self.steps)), self.steps, self.out)?;
+        line(ends, self.steps)
+    }
+}
+
+impl GenFn<()> for NoiseInterp<'_> {
+    fn call<G: Generative>(self, m: G) -> Result<()> {
+        let z = self.noise_line(m.noise_dim());
+        save_grid(m.generate(z), self.steps, self.out)?;
+        Ok(())
+    }
+}
+
+impl CondFn<()> for NoiseInterp<'_> {
+    fn call<G: Conditional>(self, m: G) -> Result<()> {
+        let rows: Vec<usize> = match self.class {
+            Some(c) => vec![class_index(m.class_names(), c)?],
+            None => (0..m.class_names().len()).collect(),
+        };
+        let z = self.noise_line(m.noise_dim());
+        save_grid(class_sheet(&m, z, Some(&rows)), self.steps, self.out)?;
         Ok(())
     }
 }
@@ -102,18 +130,28 @@ pub fn run(a: Args) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| a.run.join("interpolation.png"));
     let run = OpenRun::open(&a.run)?;
+    let conditional = run.config.model.is_conditional();
+    if a.class.is_some() && !conditional {
+        bail!(
+            "--class: a {} run draws no chosen class (train a cvae or cgan)",
+            run.config.model.kind()
+        );
+    }
     claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
     if !run.config.model.can_encode() {
         let device = device(a.data.device)?;
-        run.with_generator(
-            &device,
-            NoiseInterp {
-                seed: a.seed,
-                steps: a.steps as usize,
-                out: &out,
-                device: &device,
-            },
-        )?;
+        let noise = NoiseInterp {
+            seed: a.seed,
+            steps: a.steps as usize,
+            class: a.class.as_deref(),
+            out: &out,
+            device: &device,
+        };
+        if conditional {
+            run.with_conditional(&device, noise)?;
+        } else {
+            run.with_generator(&device, noise)?;
+        }
         println!("{}", out.display());
         return Ok(0);
     }

@@ -565,6 +565,169 @@ fn image_folder_trains_as_rgb_32x32() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// The conditional families: trained on labelled data (mnist-10k's digits, or a folder's
+/// sub-folders), a class drawn by name or index, the per-class sheet, eval's label accuracy and
+/// per-class scores; an unlabelled dataset, an unknown class and `--class` on an unconditional
+/// run are one-line errors.
+#[test]
+fn conditional_families_draw_the_class_asked_for() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ok = |args: &[&str]| {
+        let o = genlab(args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let size = |p: &str| {
+        let img = image::open(d.join(p)).expect("image decodes");
+        (img.width(), img.height())
+    };
+    for (family, run) in [("cvae", "runs/cv"), ("cgan", "runs/cg")] {
+        let dir = dry_run(d, family, run, &[]);
+        // The epoch's sheet: one row per digit, 8 columns of fixed noise (28 px + 2 px borders).
+        assert_eq!(
+            size(&format!("{run}/samples/epoch-001.png")),
+            (8 * 30 + 2, 10 * 30 + 2)
+        );
+        let cfg = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+        assert!(cfg.contains("classes") && cfg.contains("\"9\""), "{cfg}");
+        ok(&["sample", run, "--class", "7", "-n", "4", "-o", "seven.png"]);
+        assert_eq!(size("seven.png"), (2 * 30 + 2, 2 * 30 + 2));
+        // Without --class: a row per class, n / classes columns rounded up.
+        ok(&["sample", run, "-n", "15", "-o", "sheet.png"]);
+        assert_eq!(size("sheet.png"), (2 * 30 + 2, 10 * 30 + 2));
+        // Interpolation between two noise vectors, within a class or in every class.
+        ok(&[
+            "interpolate",
+            run,
+            "--steps",
+            "5",
+            "--class",
+            "2",
+            "-o",
+            "line.png",
+        ]);
+        assert_eq!(size("line.png"), (5 * 30 + 2, 30 + 2));
+        ok(&["interpolate", run, "--steps", "5", "-o", "lines.png"]);
+        assert_eq!(size("lines.png"), (5 * 30 + 2, 10 * 30 + 2));
+        // -o DIR/: each image its own PNG at the model's size, named by class.
+        let single = format!("{family}-single/");
+        ok(&["sample", run, "--class", "3", "-n", "3", "-o", &single]);
+        for i in 1..=3 {
+            assert_eq!(size(&format!("{single}3-000{i}.png")), (28, 28));
+        }
+        ok(&["sample", run, "-n", "10", "-o", &format!("{family}-sheet/")]);
+        assert_eq!(size(&format!("{family}-sheet/9-0001.png")), (28, 28));
+        fails_with(
+            &genlab(&["sample", run, "--class", "sneaker", "-o", "x.png"], d),
+            "--class sneaker",
+        );
+        fails_with(
+            &genlab(&["sample", run, "--class", "10", "-o", "x.png"], d),
+            "an index 0..9",
+        );
+        assert!(!d.join("x.png").exists());
+        let ev: serde_json::Value =
+            serde_json::from_str(&ok(&["eval", run, "-n", "200", "--json"])).expect("json");
+        let c = &ev["conditional"];
+        let acc = c["label_accuracy"].as_f64().expect("label accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{ev}");
+        let per = c["per_class"].as_array().expect("per class");
+        assert_eq!(per.len(), 10);
+        assert_eq!(per[3]["class"], "3");
+        assert_eq!(per[3]["generated"], 20);
+        assert!(ev["samples"]["fd"].as_f64().is_some(), "{ev}");
+        if family == "cvae" {
+            assert!(ev["reconstruction"]["neg_elbo"].as_f64().expect("-ELBO") > 0.0);
+            ok(&["reconstruct", run, "-n", "4", "-o", "recon.png"]);
+            assert_eq!(size("recon.png"), (2 * 30 + 2, 4 * 30 + 2));
+            fails_with(&genlab(&["encode", run, "recon.png"], d), "given its class");
+        } else {
+            fails_with(
+                &genlab(&["reconstruct", run, "-o", "r.png"], d),
+                "no encoder",
+            );
+        }
+    }
+    // compare: the conditional families on request, with a label accuracy column.
+    let table = ok(&[
+        "compare",
+        "--dry-run",
+        "--families",
+        "dcgan,cgan",
+        "--out",
+        "cmp",
+    ]);
+    assert!(table.contains("label accuracy"), "{table}");
+    let csv = std::fs::read_to_string(d.join("cmp/compare.csv")).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",label_accuracy"), "{csv}");
+    assert!(
+        lines[1].starts_with("dcgan,") && lines[1].ends_with(','),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("cgan,") && !lines[2].ends_with(','),
+        "{csv}"
+    );
+    // --class is a conditional run's flag; -o DIR/ is every generator's.
+    dry_run(d, "vae", "runs/v", &[]);
+    ok(&["sample", "runs/v", "-n", "2", "-o", "vae-single/"]);
+    assert_eq!(size("vae-single/sample-0002.png"), (28, 28));
+    assert!(!d.join("vae-single/sample-0003.png").exists());
+    fails_with(
+        &genlab(&["sample", "runs/v", "--class", "3", "-o", "v.png"], d),
+        "--class",
+    );
+    // A folder whose images sit in sub-folders: those are the classes, by name.
+    let photos = d.join("photos");
+    for (k, class) in ["cat", "dog"].iter().enumerate() {
+        std::fs::create_dir_all(photos.join(class)).expect("mkdir");
+        for i in 0..6u8 {
+            let img = image::RgbImage::from_fn(36, 36, |x, y| {
+                image::Rgb([i * 30, (x * 3) as u8 + k as u8 * 90, y as u8 * 6])
+            });
+            img.save(photos.join(class).join(format!("p{i}.png")))
+                .expect("save");
+        }
+    }
+    dry_run(d, "cgan", "runs/pets", &["--dataset", "photos"]);
+    ok(&[
+        "sample",
+        "runs/pets",
+        "--class",
+        "dog",
+        "-n",
+        "1",
+        "-o",
+        "dog.png",
+    ]);
+    assert_eq!(size("dog.png"), (32 + 2 * 2, 32 + 2 * 2));
+    // The same images with no sub-folders have no labels: refused before a run folder exists.
+    let flat = d.join("flat");
+    std::fs::create_dir_all(&flat).expect("mkdir");
+    for entry in std::fs::read_dir(photos.join("cat")).expect("ls") {
+        let p = entry.expect("entry").path();
+        std::fs::copy(&p, flat.join(p.file_name().expect("name"))).expect("copy");
+    }
+    let o = genlab(
+        &[
+            "train",
+            "cvae",
+            "--dataset",
+            "flat",
+            "--arch",
+            "conv",
+            "--dry-run",
+            "--out",
+            "runs/flat",
+        ],
+        d,
+    );
+    fails_with(&o, "a labelled dataset");
+    assert!(!d.join("runs/flat").exists());
+}
+
 /// Packs: training from a folder packs it into the cache once and reuses it; `data pack` writes
 /// one where asked (never over an input or a file genlab did not make); `--dataset PACK` trains
 /// from it; `data check` finds a damaged one; `--image` sizes folder images and only those.

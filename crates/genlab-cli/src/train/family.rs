@@ -14,6 +14,10 @@ pub enum GenerativeFamily {
     Dcgan,
     /// VAE-GAN: a VAE whose decoder is also a GAN generator.
     VaeGan,
+    /// Conditional VAE (labelled datasets).
+    Cvae,
+    /// Conditional DCGAN (labelled datasets).
+    Cgan,
 }
 
 impl GenerativeFamily {
@@ -24,12 +28,14 @@ impl GenerativeFamily {
             Self::Vae => "vae",
             Self::Dcgan => "dcgan",
             Self::VaeGan => "vae-gan",
+            Self::Cvae => "cvae",
+            Self::Cgan => "cgan",
         }
     }
 
     /// The built-in preset trained when none is named: the family's MNIST recipe, with the
     /// convolutional body when `conv` is set (autoencoder and VAE; the GANs are convolutional
-    /// either way).
+    /// either way, and the cVAE's MNIST recipe is the MLP one).
     pub fn default_preset(self, conv: bool) -> &'static str {
         match (self, conv) {
             (Self::Ae, false) => "mnist-ae",
@@ -38,6 +44,8 @@ impl GenerativeFamily {
             (Self::Vae, true) => "mnist-conv-vae",
             (Self::Dcgan, _) => "mnist-dcgan",
             (Self::VaeGan, _) => "mnist-vae-gan",
+            (Self::Cvae, _) => "mnist-cvae",
+            (Self::Cgan, _) => "mnist-cgan",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `genlab train vae|ae|gan|vae-gan|classifier`: the families trained from a preset on an image
+//! `genlab train vae|ae|gan|vae-gan|classifier|cvae|cgan`: the families trained from a preset on an image
 //! dataset. Each subcommand's flags are its own struct, so a flag that does not apply to a
 //! family does not exist for it. A run builds the config from the preset and the flags,
 //! validates it, trains with a progress bar and leaves a run folder.
@@ -82,14 +82,19 @@ pub struct VaeFlags {
 
 impl VaeFlags {
     fn apply(&self, m: &mut VaeConfig) {
-        if let Some(arch) = self.arch {
-            m.arch = arch.arch();
+        self.apply_to(&mut m.arch, &mut m.beta, &mut m.latent);
+    }
+
+    /// Sets the fields these flags name, in a VAE's config or a conditional VAE's.
+    fn apply_to(&self, arch: &mut genlab::nn::Arch, beta: &mut f64, latent: &mut usize) {
+        if let Some(a) = self.arch {
+            *arch = a.arch();
         }
         if let Some(b) = self.beta {
-            m.beta = b;
+            *beta = b;
         }
         if let Some(l) = self.latent {
-            m.latent = l;
+            *latent = l;
         }
     }
 }
@@ -243,6 +248,78 @@ pub struct ClassifierArgs {
     recipe: Recipe,
     #[command(flatten)]
     run: RunFlags,
+}
+
+/// `genlab train cvae`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-cvae (the default), fashion-cvae, cifar10-cvae, or a TOML file of a cvae model"
+)))]
+pub struct CvaeArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    #[command(flatten)]
+    vae: VaeFlags,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// `genlab train cgan`.
+#[derive(clap::Args)]
+#[command(mut_arg("preset", |a| a.help(
+    "Preset: mnist-cgan (the default), fashion-cgan, cifar10-cgan, or a TOML file of a cgan model"
+)))]
+pub struct CganArgs {
+    #[command(flatten)]
+    recipe: Recipe,
+    /// Latent (noise) size.
+    #[arg(long)]
+    latent: Option<usize>,
+    #[command(flatten)]
+    gan: GanFlags,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+impl CvaeArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::Cvae;
+        train_new(
+            f.name(),
+            f.default_preset(false),
+            &self.recipe,
+            &self.run,
+            |model| {
+                let ModelConfig::Cvae(m) = model else {
+                    return false;
+                };
+                self.vae.apply_to(&mut m.arch, &mut m.beta, &mut m.latent);
+                true
+            },
+        )
+    }
+}
+
+impl CganArgs {
+    pub fn run(self) -> Result<i32> {
+        let f = GenerativeFamily::Cgan;
+        train_new(
+            f.name(),
+            f.default_preset(false),
+            &self.recipe,
+            &self.run,
+            |model| {
+                let ModelConfig::Cgan(m) = model else {
+                    return false;
+                };
+                if let Some(l) = self.latent {
+                    m.latent = l;
+                }
+                self.gan.apply(&mut m.loss, &mut m.label_smoothing);
+                true
+            },
+        )
+    }
 }
 
 impl VaeArgs {
@@ -489,6 +566,11 @@ fn train(
     let data = crate::data::load(&spec, &cfg.train.data_options(data_dir), quiet)?;
     if !resume {
         cfg.model.set_image(data.shape());
+        // A conditional family draws the dataset's classes; a dataset without any is refused
+        // by the training with a message that says so.
+        if !data.classes.is_empty() {
+            cfg.model.set_classes(&data.classes);
+        }
         cfg.model.validate()?;
     }
     if let Some(mut p) = planned {
@@ -516,7 +598,9 @@ fn train(
         } else {
             ""
         },
-        if cfg.model.can_encode() {
+        // The conditional VAE reconstructs given the label (its epoch grids), though the
+        // label-free commands (reconstruct, encode) do not take it.
+        if cfg.model.can_encode() || matches!(cfg.model, ModelConfig::Cvae(_)) {
             ", reconstructions/"
         } else {
             ""

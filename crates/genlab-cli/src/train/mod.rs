@@ -2,7 +2,7 @@
 //! to it (a flag that does not apply does not exist there, and clap refuses it), and
 //! `genlab train --resume RUN`, which names no family: the run folder says what it is.
 //!
-//! - `generative.rs`: vae, ae, gan, vae-gan and classifier, trained from a preset on an image
+//! - `generative.rs`: vae, ae, gan, vae-gan, classifier, cvae and cgan, trained from a preset on an image
 //!   dataset.
 //! - `sr.rs`: super-resolution networks, trained on a folder of photos.
 //! - `family.rs`: [`GenerativeFamily`], the generative families' names and default presets
@@ -52,6 +52,10 @@ enum Family {
     VaeGan(generative::VaeGanArgs),
     /// The feature classifier of `genlab eval`'s Fréchet distance and precision/recall.
     Classifier(generative::ClassifierArgs),
+    /// Conditional VAE: draws an image of a chosen class (needs a labelled dataset).
+    Cvae(generative::CvaeArgs),
+    /// Conditional DCGAN: draws an image of a chosen class (needs a labelled dataset).
+    Cgan(generative::CganArgs),
     /// Super-resolution network (FSRCNN by default; --net espcn) trained on photos.
     Sr(sr::Args),
 }
@@ -94,6 +98,8 @@ pub fn run(a: Args) -> Result<i32> {
         Some(Family::Gan(f)) => f.run(),
         Some(Family::VaeGan(f)) => f.run(),
         Some(Family::Classifier(f)) => f.run(),
+        Some(Family::Cvae(f)) => f.run(),
+        Some(Family::Cgan(f)) => f.run(),
         Some(Family::Sr(f)) => f.run(),
         None => {
             let r = a.resume;

@@ -62,8 +62,60 @@ pub fn labels_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Resu
     ))
 }
 
+/// One-hot rows for `labels` (each below `classes`): the form a conditional model reads a
+/// class in.
+///
+/// # Shapes
+/// `b labels -> [b, classes]`
+pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; labels.len() * classes];
+    for (row, &k) in labels.iter().enumerate() {
+        debug_assert!(k < classes, "label {k} of {classes} classes");
+        v[row * classes + k] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
+}
+
+/// The labels of `set` at `indices`, each checked to be below `classes`: what a conditional
+/// family trains on. A set without labels, or a label its model has no class for, is an error.
+pub fn batch_labels(set: &ImageSet, indices: &[usize], classes: usize) -> Result<Vec<usize>> {
+    let labels = set.labels.as_ref().ok_or_else(|| {
+        Error::Unsupported(
+            "this dataset has no class labels; a conditional model (cvae, cgan) needs a labelled dataset: mnist-10k, mnist, fashion-mnist, cifar10, or a folder whose images sit in one sub-folder per class".into(),
+        )
+    })?;
+    indices
+        .iter()
+        .map(|&i| {
+            let k = usize::from(labels[i]);
+            if k < classes {
+                Ok(k)
+            } else {
+                Err(Error::Unsupported(format!(
+                    "image {i} has label {k}, but the model knows {classes} classes"
+                )))
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_hot_rows() {
+        let d = Device::flex();
+        let v = one_hot(&[2, 0], 3, &d)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        assert_eq!(v, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let set = ImageSet::new(vec![0; 4 * 3], Some(vec![1, 0, 2, 1]), [1, 1, 3]).expect("set");
+        assert_eq!(batch_labels(&set, &[3, 1], 3).expect("labels"), vec![1, 0]);
+        assert!(batch_labels(&set, &[2], 2).is_err());
+        let unlabelled = ImageSet::new(vec![0; 3], None, [1, 1, 3]).expect("set");
+        assert!(batch_labels(&unlabelled, &[0], 2).is_err());
+    }
+
     use super::*;
 
     #[test]

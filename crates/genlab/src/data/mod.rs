@@ -17,7 +17,7 @@ mod loader;
 pub mod pack;
 mod pixels;
 
-pub use batch::{batch_tensor, labels_tensor, shifted_batch_tensor};
+pub use batch::{batch_labels, batch_tensor, labels_tensor, one_hot, shifted_batch_tensor};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 

@@ -16,7 +16,7 @@ use crate::config::RunConfig;
 use crate::data::ImageSet;
 use crate::data::batch_tensor;
 use crate::error::{Error, Result};
-use crate::models::{Classifier, ClassifierConfig, Generative, ModelConfig};
+use crate::models::{Classifier, ClassifierConfig, Conditional, Generative, ModelConfig};
 use crate::rng::{rng_for, standard_normal, stream};
 
 /// k of the k-NN manifolds (Kynkäänniemi et al. 2019 use 3).
@@ -221,6 +221,124 @@ pub fn sample_quality(
         real: real.len(),
         features: features.into(),
     })
+}
+
+/// How well a conditional generator draws one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassQuality {
+    /// The class's name.
+    pub class: String,
+    /// Share of the class's samples the classifier labels as that class.
+    pub accuracy: f64,
+    /// Fréchet distance of the class's samples against the test images of that class; `None`
+    /// when the test split has too few of them for the feature width (see `fd_note`).
+    pub fd: Option<f64>,
+    /// Samples drawn of this class.
+    pub generated: usize,
+    /// Test images of this class.
+    pub real: usize,
+}
+
+/// Label accuracy and per-class Fréchet distances of a conditional generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionalQuality {
+    /// The classifier's accuracy on samples of each requested class, averaged over the classes
+    /// (each has the same number of samples).
+    pub label_accuracy: f64,
+    /// Per class, in label order.
+    pub per_class: Vec<ClassQuality>,
+    /// Why some classes have no Fréchet distance (empty when all do).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fd_note: String,
+    /// Which classifier labelled and featurised the samples.
+    pub features: String,
+}
+
+impl FeatureNet {
+    /// Draws `per_class` samples of every class of `model` (noise from `seed`, stream
+    /// `EVAL_NOISE`) and scores each class: the classifier's accuracy on them, and their
+    /// Fréchet distance to the test images of that class.
+    pub fn conditional_quality<G: Conditional>(
+        &self,
+        model: &G,
+        test: &ImageSet,
+        per_class: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<ConditionalQuality> {
+        let names = model.class_names();
+        let k = names.len();
+        if self.model.config.classes != k {
+            return Err(Error::Unsupported(format!(
+                "the feature classifier {} knows {} classes, the model {k}: label accuracy needs a classifier of the model's dataset (--classifier RUN)",
+                self.name, self.model.config.classes
+            )));
+        }
+        let labels = test.labels.as_deref().ok_or_else(|| {
+            Error::Unsupported("label accuracy needs a test split with labels".into())
+        })?;
+        let d = self.model.config.features;
+        crate::memory::ensure(
+            format!("scoring {per_class} samples of each of {k} classes"),
+            crate::memory::product(&[per_class, d]) * 20,
+        )?;
+        let mut per = Vec::with_capacity(k);
+        let mut notes = Vec::new();
+        for (class, name) in names.iter().enumerate() {
+            let (mut right, mut values, mut done) = (0.0, Vec::with_capacity(per_class * d), 0);
+            while done < per_class {
+                let b = BATCH.min(per_class - done);
+                let counter = 2_000_000 + (class * 10_000 + done / BATCH) as u64;
+                let z = standard_normal(
+                    &mut rng_for(seed, stream::EVAL_NOISE, counter),
+                    b,
+                    model.noise_dim(),
+                    device,
+                );
+                let x = model.generate_given(z, &vec![class; b]); // [b, c, h, w]
+                let [_, c, h, w] = x.dims();
+                self.check([c, h, w], "generated images")?;
+                let f = self.model.features(x); // [b, features]
+                let logits = self.model.out.forward(f.clone()); // [b, classes]
+                let want = Tensor::<1, Int>::from_data(
+                    TensorData::new(vec![class as i64; b], [b]),
+                    device,
+                );
+                right += crate::metrics::correct(logits, want);
+                values.extend(
+                    f.into_data()
+                        .try_into_vec::<f32>()
+                        .map_err(|e| Error::Unsupported(format!("feature readback: {e:?}")))?,
+                );
+                done += b;
+            }
+            let real_idx: Vec<usize> = (0..test.len())
+                .filter(|&i| usize::from(labels[i]) == class)
+                .collect();
+            let fake = Features { values, dim: d };
+            let real = self.features_of_set(&test.select(&real_idx), device)?;
+            let fd = match (fit_gaussian(&real), fit_gaussian(&fake)) {
+                (Ok(r), Ok(f)) => Some(frechet_distance(&r, &f)),
+                (Err(e), _) | (_, Err(e)) => {
+                    notes.push(format!("{name}: {e}"));
+                    None
+                }
+            };
+            per.push(ClassQuality {
+                class: name.clone(),
+                accuracy: right / per_class.max(1) as f64,
+                fd,
+                generated: per_class,
+                real: real_idx.len(),
+            });
+        }
+        Ok(ConditionalQuality {
+            label_accuracy: per.iter().map(|c| c.accuracy).sum::<f64>() / k as f64,
+            per_class: per,
+            fd_note: notes.first().cloned().unwrap_or_default(),
+            features: self.name.clone(),
+        })
+    }
 }
 
 /// The config the shipped classifiers were trained with, for tests and docs.

@@ -9,10 +9,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, ImageSet};
-use crate::data::{batch_tensor, labels_tensor};
+use crate::data::{batch_labels, batch_tensor, labels_tensor, one_hot};
 use crate::error::Result;
-use crate::models::ImageModel;
 use crate::models::classifier::{Classifier, cross_entropy};
+use crate::models::{Cvae, ImageModel, Objective};
 use crate::rng::{rng_for, standard_normal, stream};
 
 /// Evaluation results, means over `images`.
@@ -52,20 +52,66 @@ pub fn evaluate<M: ImageModel>(
     seed: u64,
     device: &Device,
 ) -> Result<EvalReport> {
+    evaluate_with(
+        set,
+        batch_size,
+        seed,
+        model.latent_dim(),
+        device,
+        |x, _, eps| {
+            let o = model.objective(x.clone(), eps);
+            Ok((o, model.decode_mean(model.encode_mean(x))))
+        },
+    )
+}
+
+/// [`evaluate`] for a conditional VAE: every term given the image's label (`-log p(x|z, y)`,
+/// `KL(q(z|x, y) || p(z))`, the reconstruction from `q`'s mean given `y`).
+pub fn evaluate_conditional(
+    model: &Cvae,
+    set: &ImageSet,
+    batch_size: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<EvalReport> {
+    let k = model.config.classes.len();
+    evaluate_with(
+        set,
+        batch_size,
+        seed,
+        model.config.latent,
+        device,
+        |x, idx, eps| {
+            let y = one_hot(&batch_labels(set, idx, k)?, k, device); // [b, classes]
+            let o = model.objective(x.clone(), y.clone(), eps);
+            Ok((o, model.reconstruct(x, y)))
+        },
+    )
+}
+
+/// The evaluation loop: `step(x, indices, eps)` gives a batch's objective and deterministic
+/// reconstruction; sums become means over `set`.
+fn evaluate_with(
+    set: &ImageSet,
+    batch_size: usize,
+    seed: u64,
+    latent: usize,
+    device: &Device,
+    mut step: impl FnMut(Tensor<4>, &[usize], Tensor<2>) -> Result<(Objective, Tensor<4>)>,
+) -> Result<EvalReport> {
     let order: Vec<usize> = (0..set.len()).collect();
     let (mut loss, mut recon, mut kl, mut se) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for (i, idx) in Batches::new(&order, batch_size, 0).enumerate() {
         let x = batch_tensor(set, idx, device); // [b, c, h, w]
         let mut rng = rng_for(seed, stream::EVAL_NOISE, i as u64);
-        let eps = standard_normal(&mut rng, idx.len(), model.latent_dim(), device);
-        let o = model.objective(x.clone(), eps);
+        let eps = standard_normal(&mut rng, idx.len(), latent, device);
+        let (o, y) = step(x.clone(), idx, eps)?;
         let b = idx.len() as f64;
         loss += f64::from(o.loss.into_scalar::<f32>()) * b;
         recon += f64::from(o.recon.sum().into_scalar::<f32>());
         if let Some(k) = o.kl {
             kl += f64::from(k.sum().into_scalar::<f32>());
         }
-        let y = model.decode_mean(model.encode_mean(x.clone()));
         se += f64::from((y - x).powi_scalar(2).mean().into_scalar::<f32>()) * b;
     }
     let n = set.len().max(1) as f64;

@@ -2,7 +2,9 @@
 //! alike.
 
 pub mod autoencoder;
+pub mod cgan;
 pub mod classifier;
+pub mod cvae;
 pub mod dcgan;
 pub mod espcn;
 pub mod fsrcnn;
@@ -13,7 +15,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
+pub use cgan::{Cgan, CganConfig};
 pub use classifier::{Classifier, ClassifierConfig};
+pub use cvae::{Cvae, CvaeConfig};
 pub use dcgan::{Dcgan, DcganConfig};
 pub use espcn::{Espcn, EspcnConfig};
 pub use fsrcnn::{Fsrcnn, FsrcnnConfig};
@@ -64,6 +68,12 @@ pub trait ModelKind {
     fn supports_shards(&self) -> bool {
         false
     }
+    /// The class names a conditional family draws (`classes[label]`); empty for the others.
+    fn classes(&self) -> &[String] {
+        &[]
+    }
+    /// Sets the class names (from the dataset) of a conditional family; the others ignore it.
+    fn set_classes(&mut self, _names: &[String]) {}
 }
 
 /// What a model of a run is for: which commands and which run-config type go with it.
@@ -138,6 +148,8 @@ registry! {
         Dcgan(DcganConfig) = "dcgan", "A DCGAN.";
         VaeGan(VaeGanConfig) = "vae-gan", "A VAE-GAN.";
         Classifier(ClassifierConfig) = "classifier", "The feature classifier of the Fréchet distance.";
+        Cvae(CvaeConfig) = "cvae", "A conditional VAE (the label given to encoder and decoder).";
+        Cgan(CganConfig) = "cgan", "A conditional DCGAN (projection discriminator).";
     }
     super_resolution {
         Fsrcnn(FsrcnnConfig) = "fsrcnn", "FSRCNN (transposed-convolution upsampler).";
@@ -186,6 +198,21 @@ impl ModelConfig {
         self.as_kind().supports_shards()
     }
 
+    /// The class names of a conditional family (`classes[label]`); empty for the others.
+    pub fn classes(&self) -> &[String] {
+        self.as_kind().classes()
+    }
+
+    /// Whether the family generates images of a chosen class.
+    pub fn is_conditional(&self) -> bool {
+        !self.classes().is_empty()
+    }
+
+    /// Sets a conditional family's class names (from the dataset); the others ignore it.
+    pub fn set_classes(&mut self, names: &[String]) {
+        self.as_kind_mut().set_classes(names)
+    }
+
     /// `shards` (`train.shards`) for this model: any for a family without batch norm, else 1.
     pub fn check_shards(&self, shards: usize) -> crate::Result<()> {
         if shards > 1 && !self.supports_shards() {
@@ -193,9 +220,9 @@ impl ModelConfig {
                 "train.shards (--shards)",
                 shards,
                 format!(
-                    "1 for a {} model: its batch norm would normalise each shard on its own, so \
-                     shards would change what it learns (ae and vae without decoder batch norm \
-                     take shards)",
+                    "1 for a {} model: only ae and vae without decoder batch norm train in \
+                     shards (batch norm would normalise each shard on its own, so shards would \
+                     change what it learns)",
                     self.kind()
                 ),
             ));
@@ -214,6 +241,56 @@ pub trait Generative: Module + Sized {
     /// # Shapes
     /// `[b, noise_dim] -> [b, c, h, w]`
     fn generate(&self, z: Tensor<2>) -> Tensor<4>;
+}
+
+/// A generator told which class to draw (cVAE, cGAN): what `genlab sample --class`, the
+/// per-class sheets and the label accuracy need. As a plain [`Generative`] it draws the classes
+/// in turn (row `i` is class `i mod classes`), so every command that samples treats all classes
+/// alike.
+pub trait Conditional: Generative {
+    /// The class names, `names[label]`.
+    fn class_names(&self) -> &[String];
+    /// Images in `[0, 1]` of the classes `labels` (one per row of `z`, each below the class
+    /// count).
+    ///
+    /// # Shapes
+    /// `[b, noise_dim], b labels -> [b, c, h, w]`
+    fn generate_given(&self, z: Tensor<2>, labels: &[usize]) -> Tensor<4>;
+}
+
+/// `n` labels taking the `classes` in turn: `0, 1, ..., classes - 1, 0, 1, ...`.
+pub fn classes_in_turn(n: usize, classes: usize) -> Vec<usize> {
+    (0..n).map(|i| i % classes.max(1)).collect()
+}
+
+/// One row per class, the same noise in every row (column `j` is `z[j]` in every class: the
+/// "analogy" sheet), in row-major order for [`crate::image_io::save_grid`] with `cols` = the
+/// rows of `z`; `classes` picks the rows (all of them, in order, when `None`).
+///
+/// # Shapes
+/// `[cols, noise_dim] -> [rows * cols, c, h, w]`
+pub fn class_sheet<G: Conditional>(g: &G, z: Tensor<2>, classes: Option<&[usize]>) -> Tensor<4> {
+    let cols = z.dims()[0];
+    let all: Vec<usize> = (0..g.class_names().len()).collect();
+    let rows = classes.unwrap_or(&all);
+    let labels: Vec<usize> = rows
+        .iter()
+        .flat_map(|&k| std::iter::repeat_n(k, cols))
+        .collect();
+    let z = z.repeat_dim(0, rows.len()); // [rows * cols, noise]: z[j] at every row's column j
+    g.generate_given(z, &labels)
+}
+
+/// Checks a conditional family's class names: 2 to 256 of them (labels are bytes), none empty.
+pub(crate) fn check_classes(names: &[String]) -> crate::Result<()> {
+    if !(2..=256).contains(&names.len()) || names.iter().any(|n| n.trim().is_empty()) {
+        return Err(crate::Error::config(
+            "model.classes",
+            format!("{} names", names.len()),
+            "2 to 256 non-empty class names (set from a labelled dataset)",
+        ));
+    }
+    Ok(())
 }
 
 impl Generative for Vae {
@@ -370,5 +447,30 @@ impl SrModelConfig {
     /// Checks every field.
     pub fn validate(&self) -> crate::Result<()> {
         self.as_sr().validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sheet is class-major: row `r` is class `rows[r]`, column `j` is `z[j]` in every row.
+    #[test]
+    fn class_sheet_puts_each_class_on_a_row_with_the_same_noise_per_column() {
+        let d = Device::flex();
+        let m = CganConfig {
+            latent: 3,
+            g_channels: vec![4, 8],
+            d_channels: vec![4, 8],
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            ..CganConfig::default()
+        }
+        .init(&d);
+        let z = crate::rng::standard_normal(&mut crate::rng::rng_for(1, 0, 0), 2, 3, &d);
+        let sheet = class_sheet(&m, z.clone(), Some(&[2, 0])); // [4, 1, 28, 28]
+        let want = m.generate_given(z.repeat_dim(0, 2), &[2, 2, 0, 0]);
+        let diff: f32 = (sheet - want).abs().max().into_scalar();
+        assert!(diff < 1e-6, "{diff}");
+        assert_eq!(classes_in_turn(7, 3), vec![0, 1, 2, 0, 1, 2, 0]);
     }
 }

@@ -17,7 +17,7 @@ use crate::nn::{Arch, BodyConfig, Decoder, Encoder};
 /// `logvar` is clamped to this range before `exp`, so one bad batch cannot overflow to inf.
 /// `exp(-30/2)` is a standard deviation of 3e-7, `exp(20/2)` one of 2e4: far outside anything a
 /// trained model produces, so the clamp changes nothing in normal training.
-const LOGVAR_RANGE: (f32, f32) = (-30.0, 20.0);
+pub(crate) const LOGVAR_RANGE: (f32, f32) = (-30.0, 20.0);
 
 /// Configuration of a [`Vae`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

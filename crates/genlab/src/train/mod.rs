@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 
 pub mod classifier;
+pub mod conditional;
 mod family;
 mod fit;
 pub mod gan;
@@ -66,6 +67,7 @@ pub fn train(
             format!("the dataset's image shape {:?}", data.shape()),
         ));
     }
+    check_classes(cfg, data)?;
     check_memory(cfg, data.train.image_len())?;
     // Weight init draws from the device RNG: seed it so a run is reproducible.
     device.seed(cfg.train.seed);
@@ -80,6 +82,38 @@ pub fn train(
         obs,
     };
     with_family(cfg, train_set, test_set, device, plan)
+}
+
+/// Refuses a conditional model on a dataset without labels, or with other classes than the
+/// model's (`set_classes` takes them from the dataset for a new run).
+fn check_classes(cfg: &RunConfig, data: &Dataset) -> Result<()> {
+    let want = cfg.model.classes();
+    if want.is_empty() {
+        return Ok(());
+    }
+    if data.classes.is_empty() || data.train.labels.is_none() {
+        return Err(Error::config(
+            "train.dataset (--dataset)",
+            &data.name,
+            format!(
+                "a labelled dataset for a conditional {}: mnist-10k, mnist, fashion-mnist, \
+                 cifar10, or a folder with one sub-folder per class",
+                cfg.model.kind()
+            ),
+        ));
+    }
+    if want != data.classes.as_slice() {
+        return Err(Error::config(
+            "model.classes",
+            format!("{} classes ({})", want.len(), want.join(", ")),
+            format!(
+                "the dataset's {} classes ({})",
+                data.classes.len(),
+                data.classes.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a training whose model and batches (of images of `image_len` values) would not fit
@@ -148,6 +182,14 @@ pub fn with_family<T>(
         ),
         ModelConfig::Classifier(m) => f.call(
             classifier::Supervised::new(cfg, train_set, test_set, &ad)?,
+            init_on_cpu(seed, &ad, |d| m.init(d)),
+        ),
+        ModelConfig::Cvae(m) => f.call(
+            conditional::CondVae::new(cfg, train_set, test_set, &ad)?,
+            init_on_cpu(seed, &ad, |d| m.init(d)),
+        ),
+        ModelConfig::Cgan(m) => f.call(
+            conditional::CondGan::new(cfg, train_set, test_set, &ad)?,
             init_on_cpu(seed, &ad, |d| m.init(d)),
         ),
     }

@@ -19,7 +19,8 @@ pub fn small(preset: &str, epochs: usize, edit: impl FnOnce(&mut ModelConfig)) -
     c
 }
 
-/// A small run of each image family (mnist-10k sized): vae, conv-ae, dcgan, vae-gan, classifier.
+/// A small run of each image family (mnist-10k sized): vae, conv-ae, dcgan, vae-gan,
+/// classifier, cvae, cgan.
 pub fn image_families(epochs: usize) -> Vec<(&'static str, RunConfig)> {
     vec![
         (
@@ -59,6 +60,25 @@ pub fn image_families(epochs: usize) -> Vec<(&'static str, RunConfig)> {
                 // devices: off, so every run of a case is the same computation.
                 if let ModelConfig::Classifier(c) = m {
                     c.dropout = 0.0;
+                }
+            }),
+        ),
+        (
+            "cvae",
+            small("mnist-cvae", epochs, |m| {
+                if let ModelConfig::Cvae(v) = m {
+                    v.hidden = vec![64];
+                    v.latent = 4;
+                }
+            }),
+        ),
+        (
+            "cgan",
+            small("mnist-cgan", epochs, |m| {
+                if let ModelConfig::Cgan(g) = m {
+                    g.latent = 8;
+                    g.g_channels = vec![8, 16];
+                    g.d_channels = vec![8, 16];
                 }
             }),
         ),
