@@ -1,10 +1,15 @@
 //! `genlab encode RUN IMAGE` / `genlab decode RUN CODE`: an autoencoder or VAE as a lossy image
-//! codec; the code file's format is [`genlab::codec`]'s.
+//! codec; the code file's format is [`genlab::codec`]'s. A conditional VAE encodes an image given
+//! its class (`--class`), which the code file keeps; `decode --class` renders the same code (the
+//! image's style) in another class.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
+use genlab::ModelConfig;
+use genlab::checkpoint::load_weights;
+use genlab::data::one_hot;
 use genlab::fsutil::write_atomic;
 use genlab::image_io::{load_image_tensor, save_image_tensor};
 use genlab::metrics::psnr_from_mse;
@@ -12,7 +17,9 @@ use genlab::models::ImageModel;
 
 use genlab::fsutil::{Origin, Outputs};
 
-use crate::common::{DeviceArg, ModelFn, OpenRun, claim_image, device, outputs_reading};
+use crate::common::{
+    DeviceArg, ModelFn, OpenRun, claim_image, class_index, device, outputs_reading, refuse_class,
+};
 
 #[derive(clap::Args)]
 pub struct EncodeArgs {
@@ -24,6 +31,9 @@ pub struct EncodeArgs {
     /// replaced only if it is a genlab code file).
     #[arg(short, long)]
     out: Option<PathBuf>,
+    /// Conditional VAE: the image's class (name or index), kept in the code file.
+    #[arg(long)]
+    class: Option<String>,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
 }
@@ -38,6 +48,10 @@ pub struct DecodeArgs {
     /// must not exist yet).
     #[arg(short, long)]
     out: Option<PathBuf>,
+    /// Conditional VAE: decode in this class (name or index) instead of the code's own: the
+    /// same style in another class.
+    #[arg(long)]
+    class: Option<String>,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
 }
@@ -50,15 +64,24 @@ struct Enc<'a> {
 impl ModelFn<(Vec<f32>, f64)> for Enc<'_> {
     fn call<M: ImageModel>(self, m: M) -> Result<(Vec<f32>, f64)> {
         let z = m.encode_mean(self.x.clone()); // [1, latent]
-        let y = m.decode_mean(z.clone());
-        let mse = f64::from((y - self.x).powi_scalar(2).mean().into_scalar::<f32>());
-        let v = z
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let psnr = psnr_of(m.decode_mean(z.clone()), self.x);
         let _ = self.device;
-        Ok((v, psnr_from_mse(mse)))
+        Ok((values(z)?, psnr))
     }
+}
+
+/// The PSNR of a reconstruction `y` of `x`.
+fn psnr_of(y: Tensor<4>, x: Tensor<4>) -> f64 {
+    psnr_from_mse(f64::from(
+        (y - x).powi_scalar(2).mean().into_scalar::<f32>(),
+    ))
+}
+
+/// A code's values.
+fn values(z: Tensor<2>) -> Result<Vec<f32>> {
+    z.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 struct Dec<'a> {
@@ -68,18 +91,27 @@ struct Dec<'a> {
     device: &'a Device,
 }
 
-impl ModelFn<()> for Dec<'_> {
-    fn call<M: ImageModel>(self, m: M) -> Result<()> {
-        if self.z.len() != m.latent_dim() {
+impl Dec<'_> {
+    /// The code as a `[1, latent]` tensor, checked against the model's latent width.
+    fn latent(&self, width: usize) -> Result<Tensor<2>> {
+        if self.z.len() != width {
             bail!(
-                "{}: code has {} values but this run's model has a {}-d latent",
+                "{}: code has {} values but this run's model has a {width}-d latent",
                 self.code.display(),
                 self.z.len(),
-                m.latent_dim()
             );
         }
         let n = self.z.len();
-        let z = Tensor::<2>::from_data(TensorData::new(self.z, [1, n]), self.device);
+        Ok(Tensor::from_data(
+            TensorData::new(self.z.clone(), [1, n]),
+            self.device,
+        ))
+    }
+}
+
+impl ModelFn<()> for Dec<'_> {
+    fn call<M: ImageModel>(self, m: M) -> Result<()> {
+        let z = self.latent(m.latent_dim())?;
         save_image_tensor(m.decode_mean(z), self.out)?;
         Ok(())
     }
@@ -101,10 +133,31 @@ pub fn encode(a: EncodeArgs) -> Result<i32> {
     let mut outputs = outputs_reading(&run.dir);
     outputs.input(&a.image);
     let out = claim_code(&mut outputs, &a.image, a.out)?;
+    refuse_class(&run, a.class.as_deref())?;
     let shape = run.config.model.image();
     let x = load_image_tensor(&a.image, shape, &device)?;
-    let (z, psnr) = run.with_model(&device, Enc { x, device: &device })?;
-    let bytes = genlab::codec::to_bytes(&z);
+    let (z, psnr, label) = match &run.config.model {
+        ModelConfig::Cvae(c) => {
+            let Some(class) = a.class.as_deref() else {
+                bail!(
+                    "{}: a conditional VAE encodes an image given its class; name it with --class ({})",
+                    a.run.display(),
+                    c.classes.join(", ")
+                );
+            };
+            let k = class_index(&c.classes, class)?;
+            let m = load_weights(c.init(&device), &run.dir.weights())?;
+            let y = one_hot(&[k], c.classes.len(), &device); // [1, classes]
+            let (mu, _) = m.encode(x.clone(), y.clone()); // [1, latent]
+            let psnr = psnr_of(m.decode(mu.clone(), y), x);
+            (values(mu)?, psnr, Some(k as u32))
+        }
+        _ => {
+            let (z, psnr) = run.with_model(&device, Enc { x, device: &device })?;
+            (z, psnr, None)
+        }
+    };
+    let bytes = genlab::codec::to_bytes(&z, label);
     write_atomic(&out, &bytes)?;
     let raw = shape.iter().product::<usize>();
     println!(
@@ -136,16 +189,46 @@ pub fn decode(a: DecodeArgs) -> Result<i32> {
             o
         }
     };
-    let z = genlab::codec::read(&a.code)?;
-    run.with_model(
-        &device,
-        Dec {
-            z,
-            code: &a.code,
-            out: &out,
-            device: &device,
-        },
-    )?;
+    refuse_class(&run, a.class.as_deref())?;
+    let code = genlab::codec::read(&a.code)?;
+    let dec = Dec {
+        z: code.z,
+        code: &a.code,
+        out: &out,
+        device: &device,
+    };
+    match &run.config.model {
+        ModelConfig::Cvae(c) => {
+            let names = &c.classes;
+            let k = match (a.class.as_deref(), code.label) {
+                (Some(class), _) => class_index(names, class)?,
+                (None, Some(l)) if (l as usize) < names.len() => l as usize,
+                (None, Some(l)) => bail!(
+                    "{}: the code's class {l} is not one of this run's {} classes",
+                    a.code.display(),
+                    names.len()
+                ),
+                (None, None) => bail!(
+                    "{}: a code without a class; name the class to decode it in with --class ({})",
+                    a.code.display(),
+                    names.join(", ")
+                ),
+            };
+            let m = load_weights(c.init(&device), &run.dir.weights())?;
+            let z = dec.latent(m.config.latent)?;
+            let y = one_hot(&[k], names.len(), &device);
+            save_image_tensor(m.decode(z, y), &out)?;
+        }
+        _ => {
+            if code.label.is_some() {
+                bail!(
+                    "{}: a conditional VAE's code (it carries a class); decode it with the cvae run that wrote it",
+                    a.code.display()
+                );
+            }
+            run.with_model(&device, dec)?;
+        }
+    }
     println!("{}", out.display());
     Ok(0)
 }

@@ -94,7 +94,7 @@ impl OpenRun {
             ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
             ModelConfig::Cvae(_) => bail!(
-                "{}: a conditional VAE encodes an image given its class, and encode/decode and interpolation between encoded images do not take one yet (`genlab reconstruct` and `genlab eval` use the test labels)",
+                "{}: a conditional VAE encodes an image given its class, which this command does not take (`encode` and `decode` take --class; `reconstruct` and `eval` use the test labels)",
                 self.dir.dir.display()
             ),
             ModelConfig::Dcgan(_) | ModelConfig::Cgan(_) | ModelConfig::Classifier(_) => bail!(
@@ -151,6 +151,17 @@ pub fn class_index(names: &[String], class: &str) -> Result<usize> {
             names.len() - 1
         ),
     }
+}
+
+/// Refuses `--class` (given as `class`) on a run of an unconditional family.
+pub fn refuse_class(run: &OpenRun, class: Option<&str>) -> Result<()> {
+    if class.is_some() && !run.config.model.is_conditional() {
+        bail!(
+            "--class: a {} run has no classes to choose from (train a cvae or cgan)",
+            run.config.model.kind()
+        );
+    }
+    Ok(())
 }
 
 /// A function generic over the conditional families.

@@ -18,7 +18,7 @@ use genlab::fsutil::Origin;
 
 use crate::common::{
     CondFn, DataArgs, GenFn, ModelFn, OpenRun, claim_image, class_index, dataset, device,
-    outputs_reading,
+    outputs_reading, refuse_class,
 };
 
 #[derive(clap::Args)]
@@ -131,12 +131,7 @@ pub fn run(a: Args) -> Result<i32> {
         .unwrap_or_else(|| a.run.join("interpolation.png"));
     let run = OpenRun::open(&a.run)?;
     let conditional = run.config.model.is_conditional();
-    if a.class.is_some() && !conditional {
-        bail!(
-            "--class: a {} run draws no chosen class (train a cvae or cgan)",
-            run.config.model.kind()
-        );
-    }
+    refuse_class(&run, a.class.as_deref())?;
     claim_image(&mut outputs_reading(&run.dir), &out, Origin::Named)?;
     if !run.config.model.can_encode() {
         let device = device(a.data.device)?;

@@ -15,6 +15,7 @@ use genlab::fsutil::Origin;
 
 use crate::common::{
     CondFn, DeviceArg, GenFn, OpenRun, claim_image, class_index, device, outputs_reading,
+    refuse_class,
 };
 
 #[derive(clap::Args)]
@@ -136,12 +137,7 @@ pub fn run(a: Args) -> Result<i32> {
     let device = device(a.device)?;
     let run = OpenRun::open(&a.run)?;
     let conditional = run.config.model.is_conditional();
-    if a.class.is_some() && !conditional {
-        anyhow::bail!(
-            "--class: a {} run draws no chosen class (train a cvae or cgan)",
-            run.config.model.kind()
-        );
-    }
+    refuse_class(&run, a.class.as_deref())?;
     let out = a.out.unwrap_or_else(|| a.run.join("sample.png"));
     let image: usize = run.config.model.image().iter().product();
     // A sheet rounds -n up to whole rows of classes.

@@ -641,7 +641,22 @@ fn conditional_families_draw_the_class_asked_for() {
             assert!(ev["reconstruction"]["neg_elbo"].as_f64().expect("-ELBO") > 0.0);
             ok(&["reconstruct", run, "-n", "4", "-o", "recon.png"]);
             assert_eq!(size("recon.png"), (2 * 30 + 2, 4 * 30 + 2));
-            fails_with(&genlab(&["encode", run, "recon.png"], d), "given its class");
+            // encode/decode: the class is named, kept in the code, and can be swapped.
+            let o = genlab(&["encode", run, "recon.png", "-o", "c.glz"], d);
+            fails_with(&o, "--class");
+            assert!(!d.join("c.glz").exists());
+            ok(&["encode", run, "recon.png", "--class", "4", "-o", "four.glz"]);
+            let code = std::fs::read(d.join("four.glz")).expect("code");
+            assert_eq!(&code[..8], b"GENLABZ2");
+            assert_eq!(code[12..16], 4u32.to_le_bytes());
+            ok(&["decode", run, "four.glz", "-o", "four.png"]);
+            ok(&["decode", run, "four.glz", "--class", "9", "-o", "nine.png"]);
+            assert_eq!(size("four.png"), (28, 28));
+            let (a, b) = (
+                image::open(d.join("four.png")),
+                image::open(d.join("nine.png")),
+            );
+            assert_ne!(a.expect("png").to_luma8(), b.expect("png").to_luma8());
         } else {
             fails_with(
                 &genlab(&["reconstruct", run, "-o", "r.png"], d),
@@ -673,6 +688,19 @@ fn conditional_families_draw_the_class_asked_for() {
     // --class is a conditional run's flag; -o DIR/ is every generator's.
     dry_run(d, "vae", "runs/v", &[]);
     ok(&["sample", "runs/v", "-n", "2", "-o", "vae-single/"]);
+    fails_with(
+        &genlab(&["decode", "runs/v", "four.glz", "-o", "v4.png"], d),
+        "conditional VAE's code",
+    );
+    fails_with(
+        &genlab(
+            &[
+                "encode", "runs/v", "four.png", "--class", "4", "-o", "v.glz",
+            ],
+            d,
+        ),
+        "--class",
+    );
     assert_eq!(size("vae-single/sample-0002.png"), (28, 28));
     assert!(!d.join("vae-single/sample-0003.png").exists());
     fails_with(

@@ -1,21 +1,43 @@
 //! Latent code files (`.glz`), what `genlab encode` writes and `genlab decode` reads: the magic
 //! `GENLABZ1`, the number of latent values as a `u32` little-endian, then the values as `f32`
-//! little-endian (a VAE stores its posterior mean).
+//! little-endian (a VAE stores its posterior mean). A conditional model's code (a cVAE's, which
+//! encodes an image given its class) starts with `GENLABZ2` and has the class label, a `u32`
+//! little-endian, between the length and the values.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// The first eight bytes of every code file.
+/// The first eight bytes of a code file without a label.
 pub const MAGIC: &[u8; 8] = b"GENLABZ1";
 
-/// Header bytes before the values.
-const HEADER: usize = 12;
+/// The first eight bytes of a code file with a class label.
+pub const MAGIC_LABELLED: &[u8; 8] = b"GENLABZ2";
 
-/// A code file's bytes for the latent values `z`.
-pub fn to_bytes(z: &[f32]) -> Vec<u8> {
-    let mut bytes = MAGIC.to_vec();
+/// What a code file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Code {
+    /// The latent values.
+    pub z: Vec<f32>,
+    /// The class the image was encoded as (conditional models).
+    pub label: Option<u32>,
+}
+
+/// Header bytes before the values: magic, length and, in a labelled code, the label.
+fn header_len(labelled: bool) -> usize {
+    if labelled { 16 } else { 12 }
+}
+
+/// A code file's bytes for the latent values `z`, with the class `label` when there is one.
+pub fn to_bytes(z: &[f32], label: Option<u32>) -> Vec<u8> {
+    let mut bytes = match label {
+        None => MAGIC.to_vec(),
+        Some(_) => MAGIC_LABELLED.to_vec(),
+    };
     bytes.extend((z.len() as u32).to_le_bytes());
+    if let Some(l) = label {
+        bytes.extend(l.to_le_bytes());
+    }
     for v in z {
         bytes.extend(v.to_le_bytes());
     }
@@ -23,15 +45,18 @@ pub fn to_bytes(z: &[f32]) -> Vec<u8> {
 }
 
 /// Parses a code file's bytes: magic, a length that matches the header, finite values.
-pub fn parse(b: &[u8], path: &Path) -> Result<Vec<f32>> {
-    if b.len() < HEADER || &b[..8] != MAGIC {
+pub fn parse(b: &[u8], path: &Path) -> Result<Code> {
+    let labelled = b.len() >= 8 && &b[..8] == MAGIC_LABELLED;
+    let header = header_len(labelled);
+    if b.len() < header || !(labelled || &b[..8] == MAGIC) {
         return Err(Error::format(
             path,
-            "not a genlab code file (expected magic GENLABZ1 and a 12-byte header)",
+            "not a genlab code file (expected magic GENLABZ1 and a 12-byte header, or GENLABZ2 and a 16-byte one)",
         ));
     }
-    let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
-    let want = HEADER as u64 + 4 * n as u64;
+    let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let n = word(8) as usize;
+    let want = header as u64 + 4 * n as u64;
     if b.len() as u64 != want {
         return Err(Error::format(
             path,
@@ -44,7 +69,7 @@ pub fn parse(b: &[u8], path: &Path) -> Result<Vec<f32>> {
     if n == 0 {
         return Err(Error::format(path, "the code has 0 values"));
     }
-    let z: Vec<f32> = b[HEADER..]
+    let z: Vec<f32> = b[header..]
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
@@ -54,15 +79,18 @@ pub fn parse(b: &[u8], path: &Path) -> Result<Vec<f32>> {
             format!("value {i} of the code is {}; a code must be finite", z[i]),
         ));
     }
-    Ok(z)
+    Ok(Code {
+        z,
+        label: labelled.then(|| word(12)),
+    })
 }
 
 /// Reads and parses a code file, refusing one too large to be a code before reading it.
-pub fn read(path: &Path) -> Result<Vec<f32>> {
+pub fn read(path: &Path) -> Result<Code> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, "read", e))?
         .len();
-    let max = HEADER as u64 + 4 * u64::from(u32::MAX);
+    let max = header_len(true) as u64 + 4 * u64::from(u32::MAX);
     if len > max {
         return Err(Error::format(
             path,
@@ -82,13 +110,20 @@ mod tests {
     fn round_trips_and_refuses_bad_codes() {
         let p = Path::new("c.glz");
         let z = [0.5f32, -1.25, 3.0];
-        assert_eq!(parse(&to_bytes(&z), p).expect("parses"), z);
+        let code = parse(&to_bytes(&z, None), p).expect("parses");
+        assert_eq!((code.z.as_slice(), code.label), (&z[..], None));
+        let code = parse(&to_bytes(&z, Some(7)), p).expect("parses");
+        assert_eq!((code.z.as_slice(), code.label), (&z[..], Some(7)));
+        assert_eq!(to_bytes(&z, Some(7)).len(), 16 + 12);
         let bad = |b: &[u8]| parse(b, p).unwrap_err().to_string();
         assert!(bad(b"GENLAB").contains("not a genlab code"));
-        let mut b = to_bytes(&z);
-        b.pop();
-        assert!(bad(&b).contains("header says 3 values"));
-        assert!(bad(&to_bytes(&[f32::NAN])).contains("value 0 of the code is NaN"));
-        assert!(bad(&to_bytes(&[])).contains("0 values"));
+        assert!(bad(b"GENLABZ2\x01\0\0\0").contains("not a genlab code"));
+        for label in [None, Some(2)] {
+            let mut b = to_bytes(&z, label);
+            b.pop();
+            assert!(bad(&b).contains("header says 3 values"));
+            assert!(bad(&to_bytes(&[f32::NAN], label)).contains("value 0 of the code is NaN"));
+            assert!(bad(&to_bytes(&[], label)).contains("0 values"));
+        }
     }
 }

@@ -336,14 +336,16 @@ impl Outputs {
 }
 
 /// Whether the file at `path` is one genlab wrote, as far as its content tells: a latent code
-/// (`GENLABZ1`) or a dataset pack (`GENLABP1`). Images carry no such mark, so an image genlab
+/// (`GENLABZ1`, `GENLABZ2`) or a dataset pack (`GENLABP1`). Images carry no such mark, so an image genlab
 /// did not name is never replaced.
 pub fn made_by_genlab(path: &Path) -> bool {
     let mut head = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok()
-        && (&head == b"GENLABZ1" || &head == crate::data::pack::MAGIC)
+        && (&head == crate::codec::MAGIC
+            || &head == crate::codec::MAGIC_LABELLED
+            || &head == crate::data::pack::MAGIC)
 }
 
 /// The lock file inside a locked folder.
@@ -542,7 +544,7 @@ mod tests {
         // A name genlab derives never replaces a file it did not make.
         std::fs::write(d.join("a.glz"), b"user notes").expect("write");
         assert!(refused(&mut o, &d.join("a.glz"), Origin::Derived).contains("did not make"));
-        std::fs::write(d.join("b.glz"), crate::codec::to_bytes(&[1.0])).expect("write");
+        std::fs::write(d.join("b.glz"), crate::codec::to_bytes(&[1.0], None)).expect("write");
         o.claim(&d.join("b.glz"), Origin::Derived, None)
             .expect("genlab's own code file");
         // Devices are never replaced.

@@ -404,17 +404,20 @@ fn configs() {
 }
 
 fn codes() {
-    let seed = genlab::codec::to_bytes(&[0.25, -1.5, 3.0]);
-    runner(3000)
-        .run(&mutations(), |ms| {
-            let b = mutate(seed.clone(), &ms);
-            match bounded(|| genlab::codec::parse(&b, Path::new("c.glz")))? {
-                Ok(z) => prop_assert!(!z.is_empty() && z.iter().all(|v| v.is_finite())),
-                Err(e) => one_line(&e, "c.glz")?,
-            }
-            Ok(())
-        })
-        .expect("code reader");
+    // Plain and labelled (a cVAE's) codes, mutated alike.
+    for label in [None, Some(3)] {
+        let seed = genlab::codec::to_bytes(&[0.25, -1.5, 3.0], label);
+        runner(1500)
+            .run(&mutations(), |ms| {
+                let b = mutate(seed.clone(), &ms);
+                match bounded(|| genlab::codec::parse(&b, Path::new("c.glz")))? {
+                    Ok(c) => prop_assert!(!c.z.is_empty() && c.z.iter().all(|v| v.is_finite())),
+                    Err(e) => one_line(&e, "c.glz")?,
+                }
+                Ok(())
+            })
+            .expect("code reader");
+    }
 }
 
 fn run_files(dir: &Path) {

@@ -86,6 +86,17 @@ pub fn cases(cs: &mut Vec<Case>) {
         ("inf", code_bytes(2, &[0.0, f32::INFINITY])),
         ("wrong-latent-size", code_bytes(3, &[0.0, 0.0, 0.0])),
         ("text", b"GENLABZ1 is a nice magic".to_vec()),
+        // A well-formed conditional VAE's code (class 1) given to a plain VAE.
+        ("labelled-for-a-vae", {
+            let mut b = b"GENLABZ2".to_vec();
+            for w in [2u32, 1] {
+                b.extend(w.to_le_bytes());
+            }
+            for v in [0.1f32, -0.2] {
+                b.extend(v.to_le_bytes());
+            }
+            b
+        }),
     ];
     for (name, bytes) in codes {
         cs.push(case(
