@@ -11,9 +11,9 @@ use genlab::ModelConfig;
 use genlab::checkpoint::load_weights;
 use genlab::data::one_hot;
 use genlab::fsutil::write_atomic;
-use genlab::image_io::{load_image_tensor, save_image_tensor};
+use genlab::image_io::{load_image_tensor, save_grid, save_image_tensor};
 use genlab::metrics::psnr_from_mse;
-use genlab::models::ImageModel;
+use genlab::models::{Conditional, ImageModel};
 
 use genlab::fsutil::{Origin, Outputs};
 
@@ -52,6 +52,10 @@ pub struct DecodeArgs {
     /// same style in another class.
     #[arg(long)]
     class: Option<String>,
+    /// Conditional VAE: decode in every class, a row of images (the analogy of the encoded
+    /// image's style).
+    #[arg(long, conflicts_with = "class")]
+    every_class: bool,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
 }
@@ -149,8 +153,11 @@ pub fn encode(a: EncodeArgs) -> Result<i32> {
             let m = load_weights(c.init(&device), &run.dir.weights())?;
             let y = one_hot(&[k], c.classes.len(), &device); // [1, classes]
             let (mu, _) = m.encode(x.clone(), y.clone()); // [1, latent]
-            let psnr = psnr_of(m.decode(mu.clone(), y), x);
-            (values(mu)?, psnr, Some(k as u32))
+            let psnr = psnr_of(m.decode(mu.clone(), y.clone()), x);
+            // The code is the style: the posterior mean less the class's prior mean, which
+            // decoding adds back for whichever class it draws.
+            let style = mu - m.prior_mean(y);
+            (values(style)?, psnr, Some(k as u32))
         }
         _ => {
             let (z, psnr) = run.with_model(&device, Enc { x, device: &device })?;
@@ -190,6 +197,12 @@ pub fn decode(a: DecodeArgs) -> Result<i32> {
         }
     };
     refuse_class(&run, a.class.as_deref())?;
+    if a.every_class && !matches!(run.config.model, ModelConfig::Cvae(_)) {
+        bail!(
+            "--every-class: a {} run's codes have no class to vary (a cvae run's do)",
+            run.config.model.kind()
+        );
+    }
     let code = genlab::codec::read(&a.code)?;
     let dec = Dec {
         z: code.z,
@@ -202,6 +215,7 @@ pub fn decode(a: DecodeArgs) -> Result<i32> {
             let names = &c.classes;
             let k = match (a.class.as_deref(), code.label) {
                 (Some(class), _) => class_index(names, class)?,
+                (None, _) if a.every_class => 0,
                 (None, Some(l)) if (l as usize) < names.len() => l as usize,
                 (None, Some(l)) => bail!(
                     "{}: the code's class {l} is not one of this run's {} classes",
@@ -215,9 +229,14 @@ pub fn decode(a: DecodeArgs) -> Result<i32> {
                 ),
             };
             let m = load_weights(c.init(&device), &run.dir.weights())?;
-            let z = dec.latent(m.config.latent)?;
-            let y = one_hot(&[k], names.len(), &device);
-            save_image_tensor(m.decode(z, y), &out)?;
+            let style = dec.latent(m.config.latent)?; // [1, latent]
+            if a.every_class {
+                let all: Vec<usize> = (0..names.len()).collect();
+                let z = style.repeat_dim(0, names.len()); // [classes, latent]
+                save_grid(m.generate_given(z, &all), names.len(), &out)?;
+            } else {
+                save_image_tensor(m.generate_given(style, &[k]), &out)?;
+            }
         }
         _ => {
             if code.label.is_some() {

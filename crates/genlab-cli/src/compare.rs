@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
+use genlab::RunConfig;
 use genlab::checkpoint::RunDir;
 use genlab::data::batch_tensor;
 use genlab::image_io::save_grid;
 use genlab::models::{Generative, ImageModel};
 use genlab::rng::{rng_for, standard_normal, stream};
 use genlab::train::Outcome;
-use genlab::{ModelConfig, RunConfig};
 
 use crate::common::{DeviceArg, GenFn, ModelFn, OpenRun, device};
 use crate::eval::{Measure, Report, measure};
@@ -216,7 +216,7 @@ pub fn run(a: Args) -> Result<i32> {
             quiet: false,
         };
         let report = measure(&run, &data, &opts, &device)?;
-        let nll = if matches!(cfg.model, ModelConfig::Vae(_) | ModelConfig::VaeGan(_)) {
+        let nll = if crate::eval::has_nll(&cfg.model) {
             let o = Measure {
                 nll_k: Some(if a.dry_run { 4 } else { a.k as usize }),
                 max_images: if a.dry_run { 4 } else { a.nll_images },

@@ -13,7 +13,7 @@ use genlab::metrics::generative::{
     ConditionalQuality, FeatureNet, SampleQuality, classifier_from_run, sample_quality,
     shipped_classifier,
 };
-use genlab::metrics::iwae::{NllReport, iwae_nll};
+use genlab::metrics::iwae::{GivenLabels, Importance, NllReport, iwae_nll};
 use genlab::metrics::{EvalReport, evaluate};
 use genlab::models::{Conditional, Generative, ImageModel};
 use genlab::{ModelConfig, RunConfig};
@@ -266,9 +266,9 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let run = OpenRun::open(&run_path)?;
     let m = &run.config.model;
-    if a.nll && !matches!(m, ModelConfig::Vae(_) | ModelConfig::VaeGan(_)) {
+    if a.nll && !has_nll(m) {
         bail!(
-            "--nll: a {} has no likelihood to estimate (NLL is defined for vae and vae-gan runs)",
+            "--nll: a {} has no likelihood to estimate (NLL is defined for vae, vae-gan and cvae runs)",
             m.kind()
         );
     }
@@ -287,6 +287,14 @@ pub fn run(a: Args) -> Result<i32> {
     print(&r, a.json)
 }
 
+/// Whether the family has a likelihood `genlab eval --nll` estimates (a cVAE's is given the label).
+pub fn has_nll(m: &ModelConfig) -> bool {
+    matches!(
+        m,
+        ModelConfig::Vae(_) | ModelConfig::VaeGan(_) | ModelConfig::Cvae(_)
+    )
+}
+
 pub fn nll(
     cfg: &RunConfig,
     run: &OpenRun,
@@ -296,11 +304,39 @@ pub fn nll(
     device: &Device,
 ) -> Result<NllReport> {
     let w = run.dir.weights();
-    let vae = match &cfg.model {
-        ModelConfig::Vae(c) => genlab::checkpoint::load_weights(c.init(device), &w)?,
-        ModelConfig::VaeGan(c) => genlab::checkpoint::load_weights(c.init(device), &w)?.vae,
-        _ => bail!("--nll needs a vae or vae-gan run"),
-    };
+    let seed = cfg.train.seed;
+    match &cfg.model {
+        ModelConfig::Vae(c) => {
+            let vae = genlab::checkpoint::load_weights(c.init(device), &w)?;
+            nll_with_bar(&vae, test, k, seed, quiet, device)
+        }
+        ModelConfig::VaeGan(c) => {
+            let vae = genlab::checkpoint::load_weights(c.init(device), &w)?.vae;
+            nll_with_bar(&vae, test, k, seed, quiet, device)
+        }
+        ModelConfig::Cvae(c) => {
+            let cvae = genlab::checkpoint::load_weights(c.init(device), &w)?;
+            let all: Vec<usize> = (0..test.len()).collect();
+            let labels = genlab::data::batch_labels(test, &all, c.classes.len())?;
+            let given = GivenLabels {
+                cvae: &cvae,
+                labels,
+            };
+            nll_with_bar(&given, test, k, seed, quiet, device)
+        }
+        _ => bail!("--nll needs a vae, vae-gan or cvae run"),
+    }
+}
+
+/// The importance-weighted NLL with a progress bar (unless `quiet`).
+fn nll_with_bar<M: Importance>(
+    model: &M,
+    test: &ImageSet,
+    k: usize,
+    seed: u64,
+    quiet: bool,
+    device: &Device,
+) -> Result<NllReport> {
     let bar = (!quiet).then(|| {
         let b = indicatif::ProgressBar::new(test.len() as u64);
         b.set_style(
@@ -313,7 +349,7 @@ pub fn nll(
         b.set_message(k.to_string());
         b
     });
-    let r = iwae_nll(&vae, test, k, cfg.train.seed, device, |done, _| {
+    let r = iwae_nll(model, test, k, seed, device, |done, _| {
         if let Some(b) = &bar {
             b.set_position(done as u64);
         }
@@ -384,8 +420,13 @@ fn print(r: &Report, json: bool) -> Result<i32> {
     }
     if let Some(n) = &r.nll {
         println!(
-            "NLL       {:.2} nats/image (importance-weighted, k = {}, {} images{})",
+            "NLL       {:.2} nats/image{} (importance-weighted, k = {}, {} images{})",
             n.nll,
+            if r.kind == "cvae" {
+                " given the label"
+            } else {
+                ""
+            },
             n.k,
             n.images,
             if n.binarized {

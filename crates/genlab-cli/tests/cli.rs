@@ -639,6 +639,20 @@ fn conditional_families_draw_the_class_asked_for() {
         assert!(ev["samples"]["fd"].as_f64().is_some(), "{ev}");
         if family == "cvae" {
             assert!(ev["reconstruction"]["neg_elbo"].as_f64().expect("-ELBO") > 0.0);
+            let nll: serde_json::Value = serde_json::from_str(&ok(&[
+                "eval",
+                run,
+                "-n",
+                "200",
+                "--nll",
+                "--k",
+                "4",
+                "--max-images",
+                "200",
+                "--json",
+            ]))
+            .expect("json");
+            assert!(nll["nll"]["nll"].as_f64().expect("NLL") > 0.0, "{nll}");
             ok(&["reconstruct", run, "-n", "4", "-o", "recon.png"]);
             assert_eq!(size("recon.png"), (2 * 30 + 2, 4 * 30 + 2));
             // encode/decode: the class is named, kept in the code, and can be swapped.
@@ -657,6 +671,9 @@ fn conditional_families_draw_the_class_asked_for() {
                 image::open(d.join("nine.png")),
             );
             assert_ne!(a.expect("png").to_luma8(), b.expect("png").to_luma8());
+            // The encoded style in every class: a row of ten.
+            ok(&["decode", run, "four.glz", "--every-class", "-o", "row.png"]);
+            assert_eq!(size("row.png"), (10 * 30 + 2, 30 + 2));
         } else {
             fails_with(
                 &genlab(&["reconstruct", run, "-o", "r.png"], d),

@@ -2,7 +2,8 @@
 //! `GENLABZ1`, the number of latent values as a `u32` little-endian, then the values as `f32`
 //! little-endian (a VAE stores its posterior mean). A conditional model's code (a cVAE's, which
 //! encodes an image given its class) starts with `GENLABZ2` and has the class label, a `u32`
-//! little-endian, between the length and the values.
+//! little-endian, between the length and the values; its values are the image's style, the
+//! posterior mean less the class's prior mean, so it decodes in any class.
 
 use std::path::Path;
 
