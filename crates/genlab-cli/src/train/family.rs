@@ -35,7 +35,7 @@ impl GenerativeFamily {
 
     /// The built-in preset trained when none is named: the family's MNIST recipe, with the
     /// convolutional body when `conv` is set (autoencoder and VAE; the GANs are convolutional
-    /// either way, and the cVAE's MNIST recipe is the MLP one).
+    /// either way).
     pub fn default_preset(self, conv: bool) -> &'static str {
         match (self, conv) {
             (Self::Ae, false) => "mnist-ae",
@@ -44,7 +44,8 @@ impl GenerativeFamily {
             (Self::Vae, true) => "mnist-conv-vae",
             (Self::Dcgan, _) => "mnist-dcgan",
             (Self::VaeGan, _) => "mnist-vae-gan",
-            (Self::Cvae, _) => "mnist-cvae",
+            (Self::Cvae, false) => "mnist-cvae",
+            (Self::Cvae, true) => "mnist-conv-cvae",
             (Self::Cgan, _) => "mnist-cgan",
         }
     }

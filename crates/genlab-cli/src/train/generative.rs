@@ -253,7 +253,8 @@ pub struct ClassifierArgs {
 /// `genlab train cvae`.
 #[derive(clap::Args)]
 #[command(mut_arg("preset", |a| a.help(
-    "Preset: mnist-cvae (the default), fashion-cvae, cifar10-cvae, or a TOML file of a cvae model"
+    "Preset: mnist-cvae (the default; mnist-conv-cvae with --arch conv), mnist-conv-cvae, \
+     fashion-cvae, cifar10-cvae, or a TOML file of a cvae model"
 )))]
 pub struct CvaeArgs {
     #[command(flatten)]
@@ -284,9 +285,10 @@ pub struct CganArgs {
 impl CvaeArgs {
     pub fn run(self) -> Result<i32> {
         let f = GenerativeFamily::Cvae;
+        let conv = matches!(self.vae.arch, Some(ArchArg::Conv));
         train_new(
             f.name(),
-            f.default_preset(false),
+            f.default_preset(conv),
             &self.recipe,
             &self.run,
             |model| {
