@@ -375,18 +375,54 @@ fn score_folder(folder: &Path, a: &Args) -> Result<i32> {
     let data = crate::data::load(&spec, &cfg.data_options(a.data.data_dir.clone()), false)
         .with_context(|| format!("loading dataset {ds}"))?;
     let net = feature_net(a.classifier.as_deref(), &data.name, &device)?;
-    let images = genlab::data::image_dir::load_exact(folder, net.image())?;
+    let (images, classes) = genlab::data::image_dir::load_exact(folder, net.image())?;
     let test = cap(&data.test, a.max_images);
     let real = net.features_of_set(&test, &device)?;
     let fake = net.features_of_set(&images, &device)?;
+    // Sub-folders named after the dataset's classes: each image is scored as its folder's class.
+    let conditional = if classes.is_empty() {
+        None
+    } else {
+        let images = as_dataset_classes(images, &classes, &data.classes, folder)?;
+        Some(net.labelled_quality(&images, &data.classes, &test, &device)?)
+    };
     let r = Report {
         run: None,
         kind: format!("samples from {}", folder.display()),
         dataset: data.name.clone(),
         samples: Some(sample_quality(&real, &fake, &net.name, &device)?),
+        conditional,
         ..Report::default()
     };
     print(&r, a.json)
+}
+
+/// Relabels a folder's images (labelled by their sub-folders, `folders`) with the dataset's class
+/// indices; a sub-folder that names no class of the dataset is an error.
+fn as_dataset_classes(
+    mut images: ImageSet,
+    folders: &[String],
+    classes: &[String],
+    folder: &Path,
+) -> Result<ImageSet> {
+    let map = folders
+        .iter()
+        .map(|f| {
+            classes.iter().position(|c| c == f).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: sub-folder {f:?} is not a class of the dataset (expected one of: {})",
+                    folder.join(f).display(),
+                    classes.join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    if let Some(labels) = images.labels.as_mut() {
+        for l in labels.iter_mut() {
+            *l = map[usize::from(*l)] as u8;
+        }
+    }
+    Ok(images)
 }
 
 fn print(r: &Report, json: bool) -> Result<i32> {

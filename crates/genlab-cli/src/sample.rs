@@ -30,7 +30,8 @@ pub struct Args {
     class: Option<String>,
     /// Output image, format from its extension (.png, .jpg, .bmp; default RUN/sample.png); a
     /// folder (ending in `/`) gets each image as its own PNG (`sample-0001.png`, or
-    /// `CLASS-0001.png` for a conditional run) for other tools to score.
+    /// `CLASS/0001.png` for a conditional run) for other tools, or `genlab eval --samples`, to
+    /// score.
     #[arg(short, long)]
     out: Option<PathBuf>,
     /// Noise seed.
@@ -106,9 +107,10 @@ fn is_folder(out: &Path) -> bool {
         || out.is_dir()
 }
 
-/// The file names of `n` single images in a folder: `sample-0001.png`, or `CLASS-0001.png`
-/// numbered within each class. A class name that is not a plain file name is replaced by its
-/// index, so no name can leave the folder.
+/// The file names of `n` single images in a folder: `sample-0001.png`, or `CLASS/0001.png`
+/// numbered within each class (one sub-folder per class, as genlab reads labelled folders). A
+/// class name that is not a plain file name is replaced by its index, so no name can leave the
+/// folder.
 fn single_names(n: usize, classes: &[String], names_of_run: &[String]) -> Vec<PathBuf> {
     let mut seen = std::collections::HashMap::new();
     (0..n)
@@ -126,7 +128,7 @@ fn single_names(n: usize, classes: &[String], names_of_run: &[String]) -> Vec<Pa
                     let idx = names_of_run.iter().position(|x| x == c).unwrap_or(0);
                     format!("class{idx}")
                 };
-                PathBuf::from(format!("{stem}-{:04}.png", *k))
+                PathBuf::from(stem).join(format!("{:04}.png", *k))
             }
             None => PathBuf::from(format!("sample-{:04}.png", i + 1)),
         })
@@ -187,7 +189,10 @@ pub fn run(a: Args) -> Result<i32> {
     };
     match files {
         Some(files) => {
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for dir in files.iter().filter_map(|f| f.parent()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
             for (i, f) in files.iter().enumerate() {
                 save_image_tensor(drawn.images.clone().narrow(0, i, 1), f)?;
             }

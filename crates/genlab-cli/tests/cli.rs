@@ -614,10 +614,10 @@ fn conditional_families_draw_the_class_asked_for() {
         let single = format!("{family}-single/");
         ok(&["sample", run, "--class", "3", "-n", "3", "-o", &single]);
         for i in 1..=3 {
-            assert_eq!(size(&format!("{single}3-000{i}.png")), (28, 28));
+            assert_eq!(size(&format!("{single}3/000{i}.png")), (28, 28));
         }
         ok(&["sample", run, "-n", "10", "-o", &format!("{family}-sheet/")]);
-        assert_eq!(size(&format!("{family}-sheet/9-0001.png")), (28, 28));
+        assert_eq!(size(&format!("{family}-sheet/9/0001.png")), (28, 28));
         fails_with(
             &genlab(&["sample", run, "--class", "sneaker", "-o", "x.png"], d),
             "--class sneaker",
@@ -681,6 +681,24 @@ fn conditional_families_draw_the_class_asked_for() {
             );
         }
     }
+    // Any tool's samples in CLASS/ sub-folders: eval --samples reports their label accuracy.
+    ok(&["sample", "runs/cg", "-n", "200", "-o", "fakes/"]);
+    let ev: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--samples",
+        "fakes",
+        "--dataset",
+        "mnist-10k",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(ev["conditional"]["per_class"][7]["generated"], 20, "{ev}");
+    std::fs::create_dir_all(d.join("fakes/zebra")).expect("mkdir");
+    std::fs::copy(d.join("fakes/3/0001.png"), d.join("fakes/zebra/0001.png")).expect("copy");
+    fails_with(
+        &genlab(&["eval", "--samples", "fakes", "--dataset", "mnist-10k"], d),
+        "\"zebra\" is not a class",
+    );
     // compare: the conditional families on request, with a label accuracy column.
     let table = ok(&[
         "compare",

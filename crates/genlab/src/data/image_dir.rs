@@ -179,7 +179,9 @@ pub fn folder_classes(dir: &Path, files: &[PathBuf]) -> (Vec<String>, Option<Vec
 /// pixels, and grey when `shape[0]` is 1 (an RGB file whose three channels are equal counts as
 /// grey, as written by `torchvision.utils.save_image`) or colour when it is 3. What `genlab eval
 /// --samples` scores, so that a wrong-sized folder is an error rather than a silent resize.
-pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<ImageSet> {
+/// When every image sits in a sub-folder, the sub-folders are classes (as for training): the
+/// set is labelled and their names are returned, else the names are empty.
+pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<(ImageSet, Vec<String>)> {
     let files = image_files(dir)?;
     let [c, h, w] = shape;
     crate::memory::ensure(
@@ -222,7 +224,8 @@ pub fn load_exact(dir: &Path, shape: [usize; 3]) -> Result<ImageSet> {
             }
         }
     }
-    ImageSet::new(pixels, None, shape)
+    let (classes, labels) = folder_classes(dir, &files);
+    Ok((ImageSet::new(pixels, labels, shape)?, classes))
 }
 
 #[cfg(test)]

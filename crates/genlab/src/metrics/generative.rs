@@ -312,32 +312,104 @@ impl FeatureNet {
                 );
                 done += b;
             }
-            let real_idx: Vec<usize> = (0..test.len())
-                .filter(|&i| usize::from(labels[i]) == class)
-                .collect();
             let fake = Features { values, dim: d };
-            let real = self.features_of_set(&test.select(&real_idx), device)?;
-            let fd = match (fit_gaussian(&real), fit_gaussian(&fake)) {
-                (Ok(r), Ok(f)) => Some(frechet_distance(&r, &f)),
-                (Err(e), _) | (_, Err(e)) => {
-                    notes.push(format!("{name}: {e}"));
-                    None
-                }
-            };
-            per.push(ClassQuality {
-                class: name.clone(),
-                accuracy: right / per_class.max(1) as f64,
-                fd,
-                generated: per_class,
-                real: real_idx.len(),
-            });
+            per.push(
+                self.class_quality(name, class, fake, right, test, labels, &mut notes, device)?,
+            );
         }
-        Ok(ConditionalQuality {
-            label_accuracy: per.iter().map(|c| c.accuracy).sum::<f64>() / k as f64,
+        Ok(self.summary(per, notes))
+    }
+
+    /// Label accuracy and per-class FDs of images made elsewhere: `set`'s labels are classes of
+    /// the dataset the classifier knows (`test`'s), as a folder of one sub-folder per class
+    /// gives them (`genlab eval --samples DIR`). Classes without images are left out.
+    pub fn labelled_quality(
+        &self,
+        set: &ImageSet,
+        names: &[String],
+        test: &ImageSet,
+        device: &Device,
+    ) -> Result<ConditionalQuality> {
+        self.check(set.shape, "images")?;
+        let (Some(have), Some(labels)) = (set.labels.as_deref(), test.labels.as_deref()) else {
+            return Err(Error::Unsupported(
+                "label accuracy needs labelled images and a labelled test split".into(),
+            ));
+        };
+        let mut per = Vec::new();
+        let mut notes = Vec::new();
+        for (class, name) in names.iter().enumerate() {
+            let idx: Vec<usize> = (0..set.len())
+                .filter(|&i| usize::from(have[i]) == class)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let x = batch_tensor(set, &idx, device); // [n, c, h, w]
+            let f = self.model.features(x); // [n, features]
+            let logits = self.model.out.forward(f.clone()); // [n, classes]
+            let want = Tensor::<1, Int>::from_data(
+                TensorData::new(vec![class as i64; idx.len()], [idx.len()]),
+                device,
+            );
+            let right = crate::metrics::correct(logits, want);
+            let values = f
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Unsupported(format!("feature readback: {e:?}")))?;
+            let fake = Features {
+                values,
+                dim: self.model.config.features,
+            };
+            per.push(
+                self.class_quality(name, class, fake, right, test, labels, &mut notes, device)?,
+            );
+        }
+        Ok(self.summary(per, notes))
+    }
+
+    /// One class's scores: `right` of its `fake` images labelled as `class`, and their FD to the
+    /// test images of that class (`None`, with a note, when either side is too small).
+    #[allow(clippy::too_many_arguments)]
+    fn class_quality(
+        &self,
+        name: &str,
+        class: usize,
+        fake: Features,
+        right: f64,
+        test: &ImageSet,
+        labels: &[u8],
+        notes: &mut Vec<String>,
+        device: &Device,
+    ) -> Result<ClassQuality> {
+        let real_idx: Vec<usize> = (0..test.len())
+            .filter(|&i| usize::from(labels[i]) == class)
+            .collect();
+        let real = self.features_of_set(&test.select(&real_idx), device)?;
+        let fd = match (fit_gaussian(&real), fit_gaussian(&fake)) {
+            (Ok(r), Ok(f)) => Some(frechet_distance(&r, &f)),
+            (Err(e), _) | (_, Err(e)) => {
+                notes.push(format!("{name}: {e}"));
+                None
+            }
+        };
+        Ok(ClassQuality {
+            class: name.to_string(),
+            accuracy: right / fake.len().max(1) as f64,
+            fd,
+            generated: fake.len(),
+            real: real_idx.len(),
+        })
+    }
+
+    /// The mean label accuracy over the classes scored.
+    fn summary(&self, per: Vec<ClassQuality>, notes: Vec<String>) -> ConditionalQuality {
+        ConditionalQuality {
+            label_accuracy: per.iter().map(|c| c.accuracy).sum::<f64>() / per.len().max(1) as f64,
             per_class: per,
             fd_note: notes.first().cloned().unwrap_or_default(),
             features: self.name.clone(),
-        })
+        }
     }
 }
 
