@@ -493,14 +493,19 @@ fn print(r: &Report, json: bool) -> Result<i32> {
             c.label_accuracy, c.features
         );
         println!(
-            "  {:<14} {:>8} {:>10} {:>6}",
-            "class", "accuracy", "FD", "real"
+            "  {:<14} {:>8} {:>10} {:>9} {:>7} {:>6}",
+            "class", "accuracy", "FD", "precision", "recall", "real"
         );
+        let or_dash = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |f| format!("{f:.d$}"));
         for q in &c.per_class {
-            let fd = q.fd.map_or("-".to_string(), |f| format!("{f:.3}"));
             println!(
-                "  {:<14} {:>8.4} {:>10} {:>6}",
-                q.class, q.accuracy, fd, q.real
+                "  {:<14} {:>8.4} {:>10} {:>9} {:>7} {:>6}",
+                q.class,
+                q.accuracy,
+                or_dash(q.fd, 3),
+                or_dash(q.precision, 4),
+                or_dash(q.recall, 4),
+                q.real
             );
         }
         if !c.fd_note.is_empty() {

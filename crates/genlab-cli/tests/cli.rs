@@ -636,6 +636,7 @@ fn conditional_families_draw_the_class_asked_for() {
         assert_eq!(per.len(), 10);
         assert_eq!(per[3]["class"], "3");
         assert_eq!(per[3]["generated"], 20);
+        assert!(per[3]["precision"].as_f64().is_some(), "{ev}");
         assert!(ev["samples"]["fd"].as_f64().is_some(), "{ev}");
         if family == "cvae" {
             assert!(ev["reconstruction"]["neg_elbo"].as_f64().expect("-ELBO") > 0.0);

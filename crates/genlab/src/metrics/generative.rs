@@ -233,6 +233,13 @@ pub struct ClassQuality {
     /// Fréchet distance of the class's samples against the test images of that class; `None`
     /// when the test split has too few of them for the feature width (see `fd_note`).
     pub fd: Option<f64>,
+    /// Improved precision (k = 3) of the class's samples against the test images of that class
+    /// (`None` with 3 or fewer on either side).
+    #[serde(default)]
+    pub precision: Option<f64>,
+    /// Improved recall (k = 3), likewise.
+    #[serde(default)]
+    pub recall: Option<f64>,
     /// Samples drawn of this class.
     pub generated: usize,
     /// Test images of this class.
@@ -393,10 +400,13 @@ impl FeatureNet {
                 None
             }
         };
+        let pr = precision_recall(&real, &fake, PR_K, device).ok();
         Ok(ClassQuality {
             class: name.to_string(),
             accuracy: right / fake.len().max(1) as f64,
             fd,
+            precision: pr.as_ref().map(|p| p.precision),
+            recall: pr.map(|p| p.recall),
             generated: fake.len(),
             real: real_idx.len(),
         })
