@@ -1,4 +1,5 @@
-//! `genlab train vae|ae|gan|vae-gan|classifier|cvae|cgan`: the families trained from a preset on an image
+//! `genlab train vae|ae|gan|vae-gan|classifier` (the conditional cvae and cgan are in
+//! `conditional.rs`, on the same recipe flags and `train_new`): the families trained from a preset on an image
 //! dataset. Each subcommand's flags are its own struct, so a flag that does not apply to a
 //! family does not exist for it. A run builds the config from the preset and the flags,
 //! validates it, trains with a progress bar and leaves a run folder.
@@ -81,12 +82,17 @@ pub struct VaeFlags {
 }
 
 impl VaeFlags {
+    /// Whether `--arch conv` was given (it picks the family's conv preset when none is named).
+    pub(super) fn conv(&self) -> bool {
+        matches!(self.arch, Some(ArchArg::Conv))
+    }
+
     fn apply(&self, m: &mut VaeConfig) {
         self.apply_to(&mut m.arch, &mut m.beta, &mut m.latent);
     }
 
     /// Sets the fields these flags name, in a VAE's config or a conditional VAE's.
-    fn apply_to(&self, arch: &mut genlab::nn::Arch, beta: &mut f64, latent: &mut usize) {
+    pub(super) fn apply_to(&self, arch: &mut genlab::nn::Arch, beta: &mut f64, latent: &mut usize) {
         if let Some(a) = self.arch {
             *arch = a.arch();
         }
@@ -111,7 +117,7 @@ pub struct GanFlags {
 }
 
 impl GanFlags {
-    fn apply(&self, loss: &mut genlab::loss::GanLoss, label_smoothing: &mut f64) {
+    pub(super) fn apply(&self, loss: &mut genlab::loss::GanLoss, label_smoothing: &mut f64) {
         if let Some(l) = self.loss {
             *loss = match l {
                 GanLossArg::NonSaturating => genlab::loss::GanLoss::NonSaturating,
@@ -250,84 +256,10 @@ pub struct ClassifierArgs {
     run: RunFlags,
 }
 
-/// `genlab train cvae`.
-#[derive(clap::Args)]
-#[command(mut_arg("preset", |a| a.help(
-    "Preset: mnist-cvae (the default; mnist-conv-cvae with --arch conv), mnist-conv-cvae, \
-     fashion-cvae, cifar10-cvae, or a TOML file of a cvae model"
-)))]
-pub struct CvaeArgs {
-    #[command(flatten)]
-    recipe: Recipe,
-    #[command(flatten)]
-    vae: VaeFlags,
-    #[command(flatten)]
-    run: RunFlags,
-}
-
-/// `genlab train cgan`.
-#[derive(clap::Args)]
-#[command(mut_arg("preset", |a| a.help(
-    "Preset: mnist-cgan (the default), fashion-cgan, cifar10-cgan, or a TOML file of a cgan model"
-)))]
-pub struct CganArgs {
-    #[command(flatten)]
-    recipe: Recipe,
-    /// Latent (noise) size.
-    #[arg(long)]
-    latent: Option<usize>,
-    #[command(flatten)]
-    gan: GanFlags,
-    #[command(flatten)]
-    run: RunFlags,
-}
-
-impl CvaeArgs {
-    pub fn run(self) -> Result<i32> {
-        let f = GenerativeFamily::Cvae;
-        let conv = matches!(self.vae.arch, Some(ArchArg::Conv));
-        train_new(
-            f.name(),
-            f.default_preset(conv),
-            &self.recipe,
-            &self.run,
-            |model| {
-                let ModelConfig::Cvae(m) = model else {
-                    return false;
-                };
-                self.vae.apply_to(&mut m.arch, &mut m.beta, &mut m.latent);
-                true
-            },
-        )
-    }
-}
-
-impl CganArgs {
-    pub fn run(self) -> Result<i32> {
-        let f = GenerativeFamily::Cgan;
-        train_new(
-            f.name(),
-            f.default_preset(false),
-            &self.recipe,
-            &self.run,
-            |model| {
-                let ModelConfig::Cgan(m) = model else {
-                    return false;
-                };
-                if let Some(l) = self.latent {
-                    m.latent = l;
-                }
-                self.gan.apply(&mut m.loss, &mut m.label_smoothing);
-                true
-            },
-        )
-    }
-}
-
 impl VaeArgs {
     pub fn run(self) -> Result<i32> {
         let f = GenerativeFamily::Vae;
-        let default = f.default_preset(matches!(self.vae.arch, Some(ArchArg::Conv)));
+        let default = f.default_preset(self.vae.conv());
         train_new(f.name(), default, &self.recipe, &self.run, |model| {
             let ModelConfig::Vae(m) = model else {
                 return false;
@@ -496,7 +428,7 @@ fn build_config(
 
 /// A new run of a preset-based family (see [`build_config`]): into `--out`, or
 /// `runs/KIND-DATASET[-dry-run]`, numbered if taken.
-fn train_new(
+pub(super) fn train_new(
     kind: &str,
     default: &str,
     recipe: &Recipe,

@@ -2,8 +2,9 @@
 //! to it (a flag that does not apply does not exist there, and clap refuses it), and
 //! `genlab train --resume RUN`, which names no family: the run folder says what it is.
 //!
-//! - `generative.rs`: vae, ae, gan, vae-gan, classifier, cvae and cgan, trained from a preset on an image
+//! - `generative.rs`: vae, ae, gan, vae-gan and classifier, trained from a preset on an image
 //!   dataset.
+//! - `conditional.rs`: cvae and cgan, on `generative.rs`'s recipe flags.
 //! - `sr.rs`: super-resolution networks, trained on a folder of photos.
 //! - `family.rs`: [`GenerativeFamily`], the generative families' names and default presets
 //!   (`genlab compare` uses it too).
@@ -16,6 +17,7 @@ use anyhow::{Result, bail};
 
 use crate::common::DeviceArg;
 
+mod conditional;
 mod family;
 mod flags;
 mod generative;
@@ -53,9 +55,9 @@ enum Family {
     /// The feature classifier of `genlab eval`'s Fréchet distance and precision/recall.
     Classifier(generative::ClassifierArgs),
     /// Conditional VAE: draws an image of a chosen class (needs a labelled dataset).
-    Cvae(generative::CvaeArgs),
+    Cvae(conditional::CvaeArgs),
     /// Conditional DCGAN: draws an image of a chosen class (needs a labelled dataset).
-    Cgan(generative::CganArgs),
+    Cgan(conditional::CganArgs),
     /// Super-resolution network (FSRCNN by default; --net espcn) trained on photos.
     Sr(sr::Args),
 }

@@ -26,6 +26,18 @@ use crate::rng::{rng_for, standard_normal, stream};
 /// Columns of an epoch's class sheet: one fixed noise vector each.
 pub const SHEET_COLS: usize = 8;
 
+/// The error for a conditional family (`kind`) given a dataset without labels.
+pub(crate) fn needs_labels(kind: &str, dataset: &str) -> Error {
+    Error::config(
+        "train.dataset (--dataset)",
+        dataset,
+        format!(
+            "a labelled dataset for a conditional {kind}: mnist-10k, mnist, fashion-mnist, \
+             cifar10, or a folder with one sub-folder per class"
+        ),
+    )
+}
+
 /// What both conditional families hold: the training settings, the splits and the class count.
 struct Labelled {
     kind: &'static str,
@@ -41,15 +53,7 @@ impl Labelled {
     /// nothing without them.
     fn new(cfg: &RunConfig, train: ImageSet, test: ImageSet, device: &Device) -> Result<Self> {
         if train.labels.is_none() || test.labels.is_none() {
-            return Err(Error::config(
-                "train.dataset (--dataset)",
-                &cfg.train.dataset,
-                format!(
-                    "a labelled dataset for a conditional {}: mnist-10k, mnist, fashion-mnist, \
-                     cifar10, or a folder with one sub-folder per class",
-                    cfg.model.kind()
-                ),
-            ));
+            return Err(needs_labels(cfg.model.kind(), &cfg.train.dataset));
         }
         Ok(Self {
             kind: cfg.model.kind(),

@@ -92,15 +92,7 @@ fn check_classes(cfg: &RunConfig, data: &Dataset) -> Result<()> {
         return Ok(());
     }
     if data.classes.is_empty() || data.train.labels.is_none() {
-        return Err(Error::config(
-            "train.dataset (--dataset)",
-            &data.name,
-            format!(
-                "a labelled dataset for a conditional {}: mnist-10k, mnist, fashion-mnist, \
-                 cifar10, or a folder with one sub-folder per class",
-                cfg.model.kind()
-            ),
-        ));
+        return Err(conditional::needs_labels(cfg.model.kind(), &data.name));
     }
     if want != data.classes.as_slice() {
         return Err(Error::config(
