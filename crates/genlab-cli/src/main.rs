@@ -12,6 +12,7 @@ mod eval_sr;
 mod interpolate;
 mod reconstruct;
 mod sample;
+mod serve;
 mod sr_model;
 mod train;
 mod upscale;
@@ -75,6 +76,8 @@ enum Command {
     Bench(bench::Args),
     /// Train the autoencoder, VAE, DCGAN and VAE-GAN with one budget and tabulate them.
     Compare(compare::Args),
+    /// The studio: explore, compare and use trained models in the browser (a local web app).
+    Serve(serve::Args),
 }
 
 /// Runs `f` on a thread of rayon's global pool (with the main thread's 8 MiB stack) and waits.
@@ -111,7 +114,24 @@ fn main() {
     #[cfg(feature = "mimalloc")]
     keep_freed_memory();
     let cli = Cli::parse();
-    let result = on_worker(move || match cli.command {
+    // The studio runs its own async runtime, with model work on a bounded pool of threads
+    // that use rayon's global pool for burn's kernels; it does not sit on a rayon worker.
+    // A server must not die of SIGPIPE when a browser closes a connection mid-answer.
+    let command = match cli.command {
+        Command::Serve(a) => {
+            #[cfg(unix)]
+            // SAFETY: setting a signal's disposition before any other thread exists.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
+            let _ = rayon::ThreadPoolBuilder::new()
+                .stack_size(8 << 20)
+                .build_global();
+            exit(serve::run(a))
+        }
+        other => other,
+    };
+    let result = on_worker(move || match command {
         Command::Train(a) => train::run(*a),
         Command::Sample(a) => sample::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),
@@ -123,7 +143,13 @@ fn main() {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Serve(_) => unreachable!("served above"),
     });
+    exit(result)
+}
+
+/// Exits with the command's status, or prints its error on one line and exits 1.
+fn exit(result: anyhow::Result<i32>) -> ! {
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {

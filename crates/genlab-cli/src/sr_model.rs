@@ -61,21 +61,48 @@ impl SrModel {
 
     /// Calls `f` with the loaded network.
     pub fn with_net<T>(&self, device: &Device, f: impl SrNetFn<T>) -> Result<T> {
-        macro_rules! go {
-            ($init:expr) => {{
-                let net = $init;
-                let net = match &self.source {
-                    Source::Run(dir) => load_weights(net, &RunDir::new(dir).weights())?,
-                    Source::Shipped(bytes) => {
-                        load_weights_bytes(net, bytes.to_vec(), Path::new(&self.name))?
-                    }
-                };
-                Ok(f.call(net)?)
-            }};
-        }
         match &self.config.model {
-            SrModelConfig::Fsrcnn(c) => go!(c.init(device)),
-            SrModelConfig::Espcn(c) => go!(c.init(device)),
+            SrModelConfig::Fsrcnn(c) => Ok(f.call(self.weights(c.init(device))?)?),
+            SrModelConfig::Espcn(c) => Ok(f.call(self.weights(c.init(device))?)?),
         }
+    }
+
+    /// The network, loaded to keep (the studio loads each model once).
+    pub fn load(&self, device: &Device) -> Result<LoadedSr> {
+        Ok(match &self.config.model {
+            SrModelConfig::Fsrcnn(c) => LoadedSr::Fsrcnn(Box::new(self.weights(c.init(device))?)),
+            SrModelConfig::Espcn(c) => LoadedSr::Espcn(Box::new(self.weights(c.init(device))?)),
+        })
+    }
+
+    /// `net` with this model's weights.
+    fn weights<N: Module>(&self, net: N) -> Result<N> {
+        Ok(match &self.source {
+            Source::Run(dir) => load_weights(net, &RunDir::new(dir).weights())?,
+            Source::Shipped(bytes) => {
+                load_weights_bytes(net, bytes.to_vec(), Path::new(&self.name))?
+            }
+        })
+    }
+}
+
+/// A loaded super-resolution network of either family.
+pub enum LoadedSr {
+    Fsrcnn(Box<genlab::models::Fsrcnn>),
+    Espcn(Box<genlab::models::Espcn>),
+}
+
+impl LoadedSr {
+    /// Upscales a picture ([`genlab::sr::upscale::upscale`], default tiles).
+    pub fn upscale(
+        &self,
+        pic: &genlab::sr::Picture,
+        device: &Device,
+    ) -> Result<genlab::sr::Picture> {
+        use genlab::sr::upscale::{DEFAULT_TILE, upscale};
+        Ok(match self {
+            LoadedSr::Fsrcnn(n) => upscale(n.as_ref(), pic, DEFAULT_TILE, device, &mut |_, _| {})?,
+            LoadedSr::Espcn(n) => upscale(n.as_ref(), pic, DEFAULT_TILE, device, &mut |_, _| {})?,
+        })
     }
 }

@@ -202,6 +202,16 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     Ok(img)
 }
 
+/// The width and height an image's header declares, read without decoding its pixels (to
+/// refuse a huge upload before it is decoded); `None` when the header cannot be read.
+pub fn declared_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
 /// The largest decoded image: the `image` crate's default allocation limit, which its PNG and
 /// BMP decoders apply.
 const MAX_DECODED: u128 = 512 << 20;
@@ -310,17 +320,21 @@ pub fn load_image_tensor(path: &Path, shape: [usize; 3], device: &Device) -> Res
 /// Writes a single `[1, c, h, w]` tensor as an image (grey or RGB), in the format the extension
 /// names.
 pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
+    let img = tensor_image(t, path)?;
+    save_image_by_extension(&img, path)
+}
+
+/// The first image of a `[b, c, h, w]` tensor in `[0, 1]` as an 8-bit grey or RGB image;
+/// `path` names it in the error about non-finite pixels.
+pub fn tensor_image(t: Tensor<4>, path: &Path) -> Result<DynamicImage> {
     let (v, [_, c, h, w]) = tensor_to_vec(t)?;
-    finite_pixels(&v, path)?;
     let plane = h * w;
-    let img = if c == 1 {
+    let v = &v[..c * plane];
+    finite_pixels(v, path)?;
+    Ok(if c == 1 {
         DynamicImage::ImageLuma8(
-            GrayImage::from_raw(
-                w as u32,
-                h as u32,
-                v[..plane].iter().map(|&x| to_u8(x)).collect(),
-            )
-            .expect("buffer is h*w bytes"),
+            GrayImage::from_raw(w as u32, h as u32, v.iter().map(|&x| to_u8(x)).collect())
+                .expect("buffer is h*w bytes"),
         )
     } else {
         let mut buf = Vec::with_capacity(3 * plane);
@@ -332,8 +346,26 @@ pub fn save_image_tensor(t: Tensor<4>, path: &Path) -> Result<()> {
         DynamicImage::ImageRgb8(
             RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer is 3*h*w bytes"),
         )
-    };
-    save_image_by_extension(&img, path)
+    })
+}
+
+/// An image encoded as PNG in memory (what the studio's API answers with).
+pub fn png_bytes(img: &DynamicImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(|e| Error::Image {
+            path: "<png>".into(),
+            msg: format!("cannot encode PNG: {}", one_line(e)),
+        })?;
+    Ok(out.into_inner())
+}
+
+/// `[n, c, h, w]` images in `[0, 1]` as a PNG grid of `cols` columns ([`grid_image`]), in
+/// memory; `what` names them in the error about non-finite pixels.
+pub fn grid_png(t: Tensor<4>, cols: usize, what: &Path) -> Result<Vec<u8>> {
+    let (v, dims) = tensor_to_vec(t)?;
+    finite_pixels(&v, what)?;
+    png_bytes(&DynamicImage::ImageRgb8(grid_image(&v, dims, cols)))
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@
 //! - [`data`]: IDX (MNIST, Fashion-MNIST), CIFAR-10, image folders, the embedded `mnist-10k`,
 //!   and `genlab data fetch`'s downloader.
 //! - [`checkpoint`]: the run folder: weights (safetensors) + `config.toml` + training state.
+//! - [`explore`]: what the studio (`genlab serve`) does with a model: decode, encode, PCA of
+//!   the codes, GAN inversion, nearest training images.
 //! - [`metrics`]: evaluation (ELBO, importance-weighted NLL, Fréchet distance, PSNR).
 //! - [`sr`]: super-resolution support: MATLAB-exact bicubic, YCbCr, PSNR/SSIM, patches, tiled
 //!   upscaling, the shipped models.
@@ -49,6 +51,7 @@ pub mod codec;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod explore;
 pub mod fsutil;
 pub mod image_io;
 pub mod loss;
