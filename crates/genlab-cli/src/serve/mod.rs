@@ -5,6 +5,7 @@
 //! bounded, and a bad request gets a 4xx with a one-line message.
 
 mod api;
+mod latent;
 mod studio;
 
 use std::net::{IpAddr, SocketAddr};
