@@ -2,7 +2,7 @@
 //! through WebDriver (`tests/browser/studio.py`, Python's selenium with Debian's `chromium` and
 //! `chromium-driver`, which `.ci/run` installs). The script moves a slider and checks that the
 //! decoded image changed, hovers and clicks the map, interpolates, samples, draws a digit and
-//! uploads a file and checks their reconstruction appears, runs the memorisation check, reads
+//! uploads a file and checks their reconstruction appears, inverts it with a GAN, runs the memorisation check, reads
 //! the training curves and epoch images, and upscales a photo; any error shown on the page or
 //! in the browser's console fails it.
 //!
@@ -45,12 +45,14 @@ fn studio_works_in_headless_chromium() {
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let o = Command::new(env!("CARGO_BIN_EXE_genlab"))
-        .args(["train", "vae", "--dry-run", "-q", "--out", "runs/vae"])
-        .current_dir(d)
-        .output()
-        .expect("train");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (family, out) in [("vae", "runs/a-vae"), ("gan", "runs/b-gan")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_genlab"))
+            .args(["train", family, "--dry-run", "-q", "--out", out])
+            .current_dir(d)
+            .output()
+            .expect("train");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
     // A digit-like upload and a small colour "photo".
     save_png(
         image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(84, 84, |x, y| {
@@ -96,6 +98,8 @@ fn studio_works_in_headless_chromium() {
             "shots",
             "--moves",
             "30",
+            "--invert-run",
+            "1",
         ])
         .env("CHROMIUM", &chromium)
         .env("CHROMEDRIVER", &driver)
@@ -113,7 +117,17 @@ fn studio_works_in_headless_chromium() {
         serde_json::from_str(out.lines().last().unwrap_or("")).expect("timings JSON");
     println!("studio in Chromium: {timings}");
     assert_eq!(timings["slider_moves"], 30);
-    for shot in ["studio-explorer.png", "studio-yours.png", "studio-sr.png"] {
+    assert!(
+        timings["inversion"]
+            .as_str()
+            .is_some_and(|s| s.contains("Adam steps"))
+    );
+    for shot in [
+        "studio-explorer.png",
+        "studio-yours.png",
+        "studio-sr.png",
+        "studio-invert.png",
+    ] {
         assert!(d.join("shots").join(shot).is_file(), "{shot}");
     }
 }

@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--moves", type=int, default=60)
     ap.add_argument("--run", type=int, default=None, help="run id to explore (default: the first)")
+    ap.add_argument("--invert-run", type=int, default=None,
+                    help="a GAN run: upload the image to it too (inversion)")
     a = ap.parse_args()
 
     opts = webdriver.ChromeOptions()
@@ -151,6 +153,21 @@ def main():
         assert js("return document.getElementById('sr-out').naturalWidth") > 0
         check_error()
         shot("studio-sr.png")
+
+        # A GAN has no encoder: the same upload is inverted (Adam on z).
+        if a.invert_run is not None:
+            tab("runs")
+            driver.find_element(By.CSS_SELECTOR, f'input[name=run][value="{a.invert_run}"]').click()
+            tab("yours")
+            js("document.getElementById('your-output').dataset.done = ''")
+            driver.find_element(By.ID, "upload").clear()
+            driver.find_element(By.ID, "upload").send_keys(os.path.abspath(a.upload))
+            wait.until(lambda d: attr("your-output", "done"))
+            info = driver.find_element(By.ID, "your-info").text
+            assert info.startswith("inversion"), info
+            out["inversion"] = info
+            check_error()
+            shot("studio-invert.png")
 
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert not severe, f"console errors: {severe}"

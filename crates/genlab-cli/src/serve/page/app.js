@@ -231,7 +231,9 @@ function buildSliders() {
     inp.type = "range"; inp.min = -3; inp.max = 3; inp.step = 0.01; inp.value = st.t[i];
     inp.className = "slider"; inp.dataset.i = i;
     inp.oninput = () => { st.t[i] = Number(inp.value); st.z = zFromSliders(); decodeSoon(); };
-    l.append((s.kind === "dimension" ? "z" : "pc") + (i + 1) + " ");
+    const name = document.createElement("span");
+    name.textContent = (s.kind === "dimension" ? "z" : "pc") + (i + 1);
+    l.appendChild(name);
     l.appendChild(inp); box.appendChild(l);
   });
   st.z = zFromSliders();
