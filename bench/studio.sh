@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The studio's speed on README's VAE (MLP 784-400-20, 10 epochs of mnist-10k), CPU:
+# The studio on README's runs (`genlab train vae` and `genlab train gan`: 10 epochs of mnist-10k), CPU:
 #  - the API (bench/studio_load.py): decode latency one request at a time (p50, p99 of 500),
 #    200 decodes fired at once, a burst of 50 uploads, the server's memory before and after;
+#  - "your image" on the first 20 MNIST test digits: GAN inversion (300 Adam steps against 1, the
+#    no-search baseline) and VAE encoding, median PSNR (bench/studio_invert.py);
 #  - the page in headless Chromium (crates/genlab-cli/tests/browser/studio.py): page ready,
 #    and slider-to-image latency measured in the page (input event to image loaded), 200 moves.
 # With --shots DIR it also saves the page's screenshots there (README's come from this run,
@@ -18,7 +20,7 @@ tmp=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cd "$tmp"
 "$bin" train vae -q --out runs/vae >/dev/null
-"$bin" train gan -q --epochs 5 --out runs/gan >/dev/null
+"$bin" train gan -q --out runs/gan >/dev/null
 # An MNIST test digit (index 0, a 7) as the upload; a photo for the super-resolution view.
 python3 - "$root" <<'PY'
 import gzip, struct, sys, zlib
@@ -43,6 +45,11 @@ addr=$(grep -o 'http://[0-9.:]*' serve.log | head -1 | sed 's|http://||')
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(grep -o 'avx512f\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "API load (README VAE):"
 python3 "$root/bench/studio_load.py" "$addr" "$pid" digit.png
+mnist="$root/../shared/data/mnist/t10k-images-idx3-ubyte.gz"
+if [ -f "$mnist" ]; then
+  echo "your image on real digits (GAN inversion, VAE encoding):"
+  python3 "$root/bench/studio_invert.py" "$addr" 1 0 "$mnist"
+fi
 echo "browser (headless Chromium):"
 python3 "$root/crates/genlab-cli/tests/browser/studio.py" "http://$addr/" --upload digit.png \
   --photo "$photo" --moves 200 --invert-run 1 ${shots:+--out "$shots"}

@@ -28,7 +28,7 @@ fn save_png(img: image::DynamicImage, p: &Path) {
 }
 
 #[test]
-fn studio_works_in_headless_chromium() {
+fn studio_works_in_headless_browsers() {
     if std::env::var_os("GENLAB_SKIP_BROWSER").is_some() {
         eprintln!("GENLAB_SKIP_BROWSER is set: the browser test is left out");
         return;
@@ -84,50 +84,70 @@ fn studio_works_in_headless_chromium() {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    std::fs::create_dir(d.join("shots")).unwrap();
+    // Chromium always; Firefox too where its WebDriver (geckodriver, not packaged by Debian:
+    // `cargo install geckodriver`) is given in GECKODRIVER.
+    let mut browsers = vec!["chromium"];
+    let gecko = std::env::var("GECKODRIVER").ok();
+    if gecko.as_ref().is_some_and(|g| Path::new(g).exists()) {
+        browsers.push("firefox");
+    } else {
+        eprintln!("GECKODRIVER not set: the studio is driven in Chromium only");
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/studio.py");
-    let o = Command::new("python3")
-        .arg(&script)
-        .arg(&url)
-        .args([
-            "--upload",
-            "digit.png",
-            "--photo",
-            "photo.png",
-            "--out",
-            "shots",
-            "--moves",
-            "30",
-            "--invert-run",
-            "1",
-        ])
-        .env("CHROMIUM", &chromium)
-        .env("CHROMEDRIVER", &driver)
-        .current_dir(d)
-        .output()
-        .expect("run the browser script");
+    let results: Vec<_> = browsers
+        .iter()
+        .map(|browser| {
+            let shots = d.join(format!("shots-{browser}"));
+            std::fs::create_dir(&shots).unwrap();
+            let o = Command::new("python3")
+                .arg(&script)
+                .arg(&url)
+                .args([
+                    "--upload",
+                    "digit.png",
+                    "--photo",
+                    "photo.png",
+                    "--moves",
+                    "30",
+                ])
+                .args(["--invert-run", "1", "--browser", browser, "--out"])
+                .arg(&shots)
+                .env("CHROMIUM", &chromium)
+                .env("CHROMEDRIVER", &driver)
+                .env("GECKODRIVER", gecko.clone().unwrap_or_default())
+                .current_dir(d)
+                .output()
+                .expect("run the browser script");
+            (browser, shots, o)
+        })
+        .collect();
     let _ = server.kill();
     let _ = server.wait();
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "the browser run failed:\n{err}\n{out}");
-    let timings: serde_json::Value =
-        serde_json::from_str(out.lines().last().unwrap_or("")).expect("timings JSON");
-    println!("studio in Chromium: {timings}");
-    assert_eq!(timings["slider_moves"], 30);
-    assert!(
-        timings["inversion"]
-            .as_str()
-            .is_some_and(|s| s.contains("Adam steps"))
-    );
-    for shot in [
-        "studio-explorer.png",
-        "studio-yours.png",
-        "studio-sr.png",
-        "studio-invert.png",
-    ] {
-        assert!(d.join("shots").join(shot).is_file(), "{shot}");
+    for (browser, shots, o) in results {
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(
+            o.status.success(),
+            "the {browser} run failed:\n{err}\n{out}"
+        );
+        let timings: serde_json::Value =
+            serde_json::from_str(out.lines().last().unwrap_or("")).expect("timings JSON");
+        println!("studio in {browser}: {timings}");
+        assert_eq!(timings["slider_moves"], 30);
+        assert!(
+            timings["inversion"]
+                .as_str()
+                .is_some_and(|s| s.contains("Adam steps"))
+        );
+        for shot in [
+            "studio-explorer.png",
+            "studio-yours.png",
+            "studio-sr.png",
+            "studio-invert.png",
+        ] {
+            assert!(shots.join(shot).is_file(), "{browser}: {shot}");
+        }
     }
 }

@@ -257,6 +257,20 @@ fn studio_answers_every_view_and_refuses_bad_requests() {
         assert!(grid.width() > 28);
     }
     assert!(s.get("/api/runs/0/metrics").json()["records"][0]["test.loss"].is_number());
+    // Live: an epoch another process appends shows on the next read; a line still being
+    // written (no newline, cut short) is left out.
+    let metrics = folder.join("a-vae/metrics.jsonl");
+    let first = std::fs::read_to_string(&metrics).unwrap();
+    let line = first
+        .lines()
+        .next()
+        .unwrap()
+        .replace("\"epoch\":1", "\"epoch\":2");
+    std::fs::write(&metrics, format!("{first}{line}\n{{\"epoch\":3,\"train")).unwrap();
+    let live = s.get("/api/runs/0/metrics").json();
+    assert_eq!(live["records"].as_array().unwrap().len(), 2);
+    assert_eq!(live["records"][1]["epoch"], 2);
+    std::fs::write(&metrics, first).unwrap();
 
     // Latent explorer: the map, a slider per dimension of the VAE's 20, decoding.
     let map = s.get("/api/runs/0/map").json();
@@ -471,7 +485,15 @@ fn studio_under_load_answers_every_request_and_stays_bounded() {
     let d = tmp.path();
     let o = genlab(&["train", "vae", "--dry-run", "-q", "--out", "runs/v"], d);
     assert!(o.status.success());
-    let s = Server::start(&["runs/v"], d);
+    // A run that has not finished an epoch yet: listed, its model not loadable yet.
+    std::fs::create_dir_all(d.join("runs/w")).unwrap();
+    std::fs::copy(d.join("runs/v/config.toml"), d.join("runs/w/config.toml")).unwrap();
+    let s = Server::start(&["runs/v", "runs/w"], d);
+    s.get("/api/runs/1/map").refused(503, "no weights yet");
+    assert_eq!(
+        s.get("/api/runs/1/metrics").json()["records"],
+        serde_json::json!([])
+    );
     let one = s.post_json("/api/runs/0/decode", &format!("{{\"z\": {}}}", zeros(20)));
     let want = one.png().to_luma8().into_raw();
     let upload = png_of(64, 64);

@@ -250,8 +250,16 @@ fn images() {
         .run(&(mutations(), 0..3usize), |(ms, which)| {
             let b = mutate(seeds[which].clone(), &ms);
             let p = Path::new("photo.img");
+            // The header's size (what the studio checks before decoding an upload) is read
+            // without a panic, and is the size of the image decoded.
+            let declared = bounded(|| genlab::image_io::declared_size(&b))?;
             match bounded(|| genlab::image_io::decode_image(&b, p))? {
-                Ok(img) => prop_assert!(img.width() > 0 && img.height() > 0),
+                Ok(img) => {
+                    prop_assert!(img.width() > 0 && img.height() > 0);
+                    if let Some(d) = declared {
+                        prop_assert_eq!(d, (img.width(), img.height()));
+                    }
+                }
                 Err(e) => one_line(&e, "photo.img")?,
             }
             Ok(())

@@ -123,10 +123,9 @@ impl Studio {
                         });
                     }
                     Task::Images => {
+                        // Weights may not exist yet (a training just started): its curves
+                        // show as they come, its model loads once there are weights.
                         let run = OpenRun::open(&dir)?;
-                        if !run.dir.weights().exists() {
-                            bail!("{name}: no weights.safetensors yet (has it trained an epoch?)");
-                        }
                         runs.push(RunEntry {
                             name,
                             run,
@@ -179,6 +178,12 @@ impl Studio {
         let mut slot = e.model.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = &*slot {
             return Ok(Arc::clone(m));
+        }
+        if !e.run.dir.weights().exists() {
+            return Err(ApiError::unavailable(format!(
+                "{}: no weights yet (the run has not finished an epoch)",
+                e.name
+            )));
         }
         let m = Arc::new(
             Explorer::open(&e.run.dir, &e.run.config, &self.device)

@@ -10,7 +10,8 @@ curves and epoch images, and a photo upscaled. Prints one JSON line of timings: 
 and slider-to-image latency (p50, p99) measured in the page from the slider's input event to
 the decoded image's load.
 
-usage: studio.py URL --upload PNG --photo PNG [--out DIR] [--moves N]
+usage: studio.py URL --upload PNG --photo PNG [--out DIR] [--moves N] [--invert-run ID]
+                [--browser chromium|firefox]
 """
 import argparse
 import json
@@ -33,19 +34,29 @@ def main():
     ap.add_argument("--photo", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--moves", type=int, default=60)
+    ap.add_argument("--browser", choices=["chromium", "firefox"], default="chromium",
+                    help="firefox needs geckodriver on PATH (or GECKODRIVER)")
     ap.add_argument("--run", type=int, default=None, help="run id to explore (default: the first)")
     ap.add_argument("--invert-run", type=int, default=None,
                     help="a GAN run: upload the image to it too (inversion)")
     a = ap.parse_args()
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1100", "--no-proxy-server"]:
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")),
-                              options=opts)
+    if a.browser == "firefox":
+        fopts = webdriver.FirefoxOptions()
+        fopts.add_argument("--headless")
+        fopts.add_argument("--width=1400")
+        fopts.add_argument("--height=1100")
+        driver = webdriver.Firefox(
+            service=webdriver.FirefoxService(os.environ.get("GECKODRIVER", "geckodriver")), options=fopts)
+    else:
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+        for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1100", "--no-proxy-server"]:
+            opts.add_argument(flag)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")),
+                                  options=opts)
     wait = WebDriverWait(driver, 60)
     js = driver.execute_script
     out = {}
@@ -169,8 +180,10 @@ def main():
             check_error()
             shot("studio-invert.png")
 
-        severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
-        assert not severe, f"console errors: {severe}"
+        if a.browser == "chromium":  # geckodriver has no console log to read
+            severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+            assert not severe, f"console errors: {severe}"
+        out["browser"] = driver.capabilities.get("browserName", "") + " " + driver.capabilities.get("browserVersion", "")
     except Exception as e:  # a failure: the page as it was, for the reader of the log
         if a.out:
             driver.save_screenshot(os.path.join(a.out, "studio-failure.png"))
