@@ -2,7 +2,8 @@
 //! through WebDriver (`tests/browser/studio.py`, Python's selenium with Debian's `chromium` and
 //! `chromium-driver`, which `.ci/run` installs). The script moves a slider and checks that the
 //! decoded image changed, hovers and clicks the map, interpolates, samples, draws a digit and
-//! uploads a file and checks their reconstruction appears, inverts it with a GAN, runs the memorisation check, reads
+//! uploads a file and checks their reconstruction appears, inverts it with a GAN, picks a
+//! class of a conditional run, runs the memorisation check, reads
 //! the training curves and epoch images, and upscales a photo; any error shown on the page or
 //! in the browser's console fails it.
 //!
@@ -45,7 +46,11 @@ fn studio_works_in_headless_browsers() {
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    for (family, out) in [("vae", "runs/a-vae"), ("gan", "runs/b-gan")] {
+    for (family, out) in [
+        ("vae", "runs/a-vae"),
+        ("gan", "runs/b-gan"),
+        ("cvae", "runs/c-cvae"),
+    ] {
         let o = Command::new(env!("CARGO_BIN_EXE_genlab"))
             .args(["train", family, "--dry-run", "-q", "--out", out])
             .current_dir(d)
@@ -110,7 +115,15 @@ fn studio_works_in_headless_browsers() {
                     "--moves",
                     "30",
                 ])
-                .args(["--invert-run", "1", "--browser", browser, "--out"])
+                .args([
+                    "--invert-run",
+                    "1",
+                    "--class-run",
+                    "2",
+                    "--browser",
+                    browser,
+                ])
+                .arg("--out")
                 .arg(&shots)
                 .env("CHROMIUM", &chromium)
                 .env("CHROMEDRIVER", &driver)
@@ -136,6 +149,7 @@ fn studio_works_in_headless_browsers() {
             serde_json::from_str(out.lines().last().unwrap_or("")).expect("timings JSON");
         println!("studio in {browser}: {timings}");
         assert_eq!(timings["slider_moves"], 30);
+        assert_eq!(timings["class_picker"], "ok");
         assert!(
             timings["inversion"]
                 .as_str()

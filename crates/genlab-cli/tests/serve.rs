@@ -562,6 +562,36 @@ fn studio_under_load_answers_every_request_and_stays_bounded() {
             .into_raw(),
         want
     );
+
+    // New weights written by a training in another process (renamed into place, as
+    // checkpoints are): the next request uses them, and the map is made anew.
+    let map0 = s.get("/api/runs/0/map").json()["map"]["points"][0].clone();
+    let o = genlab(
+        &[
+            "train",
+            "vae",
+            "--dry-run",
+            "-q",
+            "--seed",
+            "7",
+            "--out",
+            "runs/v7",
+        ],
+        d,
+    );
+    assert!(o.status.success());
+    std::fs::rename(
+        d.join("runs/v7/weights.safetensors"),
+        d.join("runs/v/weights.safetensors"),
+    )
+    .unwrap();
+    let now = s
+        .post_json("/api/runs/0/decode", &body)
+        .png()
+        .to_luma8()
+        .into_raw();
+    assert_ne!(now, want, "the new weights decode");
+    assert_ne!(s.get("/api/runs/0/map").json()["map"]["points"][0], map0);
 }
 
 #[test]

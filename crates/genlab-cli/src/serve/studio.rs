@@ -35,8 +35,10 @@ pub struct RunEntry {
     /// Its folder name as given (for display only: no endpoint takes a path).
     pub name: String,
     pub run: OpenRun,
-    model: Mutex<Option<Arc<Explorer>>>,
-    map: Mutex<Option<Arc<MapData>>>,
+    /// The model, with the time of the weights it was loaded from.
+    model: Mutex<Option<(std::time::SystemTime, Arc<Explorer>)>>,
+    /// The map, with the model it was made with.
+    map: Mutex<Option<(Arc<Explorer>, Arc<MapData>)>>,
 }
 
 /// A super-resolution model: shipped, or a run named at start.
@@ -173,23 +175,27 @@ impl Studio {
             .map_err(|e| ApiError::internal(format!("a worker failed: {e}")))?
     }
 
-    /// The run's model, loaded on first use.
+    /// The run's model, loaded on first use, and again when a training in another process has
+    /// written new weights since (checkpoints are renamed into place whole).
     pub fn model(&self, e: &RunEntry) -> Result<Arc<Explorer>, ApiError> {
-        let mut slot = e.model.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = &*slot {
-            return Ok(Arc::clone(m));
-        }
-        if !e.run.dir.weights().exists() {
+        let w = e.run.dir.weights();
+        let Ok(written) = std::fs::metadata(&w).and_then(|m| m.modified()) else {
             return Err(ApiError::unavailable(format!(
                 "{}: no weights yet (the run has not finished an epoch)",
                 e.name
             )));
+        };
+        let mut slot = e.model.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, m)) = &*slot
+            && *t == written
+        {
+            return Ok(Arc::clone(m));
         }
         let m = Arc::new(
             Explorer::open(&e.run.dir, &e.run.config, &self.device)
                 .map_err(|err| ApiError::bad(format!("{}: {err}", e.name)))?,
         );
-        *slot = Some(Arc::clone(&m));
+        *slot = Some((written, Arc::clone(&m)));
         Ok(m)
     }
 
@@ -246,15 +252,17 @@ impl Studio {
         Ok(Some(f))
     }
 
-    /// The run's map of codes and its sliders, computed on first use.
+    /// The run's map of codes and its sliders, computed on first use (and for each new model).
     pub fn map(&self, e: &RunEntry) -> Result<Arc<MapData>, ApiError> {
+        let model = self.model(e)?;
         let mut slot = e.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = &*slot {
+        if let Some((of, m)) = &*slot
+            && Arc::ptr_eq(of, &model)
+        {
             return Ok(Arc::clone(m));
         }
-        let model = self.model(e)?;
         let m = Arc::new(self.build_map(e, &model)?);
-        *slot = Some(Arc::clone(&m));
+        *slot = Some((model, Arc::clone(&m)));
         Ok(m)
     }
 

@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--photo", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--moves", type=int, default=60)
+    ap.add_argument("--class-run", type=int, default=None,
+                    help="a conditional run: pick another class, the decoded image must change")
     ap.add_argument("--browser", choices=["chromium", "firefox"], default="chromium",
                     help="firefox needs geckodriver on PATH (or GECKODRIVER)")
     ap.add_argument("--run", type=int, default=None, help="run id to explore (default: the first)")
@@ -179,6 +181,21 @@ def main():
             out["inversion"] = info
             check_error()
             shot("studio-invert.png")
+
+        # A conditional run: the class picker appears and drives the explorer.
+        if a.class_run is not None:
+            tab("runs")
+            driver.find_element(By.CSS_SELECTOR, f'input[name=run][value="{a.class_run}"]').click()
+            tab("explorer")
+            wait.until(lambda d: driver.find_element(By.ID, "class-box").is_displayed())
+            wait.until(lambda d: attr("decoded", "hash") and "decoded in" in
+                       driver.find_element(By.ID, "decoded-info").text)
+            before = attr("decoded", "hash")
+            driver.find_element(By.ID, "class").send_keys("7")
+            wait.until(lambda d: attr("decoded", "hash") != before)
+            check_error()
+            out["class_picker"] = "ok"
+            shot("studio-class.png")
 
         if a.browser == "chromium":  # geckodriver has no console log to read
             severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
