@@ -204,6 +204,8 @@ fn runs(d: &Path) -> PathBuf {
         ("gan", "runs/b-gan"),
         ("cvae", "runs/c-cvae"),
         ("ae", "runs/d-ae"),
+        ("vae-gan", "runs/e-vae-gan"),
+        ("cgan", "runs/f-cgan"),
     ] {
         let o = genlab(&["train", family, "--dry-run", "-q", "--out", out], d);
         assert!(
@@ -240,9 +242,9 @@ fn studio_answers_every_view_and_refuses_bad_requests() {
         .iter()
         .map(|r| r["family"].as_str().unwrap())
         .collect();
-    assert_eq!(fam, ["vae", "dcgan", "cvae", "ae"]);
+    assert_eq!(fam, ["vae", "dcgan", "cvae", "ae", "vae-gan", "cgan"]);
     assert_eq!(list["runs"][2]["classes"].as_array().unwrap().len(), 10);
-    for id in 0..4 {
+    for id in 0..6 {
         let m = s.get(&format!("/api/runs/{id}/metrics")).json();
         assert_eq!(m["records"].as_array().unwrap().len(), 1, "one epoch");
         // The autoencoder has no samples, only reconstructions.
@@ -374,6 +376,21 @@ fn studio_answers_every_view_and_refuses_bad_requests() {
     )
     .refused(400, "not conditional");
     assert!(s.post_bytes("/api/runs/2/encode?class=4", &upload).json()["z"].is_array());
+    // The VAE-GAN encodes and decodes as a VAE; the cGAN draws the class asked for.
+    let vg = s.post_bytes("/api/runs/4/encode", &upload).json();
+    assert_eq!(vg["z"].as_array().unwrap().len(), 16);
+    let cg = |c: usize| {
+        s.post_json(
+            "/api/runs/5/decode",
+            &format!("{{\"z\": {}, \"class\": {c}}}", zeros(100)),
+        )
+        .png()
+        .to_luma8()
+        .into_raw()
+    };
+    assert_ne!(cg(1), cg(8));
+    s.post_bytes("/api/runs/5/encode?class=1", &upload)
+        .refused(400, "invert");
     // The autoencoder has no prior to sample.
     s.post_json("/api/runs/3/sample", "{}")
         .refused(400, "no prior");

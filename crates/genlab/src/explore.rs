@@ -6,96 +6,147 @@
 
 use burn::prelude::*;
 
-use crate::checkpoint::{RunDir, load_weights};
-use crate::data::{ImageSet, one_hot};
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::frechet::Features;
-use crate::models::{Autoencoder, Cgan, Conditional, Cvae, Dcgan, Generative, Vae, VaeGan};
-use crate::{ModelConfig, RunConfig};
+use crate::models::{Conditional, Generative, ImageModel};
 
-/// A generative model loaded for exploring: every family with a decoder or generator.
+/// What the studio needs of a loaded model, whatever its family. Implemented by the three
+/// wrappers below over the families' own traits, so a new family needs no edit here: a model
+/// with an encoder ([`Encoding`], any [`ImageModel`]), a generator without one
+/// ([`Generating`], any [`Generative`]) or a generator told its class ([`Conditioned`], any
+/// [`Conditional`]).
+pub trait Explore: Send + Sync {
+    /// Width of the latent space.
+    fn latent(&self) -> usize;
+    /// Class names of a conditional model; empty for the others.
+    fn classes(&self) -> &[String] {
+        &[]
+    }
+    /// Whether [`Explore::encode`] gives codes.
+    fn can_encode(&self) -> bool;
+    /// Whether the coordinates have the prior `N(0, I)` (all but the autoencoder).
+    fn has_prior(&self) -> bool;
+    /// Images at `z` (labels checked by [`Explorer`]).
+    fn decode(&self, z: Tensor<2>, labels: &[usize]) -> Tensor<4>;
+    /// Coordinates of images, or `None` without an encoder.
+    fn encode(&self, x: Tensor<4>, labels: &[usize]) -> Option<Tensor<2>>;
+    /// The same model on `device`, frozen.
+    fn frozen_on(&self, device: &Device) -> Box<dyn Explore>;
+}
+
+/// A model with an encoder: the autoencoder, VAE, VAE-GAN.
+pub struct Encoding<M>(pub M);
+
+impl<M: ImageModel> Explore for Encoding<M> {
+    fn latent(&self) -> usize {
+        self.0.latent_dim()
+    }
+    fn can_encode(&self) -> bool {
+        true
+    }
+    fn has_prior(&self) -> bool {
+        self.0.can_sample()
+    }
+    fn decode(&self, z: Tensor<2>, _: &[usize]) -> Tensor<4> {
+        self.0.decode_mean(z)
+    }
+    fn encode(&self, x: Tensor<4>, _: &[usize]) -> Option<Tensor<2>> {
+        Some(self.0.encode_mean(x))
+    }
+    fn frozen_on(&self, device: &Device) -> Box<dyn Explore> {
+        Box::new(Encoding(self.0.clone().fork(device).freeze()))
+    }
+}
+
+/// A generator without an encoder: the DCGAN.
+pub struct Generating<G>(pub G);
+
+impl<G: Generative> Explore for Generating<G> {
+    fn latent(&self) -> usize {
+        self.0.noise_dim()
+    }
+    fn can_encode(&self) -> bool {
+        false
+    }
+    fn has_prior(&self) -> bool {
+        true
+    }
+    fn decode(&self, z: Tensor<2>, _: &[usize]) -> Tensor<4> {
+        self.0.generate(z)
+    }
+    fn encode(&self, _: Tensor<4>, _: &[usize]) -> Option<Tensor<2>> {
+        None
+    }
+    fn frozen_on(&self, device: &Device) -> Box<dyn Explore> {
+        Box::new(Generating(self.0.clone().fork(device).freeze()))
+    }
+}
+
+/// A generator told its class: the cVAE (which also encodes, given the class), the cGAN.
+pub struct Conditioned<G>(pub G);
+
+impl<G: Conditional> Explore for Conditioned<G> {
+    fn latent(&self) -> usize {
+        self.0.noise_dim()
+    }
+    fn classes(&self) -> &[String] {
+        self.0.class_names()
+    }
+    fn can_encode(&self) -> bool {
+        self.0.has_encoder()
+    }
+    fn has_prior(&self) -> bool {
+        true
+    }
+    fn decode(&self, z: Tensor<2>, labels: &[usize]) -> Tensor<4> {
+        self.0.generate_given(z, labels)
+    }
+    fn encode(&self, x: Tensor<4>, labels: &[usize]) -> Option<Tensor<2>> {
+        self.0.encode_given(x, labels)
+    }
+    fn frozen_on(&self, device: &Device) -> Box<dyn Explore> {
+        Box::new(Conditioned(self.0.clone().fork(device).freeze()))
+    }
+}
+
+/// A generative model loaded for exploring, with its requests checked.
 ///
 /// Coordinates are what the family's prior is over: `z` for the VAE, VAE-GAN and GANs, the code
 /// for the autoencoder, and for the conditional VAE the *style* `z - m_y` (its prior is
 /// `N(m_y, I)`), so one point means the same style in every class.
-#[derive(Debug)]
-pub enum Explorer {
-    /// An autoencoder: encodes and decodes; its codes have no prior.
-    Ae(Autoencoder),
-    /// A (beta-)VAE.
-    Vae(Vae),
-    /// A VAE-GAN (its VAE's encoder and decoder).
-    VaeGan(VaeGan),
-    /// A DCGAN: generates, no encoder (inversion instead).
-    Dcgan(Dcgan),
-    /// A conditional VAE.
-    Cvae(Cvae),
-    /// A conditional DCGAN.
-    Cgan(Cgan),
-}
+pub struct Explorer(Box<dyn Explore>);
 
 impl Explorer {
-    /// Loads the run's model on `device`; a classifier run is an error.
-    pub fn open(run: &RunDir, config: &RunConfig, device: &Device) -> Result<Self> {
-        let w = run.weights();
-        Ok(match &config.model {
-            ModelConfig::Ae(c) => Self::Ae(load_weights(c.init(device), &w)?),
-            ModelConfig::Vae(c) => Self::Vae(load_weights(c.init(device), &w)?),
-            ModelConfig::VaeGan(c) => Self::VaeGan(load_weights(c.init(device), &w)?),
-            ModelConfig::Dcgan(c) => Self::Dcgan(load_weights(c.init(device), &w)?),
-            ModelConfig::Cvae(c) => Self::Cvae(load_weights(c.init(device), &w)?),
-            ModelConfig::Cgan(c) => Self::Cgan(load_weights(c.init(device), &w)?),
-            ModelConfig::Classifier(_) => {
-                return Err(Error::Unsupported(format!(
-                    "{}: a classifier run has no latent space to explore",
-                    run.dir.display()
-                )));
-            }
-        })
+    /// Wraps a model ([`Encoding`], [`Generating`] or [`Conditioned`]).
+    pub fn new(model: impl Explore + 'static) -> Self {
+        Self(Box::new(model))
     }
 
     /// The same model on `device` (an autodiff device for [`invert`]), frozen: no parameter
     /// takes a gradient and batch norm uses its running statistics, as at inference.
     pub fn frozen_on(&self, device: &Device) -> Self {
-        match self {
-            Self::Ae(m) => Self::Ae(m.clone().fork(device).freeze()),
-            Self::Vae(m) => Self::Vae(m.clone().fork(device).freeze()),
-            Self::VaeGan(m) => Self::VaeGan(m.clone().fork(device).freeze()),
-            Self::Dcgan(m) => Self::Dcgan(m.clone().fork(device).freeze()),
-            Self::Cvae(m) => Self::Cvae(m.clone().fork(device).freeze()),
-            Self::Cgan(m) => Self::Cgan(m.clone().fork(device).freeze()),
-        }
+        Self(self.0.frozen_on(device))
     }
 
     /// Width of the latent space.
     pub fn latent(&self) -> usize {
-        match self {
-            Self::Ae(m) => m.config.code,
-            Self::Vae(m) => m.noise_dim(),
-            Self::VaeGan(m) => m.noise_dim(),
-            Self::Dcgan(m) => m.noise_dim(),
-            Self::Cvae(m) => m.noise_dim(),
-            Self::Cgan(m) => m.noise_dim(),
-        }
+        self.0.latent()
     }
 
     /// Class names of a conditional model; empty for the others.
     pub fn classes(&self) -> &[String] {
-        match self {
-            Self::Cvae(m) => m.class_names(),
-            Self::Cgan(m) => m.class_names(),
-            _ => &[],
-        }
+        self.0.classes()
     }
 
     /// Whether the model has an encoder.
     pub fn can_encode(&self) -> bool {
-        !matches!(self, Self::Dcgan(_) | Self::Cgan(_))
+        self.0.can_encode()
     }
 
     /// Whether the coordinates have the prior `N(0, I)` (all but the autoencoder).
     pub fn has_prior(&self) -> bool {
-        !matches!(self, Self::Ae(_))
+        self.0.has_prior()
     }
 
     /// Checks labels against the model: one per row for a conditional model, none otherwise.
@@ -130,14 +181,7 @@ impl Explorer {
     /// `[b, latent] -> [b, c, h, w]`
     pub fn decode(&self, z: Tensor<2>, labels: &[usize]) -> Result<Tensor<4>> {
         self.check_labels(labels, z.dims()[0])?;
-        Ok(match self {
-            Self::Ae(m) => m.decode(z),
-            Self::Vae(m) => m.decode(z),
-            Self::VaeGan(m) => m.generate(z),
-            Self::Dcgan(m) => m.generate(z),
-            Self::Cvae(m) => m.generate_given(z, labels),
-            Self::Cgan(m) => m.generate_given(z, labels),
-        })
+        Ok(self.0.decode(z, labels))
     }
 
     /// The coordinates of images (a VAE's posterior mean; the cVAE's style given the labels),
@@ -147,16 +191,7 @@ impl Explorer {
     /// `[b, c, h, w] -> [b, latent]`
     pub fn encode(&self, x: Tensor<4>, labels: &[usize]) -> Result<Option<Tensor<2>>> {
         self.check_labels(labels, x.dims()[0])?;
-        Ok(match self {
-            Self::Ae(m) => Some(m.encode(x)),
-            Self::Vae(m) => Some(m.encode(x).0),
-            Self::VaeGan(m) => Some(m.vae.encode(x).0),
-            Self::Cvae(m) => {
-                let y = one_hot(labels, m.config.classes.len(), &x.device());
-                Some(m.encode(x, y.clone()).0 - m.prior_mean(y))
-            }
-            Self::Dcgan(_) | Self::Cgan(_) => None,
-        })
+        Ok(self.0.encode(x, labels))
     }
 }
 
@@ -494,14 +529,14 @@ mod tests {
     fn inversion_recovers_a_generated_image() {
         let d = Device::flex();
         d.seed(7);
-        let m = Explorer::Vae(
+        let m = Explorer::new(Encoding(
             crate::models::VaeConfig {
                 latent: 6,
                 hidden: vec![64],
                 ..crate::models::VaeConfig::default()
             }
             .init(&d),
-        );
+        ));
         let truth = crate::rng::standard_normal(&mut crate::rng::rng_for(5, 0, 0), 1, 6, &d);
         let x = m.decode(truth, &[]).unwrap(); // [1, 1, 28, 28]
         let frozen = m.frozen_on(&d.clone().autodiff());

@@ -11,14 +11,15 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use genlab::checkpoint::run_task;
 use genlab::data::{Dataset, batch_tensor};
-use genlab::explore::{Explorer, Pca};
+use genlab::explore::{Conditioned, Encoding, Explorer, Generating, Pca};
 use genlab::metrics::frechet::Features;
 use genlab::metrics::generative::{FeatureNet, shipped_classifier};
 use genlab::models::Task;
+use genlab::models::{Conditional, Generative, ImageModel};
 use serde::Serialize;
 
 use super::ApiError;
-use crate::common::OpenRun;
+use crate::common::{CondFn, GenFn, ModelFn, OpenRun};
 use crate::sr_model::{LoadedSr, SrModel};
 
 /// Codes put on the map: the first this many test images (or noise draws, for a GAN).
@@ -192,8 +193,8 @@ impl Studio {
             return Ok(Arc::clone(m));
         }
         let m = Arc::new(
-            Explorer::open(&e.run.dir, &e.run.config, &self.device)
-                .map_err(|err| ApiError::bad(format!("{}: {err}", e.name)))?,
+            open_explorer(&e.run, &self.device)
+                .map_err(|err| ApiError::bad(format!("{}: {err:#}", e.name)))?,
         );
         *slot = Some((written, Arc::clone(&m)));
         Ok(m)
@@ -344,6 +345,37 @@ impl Studio {
             pca,
             sliders,
         })
+    }
+}
+
+/// The run's model as an [`Explorer`], loaded through the families' own dispatch
+/// (`common.rs`), so the studio needs no edit for a new family: a conditional one as
+/// [`Conditioned`], one with an encoder as [`Encoding`], a generator as [`Generating`].
+fn open_explorer(run: &OpenRun, device: &Device) -> Result<Explorer> {
+    struct Cond;
+    impl CondFn<Explorer> for Cond {
+        fn call<G: Conditional>(self, g: G) -> Result<Explorer> {
+            Ok(Explorer::new(Conditioned(g)))
+        }
+    }
+    struct Enc;
+    impl ModelFn<Explorer> for Enc {
+        fn call<M: ImageModel>(self, m: M) -> Result<Explorer> {
+            Ok(Explorer::new(Encoding(m)))
+        }
+    }
+    struct Gen;
+    impl GenFn<Explorer> for Gen {
+        fn call<G: Generative>(self, g: G) -> Result<Explorer> {
+            Ok(Explorer::new(Generating(g)))
+        }
+    }
+    if let Some(m) = run.with_conditional(device, Cond)? {
+        Ok(m)
+    } else if run.config.model.can_encode() {
+        run.with_model(device, Enc)
+    } else {
+        run.with_generator(device, Gen)
     }
 }
 

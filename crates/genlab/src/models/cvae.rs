@@ -260,6 +260,14 @@ impl Conditional for Cvae {
         let y = one_hot(labels, self.config.classes.len(), &z.device());
         self.decode(z + self.prior_mean(y.clone()), y)
     }
+    fn has_encoder(&self) -> bool {
+        true
+    }
+    /// The style `mu - m_y`: what `generate_given` draws from `N(0, I)`.
+    fn encode_given(&self, x: Tensor<4>, labels: &[usize]) -> Option<Tensor<2>> {
+        let y = one_hot(labels, self.config.classes.len(), &x.device());
+        Some(self.encode(x, y.clone()).0 - self.prior_mean(y))
+    }
 }
 
 impl super::ModelKind for CvaeConfig {

@@ -233,7 +233,8 @@ impl ModelConfig {
 
 /// A model that turns noise z ~ N(0, I) into images: what `genlab sample`, `interpolate` and the
 /// Fréchet distance need.
-pub trait Generative: Module + Sized {
+/// (`Sync + 'static`: a loaded model is shared by the studio's threads, `explore::Explore`.)
+pub trait Generative: Module + Sync + Sized + 'static {
     /// Width of z.
     fn noise_dim(&self) -> usize;
     /// Images in `[0, 1]`.
@@ -256,6 +257,18 @@ pub trait Conditional: Generative {
     /// # Shapes
     /// `[b, noise_dim], b labels -> [b, c, h, w]`
     fn generate_given(&self, z: Tensor<2>, labels: &[usize]) -> Tensor<4>;
+    /// Whether [`Conditional::encode_given`] gives codes (the cVAE).
+    fn has_encoder(&self) -> bool {
+        false
+    }
+    /// The noise that `generate_given` would turn into these images of these classes (the
+    /// cVAE's posterior mean less the prior mean: the style), or `None` without an encoder.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w], b labels -> [b, noise_dim]`
+    fn encode_given(&self, _x: Tensor<4>, _labels: &[usize]) -> Option<Tensor<2>> {
+        None
+    }
 }
 
 /// `n` labels taking the `classes` in turn: `0, 1, ..., classes - 1, 0, 1, ...`.
@@ -341,7 +354,7 @@ impl Generative for Dcgan {
 }
 
 /// What the training loop and the commands need from a model family.
-pub trait ImageModel: Module + Sized {
+pub trait ImageModel: Module + Sync + Sized + 'static {
     /// Width of the latent / code vector.
     fn latent_dim(&self) -> usize;
     /// Loss on a batch in `[0, 1]`; `eps` is standard-normal noise `[b, latent]` (unused by
