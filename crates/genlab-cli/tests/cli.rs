@@ -582,6 +582,22 @@ fn conditional_families_draw_the_class_asked_for() {
         let img = image::open(d.join(p)).expect("image decodes");
         (img.width(), img.height())
     };
+    // The cGAN's concatenation discriminator: recorded in the config, its run samples; the
+    // flag is the cGAN's only.
+    let cc = dry_run(d, "cgan", "runs/cc", &["--discriminator", "concat"]);
+    let cfg = std::fs::read_to_string(cc.join("config.toml")).expect("config");
+    assert!(cfg.contains("discriminator = \"concat\""), "{cfg}");
+    ok(&[
+        "sample", "runs/cc", "--class", "2", "-n", "4", "-o", "cc.png",
+    ]);
+    usage_error(
+        &genlab(&["train", "cvae", "--discriminator", "concat"], d),
+        "--discriminator",
+    );
+    usage_error(
+        &genlab(&["train", "cgan", "--discriminator", "mixed"], d),
+        "mixed",
+    );
     for (family, run) in [("cvae", "runs/cv"), ("cgan", "runs/cg")] {
         let dir = dry_run(d, family, run, &[]);
         // The epoch's sheet: one row per digit, 8 columns of fixed noise (28 px + 2 px borders).

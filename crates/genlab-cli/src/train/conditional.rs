@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use genlab::ModelConfig;
+use genlab::models::Conditioning;
 
 use super::family::GenerativeFamily;
 use super::flags::RunFlags;
@@ -34,10 +35,21 @@ pub struct CganArgs {
     /// Latent (noise) size.
     #[arg(long)]
     latent: Option<usize>,
+    /// How the discriminator is told the class: projection (Miyato & Koyama; the default) or
+    /// concat (the one-hot label as extra input channels).
+    #[arg(long, value_enum)]
+    discriminator: Option<DiscArg>,
     #[command(flatten)]
     gan: GanFlags,
     #[command(flatten)]
     run: RunFlags,
+}
+
+/// `--discriminator`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DiscArg {
+    Projection,
+    Concat,
 }
 
 impl CvaeArgs {
@@ -74,6 +86,12 @@ impl CganArgs {
                 };
                 if let Some(l) = self.latent {
                     m.latent = l;
+                }
+                if let Some(d) = self.discriminator {
+                    m.discriminator = match d {
+                        DiscArg::Projection => Conditioning::Projection,
+                        DiscArg::Concat => Conditioning::Concat,
+                    };
                 }
                 self.gan.apply(&mut m.loss, &mut m.label_smoothing);
                 true

@@ -3,7 +3,10 @@
 //! Section 3.2); the discriminator is a projection discriminator (Miyato & Koyama 2018, "cGANs
 //! with Projection Discriminator", eq. 3): `D(x, y) = psi(phi(x)) + embed(y) . phi(x)`, where
 //! `phi` is DCGAN's conv stack, `psi` its linear output and `embed` one learned vector per class,
-//! so the discriminator asks both "is it real?" and "is it this class?".
+//! so the discriminator asks both "is it real?" and "is it this class?". The alternative the
+//! paper compares against, concatenation (`model.discriminator = "concat"`: the one-hot label as
+//! constant planes beside the image's channels, Mirza & Osindero's input conditioning), is kept
+//! for comparison (BENCHMARKS.md, "Class-conditional generation").
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -32,6 +35,8 @@ pub struct CganConfig {
     pub loss: GanLoss,
     /// One-sided label smoothing: the discriminator's target for real images is `1 - s`.
     pub label_smoothing: f64,
+    /// How the discriminator is told the class: `projection` (default) or `concat`.
+    pub discriminator: Conditioning,
     /// Class names, `classes[label]`; set from the dataset when training (default MNIST's digits).
     pub classes: Vec<String>,
     /// Image shape `[c, h, w]`; set from the dataset when training.
@@ -47,10 +52,21 @@ impl Default for CganConfig {
             d_batch_norm: true,
             loss: GanLoss::NonSaturating,
             label_smoothing: 0.0,
+            discriminator: Conditioning::Projection,
             classes: crate::data::class_names(&crate::data::MNIST_CLASSES),
             image: [1, 28, 28],
         }
     }
+}
+
+/// How a conditional discriminator is told the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conditioning {
+    /// `psi(phi(x)) + embed(y) . phi(x)` (Miyato & Koyama 2018).
+    Projection,
+    /// `D([x, y planes])`: the one-hot label as constant channels of the input.
+    Concat,
 }
 
 impl CganConfig {
@@ -81,36 +97,59 @@ impl CganConfig {
     pub fn init(&self, device: &Device) -> Cgan {
         let k = self.classes.len();
         let features = Discriminator::features(self.image, &self.d_channels);
+        let [c, h, w] = self.image;
+        let (input, embed) = match self.discriminator {
+            Conditioning::Projection => (
+                self.image,
+                Some(
+                    LinearConfig::new(k, features)
+                        .with_bias(false)
+                        .with_initializer(DCGAN_INIT)
+                        .init(device),
+                ),
+            ),
+            Conditioning::Concat => ([c + k, h, w], None),
+        };
         Cgan {
             generator: Generator::new(self.latent + k, &self.g_channels, self.image, device),
             discriminator: ProjectionDiscriminator {
-                body: Discriminator::new(self.image, &self.d_channels, self.d_batch_norm, device),
-                embed: LinearConfig::new(k, features)
-                    .with_bias(false)
-                    .with_initializer(DCGAN_INIT)
-                    .init(device),
+                body: Discriminator::new(input, &self.d_channels, self.d_batch_norm, device),
+                embed,
             },
             config: self.clone(),
         }
     }
 }
 
-/// `(image, class) -> realness logit`: DCGAN's discriminator plus the class projection.
+/// `(image, class) -> realness logit`: DCGAN's discriminator plus the class projection (or,
+/// with `concat`, DCGAN's discriminator reading the class as extra input channels).
 #[derive(Module, Debug)]
 pub struct ProjectionDiscriminator {
     /// `phi` (the conv stack) and `psi` (its linear output).
     pub body: Discriminator,
-    /// One-hot class -> its vector in `phi`'s space (a bias-free linear layer is an embedding).
-    pub embed: Linear,
+    /// One-hot class -> its vector in `phi`'s space (a bias-free linear layer is an embedding);
+    /// `None` for the `concat` discriminator.
+    pub embed: Option<Linear>,
 }
 
 impl ProjectionDiscriminator {
     /// # Shapes
     /// `[b, c, h, w]` in [-1, 1], `[b, classes]` one-hot -> `[b, 1]`
     pub fn forward(&self, x: Tensor<4>, y: Tensor<2>) -> Tensor<2> {
-        let (logit, phi) = self.body.forward_features(x); // [b, 1], [b, features]
-        let projection = (self.embed.forward(y) * phi).sum_dim(1); // [b, 1]
-        logit + projection
+        match &self.embed {
+            Some(embed) => {
+                let (logit, phi) = self.body.forward_features(x); // [b, 1], [b, features]
+                logit + (embed.forward(y) * phi).sum_dim(1) // + [b, 1]
+            }
+            None => {
+                let [b, _, h, w] = x.dims();
+                let k = y.dims()[1];
+                let planes = y.reshape([b, k, 1, 1]).repeat(&[1, 1, h, w]); // [b, classes, h, w]
+                self.body
+                    .forward_features(Tensor::cat(vec![x, planes], 1))
+                    .0 // [b, 1]
+            }
+        }
     }
 }
 
@@ -205,6 +244,28 @@ mod tests {
         }
     }
 
+    /// The `concat` discriminator reads the class as constant input planes: its first conv has
+    /// `c + classes` input channels, it has no embedding, and the class changes its logit.
+    #[test]
+    fn concat_reads_the_class_as_input_channels() {
+        let d = Device::flex();
+        let cfg = CganConfig {
+            latent: 4,
+            g_channels: vec![4, 8],
+            d_channels: vec![4, 8],
+            discriminator: Conditioning::Concat,
+            ..CganConfig::default()
+        };
+        let m = cfg.init(&d);
+        assert!(m.discriminator.embed.is_none());
+        assert_eq!(m.discriminator.body.convs[0].weight.dims(), [4, 11, 4, 4]);
+        let x = crate::models::dcgan::to_tanh(m.generate_given(Tensor::ones([1, 4], &d), &[2]));
+        let a = m.discriminator.forward(x.clone(), one_hot(&[2], 10, &d));
+        let b = m.discriminator.forward(x, one_hot(&[7], 10, &d));
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        assert!(diff > 0.0);
+    }
+
     /// The projection term is `embed(y) . phi(x)`: with the class vectors zeroed, the logit is
     /// the unconditional discriminator's; with them set, it moves by exactly that dot product.
     #[test]
@@ -223,7 +284,7 @@ mod tests {
         let y = one_hot(&[2, 3], 10, &d);
         let (plain, phi) = m.discriminator.body.forward_features(x.clone());
         let logit = m.discriminator.forward(x, y);
-        let w = m.discriminator.embed.weight.val(); // [classes, features]
+        let w = m.discriminator.embed.as_ref().unwrap().weight.val(); // [classes, features]
         let want = plain + (phi * w.select(0, Tensor::from_ints([2, 3], &d))).sum_dim(1);
         let diff: f32 = (logit - want).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");

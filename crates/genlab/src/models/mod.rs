@@ -15,7 +15,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
-pub use cgan::{Cgan, CganConfig};
+pub use cgan::{Cgan, CganConfig, Conditioning};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use cvae::{Cvae, CvaeConfig};
 pub use dcgan::{Dcgan, DcganConfig};
