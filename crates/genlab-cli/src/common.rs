@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use genlab::checkpoint::{RunDir, load_weights};
+use genlab::RunConfig;
+use genlab::checkpoint::RunDir;
 use genlab::fsutil::{Origin, Outputs};
-use genlab::models::{Conditional, Generative, ImageModel};
-use genlab::{ModelConfig, RunConfig};
+use genlab::models::{Classifier, Conditional, Generative, ImageModel, ModelVisitor};
 
 /// `--device`: where tensors live.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -86,55 +86,103 @@ impl OpenRun {
         Ok(Self { dir, config })
     }
 
-    /// Calls `f` with the loaded model, whatever its family.
+    /// Calls `f` with the loaded model, whatever its family (one with an encoder).
     pub fn with_model<T>(&self, device: &Device, f: impl ModelFn<T>) -> Result<T> {
-        let w = self.dir.weights();
-        match &self.config.model {
-            ModelConfig::Ae(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Cvae(_) => bail!(
-                "{}: a conditional VAE encodes an image given its class, which this command does not take (`encode` and `decode` take --class; `reconstruct` and `eval` use the test labels)",
-                self.dir.dir.display()
-            ),
-            ModelConfig::Dcgan(_) | ModelConfig::Cgan(_) | ModelConfig::Classifier(_) => bail!(
-                "{}: a {} has no encoder, so it cannot reconstruct or encode images (use `genlab sample` or `genlab interpolate`)",
-                self.dir.dir.display(),
-                self.config.model.kind()
-            ),
+        struct V<'a, F>(F, &'a OpenRun);
+        impl<T, F: ModelFn<T>> ModelVisitor<Result<T>> for V<'_, F> {
+            fn encoder_with_prior<M: ImageModel + Generative>(self, m: M) -> Result<T> {
+                self.0.call(m)
+            }
+            fn encoder<M: ImageModel>(self, m: M) -> Result<T> {
+                self.0.call(m)
+            }
+            fn generator<G: Generative>(self, _: G) -> Result<T> {
+                self.1.no_encoder()
+            }
+            fn conditional<G: Conditional>(self, g: G) -> Result<T> {
+                if g.has_encoder() {
+                    bail!(
+                        "{}: a conditional VAE encodes an image given its class, which this command does not take (`encode` and `decode` take --class; `reconstruct` and `eval` use the test labels)",
+                        self.1.dir.dir.display()
+                    )
+                }
+                self.1.no_encoder()
+            }
+            fn classifier(self, _: Classifier) -> Result<T> {
+                self.1.no_encoder()
+            }
         }
+        self.config
+            .model
+            .load(device, &self.dir.weights(), V(f, self))?
+    }
+
+    fn no_encoder<T>(&self) -> Result<T> {
+        bail!(
+            "{}: a {} has no encoder, so it cannot reconstruct or encode images (use `genlab sample` or `genlab interpolate`)",
+            self.dir.dir.display(),
+            self.config.model.kind()
+        )
     }
 
     /// Calls `f` with the loaded generator (VAE decoder, GAN generator).
     pub fn with_generator<T>(&self, device: &Device, f: impl GenFn<T>) -> Result<T> {
-        let w = self.dir.weights();
-        match &self.config.model {
-            ModelConfig::Ae(_) => bail!(
-                "{}: an autoencoder has no prior to draw codes from, so it cannot generate images (train a vae or a gan)",
-                self.dir.dir.display()
-            ),
-            ModelConfig::Vae(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Dcgan(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::VaeGan(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Cvae(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Cgan(c) => f.call(load_weights(c.init(device), &w)?),
-            ModelConfig::Classifier(_) => bail!(
-                "{}: a classifier run; it scores images (`genlab eval --classifier`), it does not generate them",
-                self.dir.dir.display()
-            ),
+        struct V<'a, F>(F, &'a OpenRun);
+        impl<T, F: GenFn<T>> ModelVisitor<Result<T>> for V<'_, F> {
+            fn encoder_with_prior<M: ImageModel + Generative>(self, m: M) -> Result<T> {
+                self.0.call(m)
+            }
+            fn encoder<M: ImageModel>(self, _: M) -> Result<T> {
+                bail!(
+                    "{}: an autoencoder has no prior to draw codes from, so it cannot generate images (train a vae or a gan)",
+                    self.1.dir.dir.display()
+                )
+            }
+            fn generator<G: Generative>(self, g: G) -> Result<T> {
+                self.0.call(g)
+            }
+            fn conditional<G: Conditional>(self, g: G) -> Result<T> {
+                self.0.call(g)
+            }
+            fn classifier(self, _: Classifier) -> Result<T> {
+                bail!(
+                    "{}: a classifier run; it scores images (`genlab eval --classifier`), it does not generate them",
+                    self.1.dir.dir.display()
+                )
+            }
         }
+        self.config
+            .model
+            .load(device, &self.dir.weights(), V(f, self))?
     }
 }
 
 impl OpenRun {
-    /// Calls `f` with the loaded conditional generator, or `None` for a run of another family.
+    /// Calls `f` with the loaded conditional generator, or `None` for a run of another family
+    /// (whose weights are then not read).
     pub fn with_conditional<T>(&self, device: &Device, f: impl CondFn<T>) -> Result<Option<T>> {
-        let w = self.dir.weights();
-        Ok(match &self.config.model {
-            ModelConfig::Cvae(c) => Some(f.call(load_weights(c.init(device), &w)?)?),
-            ModelConfig::Cgan(c) => Some(f.call(load_weights(c.init(device), &w)?)?),
-            _ => None,
-        })
+        struct V<F>(F);
+        impl<T, F: CondFn<T>> ModelVisitor<Result<Option<T>>> for V<F> {
+            fn encoder_with_prior<M: ImageModel + Generative>(self, _: M) -> Result<Option<T>> {
+                Ok(None)
+            }
+            fn encoder<M: ImageModel>(self, _: M) -> Result<Option<T>> {
+                Ok(None)
+            }
+            fn generator<G: Generative>(self, _: G) -> Result<Option<T>> {
+                Ok(None)
+            }
+            fn conditional<G: Conditional>(self, g: G) -> Result<Option<T>> {
+                self.0.call(g).map(Some)
+            }
+            fn classifier(self, _: Classifier) -> Result<Option<T>> {
+                Ok(None)
+            }
+        }
+        if !self.config.model.is_conditional() {
+            return Ok(None);
+        }
+        self.config.model.load(device, &self.dir.weights(), V(f))?
     }
 }
 

@@ -15,11 +15,11 @@ use genlab::explore::{Conditioned, Encoding, Explorer, Generating, Pca};
 use genlab::metrics::frechet::Features;
 use genlab::metrics::generative::{FeatureNet, shipped_classifier};
 use genlab::models::Task;
-use genlab::models::{Conditional, Generative, ImageModel};
+use genlab::models::{Classifier, Conditional, Generative, ImageModel, ModelVisitor};
 use serde::Serialize;
 
 use super::ApiError;
-use crate::common::{CondFn, GenFn, ModelFn, OpenRun};
+use crate::common::OpenRun;
 use crate::sr_model::{LoadedSr, SrModel};
 
 /// Codes put on the map: the first this many test images (or noise draws, for a GAN).
@@ -348,35 +348,32 @@ impl Studio {
     }
 }
 
-/// The run's model as an [`Explorer`], loaded through the families' own dispatch
-/// (`common.rs`), so the studio needs no edit for a new family: a conditional one as
-/// [`Conditioned`], one with an encoder as [`Encoding`], a generator as [`Generating`].
+/// The run's model as an [`Explorer`], loaded through the registry ([`ModelVisitor`]), so
+/// the studio needs no edit for a new family: one with an encoder as [`Encoding`], a generator
+/// as [`Generating`], a conditional one as [`Conditioned`].
 fn open_explorer(run: &OpenRun, device: &Device) -> Result<Explorer> {
-    struct Cond;
-    impl CondFn<Explorer> for Cond {
-        fn call<G: Conditional>(self, g: G) -> Result<Explorer> {
-            Ok(Explorer::new(Conditioned(g)))
-        }
-    }
-    struct Enc;
-    impl ModelFn<Explorer> for Enc {
-        fn call<M: ImageModel>(self, m: M) -> Result<Explorer> {
+    struct V<'a>(&'a OpenRun);
+    impl ModelVisitor<Result<Explorer>> for V<'_> {
+        fn encoder_with_prior<M: ImageModel + Generative>(self, m: M) -> Result<Explorer> {
             Ok(Explorer::new(Encoding(m)))
         }
-    }
-    struct Gen;
-    impl GenFn<Explorer> for Gen {
-        fn call<G: Generative>(self, g: G) -> Result<Explorer> {
+        fn encoder<M: ImageModel>(self, m: M) -> Result<Explorer> {
+            Ok(Explorer::new(Encoding(m)))
+        }
+        fn generator<G: Generative>(self, g: G) -> Result<Explorer> {
             Ok(Explorer::new(Generating(g)))
         }
+        fn conditional<G: Conditional>(self, g: G) -> Result<Explorer> {
+            Ok(Explorer::new(Conditioned(g)))
+        }
+        fn classifier(self, _: Classifier) -> Result<Explorer> {
+            bail!(
+                "{}: a classifier run has no latent space to explore",
+                self.0.dir.dir.display()
+            )
+        }
     }
-    if let Some(m) = run.with_conditional(device, Cond)? {
-        Ok(m)
-    } else if run.config.model.can_encode() {
-        run.with_model(device, Enc)
-    } else {
-        run.with_generator(device, Gen)
-    }
+    run.config.model.load(device, &run.dir.weights(), V(run))?
 }
 
 /// A 2-D tensor's values, row-major.

@@ -135,6 +135,17 @@ impl Autoencoder {
     }
 }
 
+impl super::LoadModel for AutoencoderConfig {
+    fn load<T>(
+        &self,
+        device: &Device,
+        weights: &std::path::Path,
+        v: impl super::ModelVisitor<T>,
+    ) -> Result<T> {
+        Ok(v.encoder(crate::checkpoint::load_weights(self.init(device), weights)?))
+    }
+}
+
 impl super::ModelKind for AutoencoderConfig {
     fn num_params(&self) -> usize {
         self.init(&Device::flex()).num_params()

@@ -196,6 +196,17 @@ impl Conditional for Cgan {
     }
 }
 
+impl super::LoadModel for CganConfig {
+    fn load<T>(
+        &self,
+        device: &Device,
+        weights: &std::path::Path,
+        v: impl super::ModelVisitor<T>,
+    ) -> Result<T> {
+        Ok(v.conditional(crate::checkpoint::load_weights(self.init(device), weights)?))
+    }
+}
+
 impl super::ModelKind for CganConfig {
     fn num_params(&self) -> usize {
         self.init(&Device::flex()).num_params()

@@ -270,6 +270,17 @@ impl Conditional for Cvae {
     }
 }
 
+impl super::LoadModel for CvaeConfig {
+    fn load<T>(
+        &self,
+        device: &Device,
+        weights: &std::path::Path,
+        v: impl super::ModelVisitor<T>,
+    ) -> Result<T> {
+        Ok(v.conditional(crate::checkpoint::load_weights(self.init(device), weights)?))
+    }
+}
+
 impl super::ModelKind for CvaeConfig {
     fn num_params(&self) -> usize {
         self.init(&Device::flex()).num_params()

@@ -76,6 +76,34 @@ pub trait ModelKind {
     fn set_classes(&mut self, _names: &[String]) {}
 }
 
+/// Code that takes a loaded model of any family (the CLI's commands, the studio): the family's
+/// config says what its model is ([`LoadModel`], in the model's own file) and
+/// [`ModelConfig::load`] calls the matching method. Closures cannot be generic, hence a trait.
+pub trait ModelVisitor<T> {
+    /// A model with an encoder and a prior to sample (VAE, VAE-GAN).
+    fn encoder_with_prior<M: ImageModel + Generative>(self, m: M) -> T;
+    /// A model with an encoder and no prior (the autoencoder).
+    fn encoder<M: ImageModel>(self, m: M) -> T;
+    /// A generator without an encoder (DCGAN).
+    fn generator<G: Generative>(self, g: G) -> T;
+    /// A generator told its class (cVAE, cGAN).
+    fn conditional<G: Conditional>(self, g: G) -> T;
+    /// The feature classifier.
+    fn classifier(self, c: Classifier) -> T;
+}
+
+/// How a family's config loads its model for a [`ModelVisitor`]: implemented in the model's own
+/// file, one line.
+pub trait LoadModel {
+    /// Builds the model on `device`, loads `weights` into it and hands it to `v`.
+    fn load<T>(
+        &self,
+        device: &Device,
+        weights: &std::path::Path,
+        v: impl ModelVisitor<T>,
+    ) -> crate::Result<T>;
+}
+
 /// What a model of a run is for: which commands and which run-config type go with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -87,7 +115,8 @@ pub enum Task {
 
 /// The registry: one line per model kind, `Variant(Config) = "kind"`, makes the config enum
 /// (tagged by `kind` in `config.toml`), its [`ModelKind`] dispatch, and the name table
-/// [`KINDS`]. A new family adds its line here and implements [`ModelKind`] in its own file.
+/// [`KINDS`]. A new family adds its line here and implements [`ModelKind`] and [`LoadModel`] in
+/// its own file.
 macro_rules! registry {
     (
         images { $($iv:ident($icfg:ty) = $iname:literal, $idoc:literal;)* }
@@ -123,6 +152,19 @@ macro_rules! registry {
             }
             fn as_kind_mut(&mut self) -> &mut dyn ModelKind {
                 match self { $(ModelConfig::$iv(c) => c,)* }
+            }
+        }
+
+        impl ModelConfig {
+            /// Loads the model with `weights` and hands it to `v` as what it is (each family's
+            /// [`LoadModel`] says which): code that takes any family has no match of its own.
+            pub fn load<T>(
+                &self,
+                device: &Device,
+                weights: &std::path::Path,
+                v: impl ModelVisitor<T>,
+            ) -> crate::Result<T> {
+                match self { $(ModelConfig::$iv(c) => LoadModel::load(c, device, weights, v),)* }
             }
         }
 

@@ -184,6 +184,17 @@ impl Vae {
     }
 }
 
+impl super::LoadModel for VaeConfig {
+    fn load<T>(
+        &self,
+        device: &Device,
+        weights: &std::path::Path,
+        v: impl super::ModelVisitor<T>,
+    ) -> Result<T> {
+        Ok(v.encoder_with_prior(crate::checkpoint::load_weights(self.init(device), weights)?))
+    }
+}
+
 impl super::ModelKind for VaeConfig {
     fn num_params(&self) -> usize {
         self.init(&Device::flex()).num_params()
