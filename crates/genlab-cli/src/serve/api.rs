@@ -129,7 +129,7 @@ async fn runs(State(s): S) -> Json<Value> {
                 "classes": c.model.classes(),
                 "can_encode": c.model.can_encode(),
                 "can_generate": c.model.can_generate(),
-                "params": c.model.num_params(),
+                "params": e.params,
                 "epochs_planned": c.train.epochs,
                 "epochs_done": records.len(),
                 "last": records.last(),

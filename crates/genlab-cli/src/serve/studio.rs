@@ -36,6 +36,8 @@ pub struct RunEntry {
     /// Its folder name as given (for display only: no endpoint takes a path).
     pub name: String,
     pub run: OpenRun,
+    /// Trainable parameters (counted once, at start: counting builds the model).
+    pub params: usize,
     /// The model, with the time of the weights it was loaded from.
     model: Mutex<Option<(std::time::SystemTime, Arc<Explorer>)>>,
     /// The map, with the model it was made with.
@@ -131,6 +133,7 @@ impl Studio {
                         let run = OpenRun::open(&dir)?;
                         runs.push(RunEntry {
                             name,
+                            params: run.config.model.num_params(),
                             run,
                             model: Mutex::new(None),
                             map: Mutex::new(None),
