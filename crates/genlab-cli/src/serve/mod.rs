@@ -36,6 +36,9 @@ pub struct Args {
     /// Folder searched first for the runs' datasets.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where the models run.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: crate::common::DeviceArg,
 }
 
 /// An API error: a status and a one-line message, answered as `{"error": "..."}`.
@@ -89,7 +92,8 @@ pub fn run(a: Args) -> Result<i32> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let studio = Arc::new(Studio::open(&a.runs, a.data_dir, workers)?);
+    let device = crate::common::device(a.device)?;
+    let studio = Arc::new(Studio::open(&a.runs, a.data_dir, workers, device)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(workers + 2)

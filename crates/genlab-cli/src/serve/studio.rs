@@ -95,7 +95,12 @@ pub struct Studio {
 impl Studio {
     /// Opens every run folder named (or found one level under a folder named), and the shipped
     /// super-resolution models.
-    pub fn open(paths: &[PathBuf], data_dir: Option<PathBuf>, workers: usize) -> Result<Self> {
+    pub fn open(
+        paths: &[PathBuf],
+        data_dir: Option<PathBuf>,
+        workers: usize,
+        device: Device,
+    ) -> Result<Self> {
         let mut runs = Vec::new();
         let mut sr = Vec::new();
         for scale in 2..=4 {
@@ -145,7 +150,7 @@ impl Studio {
         Ok(Self {
             runs,
             sr,
-            device: Device::flex(),
+            device,
             data_dir,
             datasets: Mutex::default(),
             features: Mutex::default(),
