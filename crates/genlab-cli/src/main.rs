@@ -47,6 +47,11 @@ fn keep_freed_memory() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Flush subnormal floats to zero on every computing thread (FTZ/DAZ; experimental: it can
+    /// speed up CPUs that handle subnormals slowly, such as Intel's, and changes results where
+    /// values fall below 1.2e-38; BENCHMARKS.md, issue 22).
+    #[arg(long, global = true)]
+    flush_denormals: bool,
 }
 
 #[derive(Subcommand)]
@@ -88,13 +93,27 @@ enum Command {
 /// wake-up per op, with three threads sharing two cores. Called from a pool thread, the caller
 /// works on its own half at once and the other worker steals the rest (BENCHMARKS.md has the
 /// measured effect).
-fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(8 << 20)
-        .build_global();
+fn on_worker<T: Send>(f: impl FnOnce() -> T + Send, flush: bool) -> T {
+    global_pool(flush);
     let mut out = None;
     rayon::scope(|_| out = Some(f()));
     out.expect("the scope ran its closure")
+}
+
+/// Builds rayon's global pool (8 MiB stacks), its threads flushing subnormals when `flush`
+/// (`--flush-denormals`; the calling thread too).
+fn global_pool(flush: bool) {
+    if flush {
+        genlab::nn::ops::denormals::flush_denormals();
+    }
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .start_handler(move |_| {
+            if flush {
+                genlab::nn::ops::denormals::flush_denormals();
+            }
+        })
+        .build_global();
 }
 
 /// Restores the default action of SIGPIPE, which Rust's runtime ignores: with it ignored, a
@@ -124,27 +143,29 @@ fn main() {
             unsafe {
                 libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             }
-            let _ = rayon::ThreadPoolBuilder::new()
-                .stack_size(8 << 20)
-                .build_global();
-            exit(serve::run(a))
+            global_pool(cli.flush_denormals);
+            exit(serve::run(a, cli.flush_denormals))
         }
         other => other,
     };
-    let result = on_worker(move || match command {
-        Command::Train(a) => train::run(*a),
-        Command::Sample(a) => sample::run(a),
-        Command::Reconstruct(a) => reconstruct::run(a),
-        Command::Interpolate(a) => interpolate::run(a),
-        Command::Encode(a) => codec::encode(a),
-        Command::Decode(a) => codec::decode(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Upscale(a) => upscale::run(a),
-        Command::Data(a) => data::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Compare(a) => compare::run(a),
-        Command::Serve(_) => unreachable!("served above"),
-    });
+    let flush = cli.flush_denormals;
+    let result = on_worker(
+        move || match command {
+            Command::Train(a) => train::run(*a),
+            Command::Sample(a) => sample::run(a),
+            Command::Reconstruct(a) => reconstruct::run(a),
+            Command::Interpolate(a) => interpolate::run(a),
+            Command::Encode(a) => codec::encode(a),
+            Command::Decode(a) => codec::decode(a),
+            Command::Eval(a) => eval::run(a),
+            Command::Upscale(a) => upscale::run(a),
+            Command::Data(a) => data::run(a),
+            Command::Bench(a) => bench::run(a),
+            Command::Compare(a) => compare::run(a),
+            Command::Serve(_) => unreachable!("served above"),
+        },
+        flush,
+    );
     exit(result)
 }
 

@@ -51,6 +51,52 @@ fn dry_run(dir: &Path, family: &str, out: &str, extra: &[&str]) -> PathBuf {
     dir.join(out)
 }
 
+/// `--flush-denormals` (FTZ/DAZ on every computing thread) is accepted before or after the
+/// command, and a short run's numbers are those of the run without it (subnormals are too rare
+/// early in training to matter; BENCHMARKS.md, issue 22, has README's whole run).
+#[test]
+fn flush_denormals_is_a_global_flag_that_keeps_results() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let plain = dry_run(d, "vae", "runs/a", &[]);
+    let o = genlab(
+        &[
+            "--flush-denormals",
+            "train",
+            "vae",
+            "--dry-run",
+            "-q",
+            "--out",
+            "runs/b",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = genlab(
+        &[
+            "train",
+            "vae",
+            "--dry-run",
+            "-q",
+            "--out",
+            "runs/c",
+            "--flush-denormals",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let loss = |dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        (
+            v["train_loss"].as_f64().unwrap(),
+            v["test"]["loss"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(loss(&plain), loss(&d.join("runs/b")));
+    assert_eq!(loss(&plain), loss(&d.join("runs/c")));
+}
+
 #[test]
 fn vae_dry_run_then_every_command() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -86,7 +86,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Starts the studio and serves until Ctrl-C.
-pub fn run(a: Args) -> Result<i32> {
+pub fn run(a: Args, flush_denormals: bool) -> Result<i32> {
     let workers = a.workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -97,6 +97,11 @@ pub fn run(a: Args) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(workers + 2)
+        .on_thread_start(move || {
+            if flush_denormals {
+                genlab::nn::ops::denormals::flush_denormals();
+            }
+        })
         .enable_all()
         .build()
         .context("starting the async runtime")?;

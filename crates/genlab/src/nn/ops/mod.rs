@@ -40,6 +40,7 @@ pub mod adam;
 pub mod batch_norm;
 pub mod bce;
 pub mod conv;
+pub mod denormals;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
