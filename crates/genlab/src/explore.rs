@@ -489,7 +489,7 @@ mod tests {
             let wobble = if i % 2 == 0 { 0.01 } else { -0.01 };
             codes.extend([1.0 + t, 2.0 + t, 3.0 + wobble]);
         }
-        let p = Pca::fit(&codes, 3, 2).unwrap();
+        let p = Pca::fit(&codes, 3, 2).expect("fit");
         let c = &p.components[0];
         let s = std::f32::consts::FRAC_1_SQRT_2;
         assert!(
@@ -538,17 +538,17 @@ mod tests {
             .init(&d),
         ));
         let truth = crate::rng::standard_normal(&mut crate::rng::rng_for(5, 0, 0), 1, 6, &d);
-        let x = m.decode(truth, &[]).unwrap(); // [1, 1, 28, 28]
+        let x = m.decode(truth, &[]).expect("decode"); // [1, 1, 28, 28]
         let frozen = m.frozen_on(&d.clone().autodiff());
-        let start = invert(&frozen, x.clone(), &[], 0, 1, 1).unwrap();
-        let found = invert(&frozen, x.clone(), &[], 200, 2, 1).unwrap();
+        let start = invert(&frozen, x.clone(), &[], 0, 1, 1).expect("invert");
+        let found = invert(&frozen, x.clone(), &[], 200, 2, 1).expect("invert");
         assert!(
             found.mse < start.mse / 10.0,
             "{} -> {}",
             start.mse,
             found.mse
         );
-        let again = m.decode(rows_of(&found.z, &d), &[]).unwrap();
+        let again = m.decode(rows_of(&found.z, &d), &[]).expect("decode");
         let mse: f32 = (again - x).powi_scalar(2).mean().into_scalar();
         assert!((mse - found.mse).abs() < 1e-5, "{mse} vs {}", found.mse);
     }
@@ -561,8 +561,8 @@ mod tests {
     #[test]
     fn nearest_neighbours_by_pixels_and_features() {
         let px: Vec<u8> = vec![0, 0, 255, 255, 0, 255, 128, 128];
-        let set = ImageSet::new(px, None, [1, 1, 2]).unwrap();
-        let n = nearest_pixels(&set, &[0.0, 1.0], 2).unwrap();
+        let set = ImageSet::new(px, None, [1, 1, 2]).expect("set");
+        let n = nearest_pixels(&set, &[0.0, 1.0], 2).expect("nearest");
         assert_eq!(n[0].index, 2);
         assert!(n[0].distance < 1e-6);
         assert_eq!(n[1].index, 3); // (0.5, 0.5): sqrt(0.5) against 1 for rows 0 and 1
@@ -570,7 +570,7 @@ mod tests {
             values: vec![0.0, 0.0, 3.0, 4.0, 3.0, 4.0],
             dim: 2,
         };
-        let n = nearest_features(&f, &[3.0, 4.0], 3).unwrap();
+        let n = nearest_features(&f, &[3.0, 4.0], 3).expect("nearest");
         assert_eq!(n.iter().map(|x| x.index).collect::<Vec<_>>(), vec![1, 2, 0]);
         assert_eq!(n[2].distance, 5.0);
         assert!(nearest_pixels(&set, &[0.0], 1).is_err());

@@ -311,10 +311,13 @@ pub fn image_to_pixels(img: &DynamicImage, shape: [usize; 3]) -> Vec<u8> {
 
 /// Reads an image file as a `[1, c, h, w]` tensor in `[0, 1]`, converted to `shape`.
 pub fn load_image_tensor(path: &Path, shape: [usize; 3], device: &Device) -> Result<Tensor<4>> {
-    let img = read_image(path)?;
-    let px = image_to_pixels(&img, shape);
+    Ok(image_tensor(&read_image(path)?, shape, device))
+}
+
+/// An image as a `[1, c, h, w]` tensor in `[0, 1]`, converted to `shape` ([`image_to_pixels`]).
+pub fn image_tensor(img: &DynamicImage, shape: [usize; 3], device: &Device) -> Tensor<4> {
     let [c, h, w] = shape;
-    Ok(pixels_to_tensor(&px, [1, c, h, w], device))
+    pixels_to_tensor(&image_to_pixels(img, shape), [1, c, h, w], device)
 }
 
 /// Writes a single `[1, c, h, w]` tensor as an image (grey or RGB), in the format the extension

@@ -140,20 +140,14 @@ async fn runs(State(s): S) -> Json<Value> {
 }
 
 /// `metrics.jsonl` read now (so a training in another process shows live), each record
-/// flattened to `{"test.loss": ...}`. A last line being written is skipped.
+/// flattened to `{"test.loss": ...}`. A last line being written is left out.
 fn read_metrics(e: &RunEntry) -> Result<Vec<Value>, ApiError> {
-    let p = e.run.dir.metrics();
-    if !p.exists() {
-        return Ok(Vec::new());
-    }
-    let bytes = genlab::fsutil::read_capped(&p, 64 << 20).map_err(internal)?;
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let records: Vec<Value> = genlab::train::read_records_live(&e.run.dir).map_err(internal)?;
+    Ok(records
+        .iter()
         .map(|v| {
             let mut flat = serde_json::Map::new();
-            flatten("", &v, &mut flat);
+            flatten("", v, &mut flat);
             Value::Object(flat)
         })
         .collect())

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use burn::prelude::*;
 use genlab::explore::{Explorer, invert, nearest_features, nearest_pixels, path};
-use genlab::image_io::{declared_size, decode_image, grid_png, image_to_pixels, pixels_to_tensor};
+use genlab::image_io::{declared_size, decode_image, grid_png, image_tensor, pixels_to_tensor};
 use genlab::image_io::{png_bytes, tensor_image};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -215,10 +215,7 @@ fn upload(
     shape: [usize; 3],
     device: &Device,
 ) -> Result<(Tensor<4>, Vec<u8>), ApiError> {
-    let img = decode_upload(bytes)?;
-    let px = image_to_pixels(&img, shape);
-    let [c, h, w] = shape;
-    let x = pixels_to_tensor(&px, [1, c, h, w], device);
+    let x = image_tensor(&decode_upload(bytes)?, shape, device);
     let shown = tensor_image(x.clone(), std::path::Path::new("upload")).map_err(internal)?;
     Ok((x, png_bytes(&shown).map_err(internal)?))
 }

@@ -135,16 +135,7 @@ impl Autoencoder {
     }
 }
 
-impl super::LoadModel for AutoencoderConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.encoder(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(AutoencoderConfig, encoder);
 
 impl super::ModelKind for AutoencoderConfig {
     fn num_params(&self) -> usize {

@@ -196,16 +196,7 @@ impl Conditional for Cgan {
     }
 }
 
-impl super::LoadModel for CganConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.conditional(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(CganConfig, conditional);
 
 impl super::ModelKind for CganConfig {
     fn num_params(&self) -> usize {
@@ -295,7 +286,13 @@ mod tests {
         let y = one_hot(&[2, 3], 10, &d);
         let (plain, phi) = m.discriminator.body.forward_features(x.clone());
         let logit = m.discriminator.forward(x, y);
-        let w = m.discriminator.embed.as_ref().unwrap().weight.val(); // [classes, features]
+        let w = m
+            .discriminator
+            .embed
+            .as_ref()
+            .expect("projection")
+            .weight
+            .val(); // [classes, features]
         let want = plain + (phi * w.select(0, Tensor::from_ints([2, 3], &d))).sum_dim(1);
         let diff: f32 = (logit - want).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");

@@ -174,16 +174,7 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     (lse - picked).squeeze_dim(1)
 }
 
-impl super::LoadModel for ClassifierConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.classifier(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(ClassifierConfig, classifier);
 
 impl super::ModelKind for ClassifierConfig {
     fn num_params(&self) -> usize {

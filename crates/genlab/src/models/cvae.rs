@@ -270,16 +270,7 @@ impl Conditional for Cvae {
     }
 }
 
-impl super::LoadModel for CvaeConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.conditional(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(CvaeConfig, conditional);
 
 impl super::ModelKind for CvaeConfig {
     fn num_params(&self) -> usize {

@@ -227,16 +227,7 @@ pub fn from_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.add_scalar(1.0).mul_scalar(0.5)
 }
 
-impl super::LoadModel for DcganConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.generator(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(DcganConfig, generator);
 
 impl super::ModelKind for DcganConfig {
     fn num_params(&self) -> usize {

@@ -1,6 +1,27 @@
 //! The model families, one file each, and what the training loop and the CLI need to treat them
 //! alike.
 
+/// `loads_as!(Config, method)`: the config's [`LoadModel`], which hands its loaded model to the
+/// visitor's `method` (`encoder_with_prior`, `encoder`, `generator`, `conditional`,
+/// `classifier`). One line in each model's file.
+macro_rules! loads_as {
+    ($cfg:ty, $method:ident) => {
+        impl $crate::models::LoadModel for $cfg {
+            fn load<T>(
+                &self,
+                device: &::burn::prelude::Device,
+                weights: &std::path::Path,
+                v: impl $crate::models::ModelVisitor<T>,
+            ) -> $crate::error::Result<T> {
+                Ok(v.$method($crate::checkpoint::load_weights(
+                    self.init(device),
+                    weights,
+                )?))
+            }
+        }
+    };
+}
+
 pub mod autoencoder;
 pub mod cgan;
 pub mod classifier;
@@ -93,7 +114,7 @@ pub trait ModelVisitor<T> {
 }
 
 /// How a family's config loads its model for a [`ModelVisitor`]: implemented in the model's own
-/// file, one line.
+/// file, one line (`loads_as!`).
 pub trait LoadModel {
     /// Builds the model on `device`, loads `weights` into it and hands it to `v`.
     fn load<T>(

@@ -184,16 +184,7 @@ impl Vae {
     }
 }
 
-impl super::LoadModel for VaeConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.encoder_with_prior(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(VaeConfig, encoder_with_prior);
 
 impl super::ModelKind for VaeConfig {
     fn num_params(&self) -> usize {

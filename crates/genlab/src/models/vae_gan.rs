@@ -311,16 +311,7 @@ impl VaeGan {
     }
 }
 
-impl super::LoadModel for VaeGanConfig {
-    fn load<T>(
-        &self,
-        device: &Device,
-        weights: &std::path::Path,
-        v: impl super::ModelVisitor<T>,
-    ) -> Result<T> {
-        Ok(v.encoder_with_prior(crate::checkpoint::load_weights(self.init(device), weights)?))
-    }
-}
+loads_as!(VaeGanConfig, encoder_with_prior);
 
 impl super::ModelKind for VaeGanConfig {
     fn num_params(&self) -> usize {

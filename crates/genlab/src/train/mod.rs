@@ -44,7 +44,7 @@ use fit::Plan;
 pub use fit::{Event, Observer, Outcome, Silent};
 pub use gan::{GanEpochRecord, VaeParts};
 pub use recon::EpochRecord;
-pub use records::read_records;
+pub use records::{read_records, read_records_live};
 pub use source::{Batch, BatchSource, EpochBatches};
 pub use sr::{SrEpochRecord, train_sr};
 

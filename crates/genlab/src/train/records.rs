@@ -48,6 +48,17 @@ pub fn read_records<T: DeserializeOwned>(run: &RunDir) -> Result<Vec<T>> {
     parse_records(&text, &p, false).map(|(r, _)| r)
 }
 
+/// Reads `metrics.jsonl` while a training may still be writing it (the studio's live curves):
+/// no file yet is no records, and a last line that does not parse is left out; any other bad
+/// line is an error.
+pub fn read_records_live<T: DeserializeOwned>(run: &RunDir) -> Result<Vec<T>> {
+    let p = run.metrics();
+    match read_metrics(&p)? {
+        None => Ok(Vec::new()),
+        Some(text) => parse_records(&text, &p, true).map(|(r, _)| r),
+    }
+}
+
 /// Parses `metrics.jsonl`'s lines. With `torn_ok`, a last line that does not parse (a write
 /// cut short by a crash of an older genlab, which appended) is dropped and reported as `true`.
 fn parse_records<T: DeserializeOwned>(
