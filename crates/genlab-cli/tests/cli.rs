@@ -15,6 +15,18 @@ fn genlab(args: &[&str], cwd: &Path) -> Output {
         .expect("run genlab")
 }
 
+/// `../shared/data/sr` beside the checkout (README, set-up): the photos and Set5/Set14 the
+/// super-resolution tests read; a clear failure when the checkout has none beside it.
+fn shared_sr() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sr");
+    assert!(
+        p.is_dir(),
+        "{}: the super-resolution tests read ../shared/data beside the checkout (README, set-up)",
+        p.display()
+    );
+    p
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -1172,7 +1184,7 @@ fn bench_reports_images_per_second() {
 fn super_resolution_train_eval_upscale_and_bad_input() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sr");
+    let shared = shared_sr();
     let train = shared.join("train");
     let set5 = shared.join("Set5/x2");
     let (train, set5) = (train.to_str().expect("utf8"), set5.to_str().expect("utf8"));
@@ -1452,7 +1464,7 @@ fn super_resolution_train_eval_upscale_and_bad_input() {
 #[test]
 fn shipped_models_reach_srcnn_on_set5_and_set14() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sr");
+    let shared = shared_sr();
     // (scale, floor on Set5, floor on Set14)
     for (s, set5, set14) in [(2, 36.66, 32.42), (3, 32.75, 29.28), (4, 30.48, 27.49)] {
         let mut args = vec!["eval".to_string(), "sr".into(), "--json".into()];

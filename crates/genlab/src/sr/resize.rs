@@ -249,6 +249,11 @@ mod tests {
     fn reproduces_matlab_made_set5_inputs() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/data/sr/Set5/x3");
+        assert!(
+            dir.is_dir(),
+            "{}: this test reads Set5 from ../shared/data beside the checkout (README, set-up)",
+            dir.display()
+        );
         let mut checked = 0;
         for i in 1..=5 {
             let hr = image::open(dir.join(format!("img_00{i}_SRF_3_HR.png")))
