@@ -756,6 +756,49 @@ fn conditional_families_draw_the_class_asked_for() {
             );
         }
     }
+    // The conditional VAE-GAN is a cvae preset: its epochs record the adversarial terms, and
+    // it samples, evaluates and re-renders an encoded style in every class as the cVAE does.
+    let cvg = dry_run(d, "cvae", "runs/cvg", &["--preset", "mnist-cvae-gan"]);
+    let cfg = std::fs::read_to_string(cvg.join("config.toml")).expect("config");
+    assert!(cfg.contains("[model.adversarial]"), "{cfg}");
+    let metrics = std::fs::read_to_string(cvg.join("metrics.jsonl")).expect("metrics");
+    let rec: serde_json::Value =
+        serde_json::from_str(metrics.lines().next().expect("a record")).expect("json");
+    assert!(rec["adversarial"]["d_loss"].as_f64().is_some(), "{rec}");
+    ok(&[
+        "sample",
+        "runs/cvg",
+        "--class",
+        "7",
+        "-n",
+        "4",
+        "-o",
+        "cvg-seven.png",
+    ]);
+    let ev: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "runs/cvg", "-n", "200", "--json"])).expect("json");
+    assert!(
+        ev["conditional"]["label_accuracy"].as_f64().is_some(),
+        "{ev}"
+    );
+    ok(&[
+        "encode",
+        "runs/cvg",
+        "recon.png",
+        "--class",
+        "4",
+        "-o",
+        "cvg.glz",
+    ]);
+    ok(&[
+        "decode",
+        "runs/cvg",
+        "cvg.glz",
+        "--every-class",
+        "-o",
+        "cvg-row.png",
+    ]);
+    assert_eq!(size("cvg-row.png"), (10 * 30 + 2, 30 + 2));
     // Any tool's samples in CLASS/ sub-folders: eval --samples reports their label accuracy.
     ok(&["sample", "runs/cg", "-n", "200", "-o", "fakes/"]);
     let ev: serde_json::Value = serde_json::from_str(&ok(&[

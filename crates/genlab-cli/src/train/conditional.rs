@@ -13,7 +13,8 @@ use super::generative::{GanFlags, Recipe, VaeFlags, train_new};
 #[derive(clap::Args)]
 #[command(mut_arg("preset", |a| a.help(
     "Preset: mnist-cvae (the default; mnist-conv-cvae with --arch conv), mnist-conv-cvae, \
-     fashion-cvae, cifar10-cvae, or a TOML file of a cvae model"
+     fashion-cvae, cifar10-cvae, the conditional VAE-GANs mnist-cvae-gan and fashion-cvae-gan \
+     (a cvae with a [model.adversarial] table), or a TOML file of a cvae model"
 )))]
 pub struct CvaeArgs {
     #[command(flatten)]

@@ -96,26 +96,16 @@ impl CganConfig {
     /// Builds the model with DCGAN's initialisation (the class embedding too).
     pub fn init(&self, device: &Device) -> Cgan {
         let k = self.classes.len();
-        let features = Discriminator::features(self.image, &self.d_channels);
-        let [c, h, w] = self.image;
-        let (input, embed) = match self.discriminator {
-            Conditioning::Projection => (
-                self.image,
-                Some(
-                    LinearConfig::new(k, features)
-                        .with_bias(false)
-                        .with_initializer(DCGAN_INIT)
-                        .init(device),
-                ),
-            ),
-            Conditioning::Concat => ([c + k, h, w], None),
-        };
         Cgan {
             generator: Generator::new(self.latent + k, &self.g_channels, self.image, device),
-            discriminator: ProjectionDiscriminator {
-                body: Discriminator::new(input, &self.d_channels, self.d_batch_norm, device),
-                embed,
-            },
+            discriminator: ProjectionDiscriminator::new(
+                self.image,
+                &self.d_channels,
+                self.d_batch_norm,
+                k,
+                self.discriminator,
+                device,
+            ),
             config: self.clone(),
         }
     }
@@ -133,6 +123,70 @@ pub struct ProjectionDiscriminator {
 }
 
 impl ProjectionDiscriminator {
+    /// A discriminator of `[c, h, w]` images of `classes` classes, DCGAN's conv stack with
+    /// `channels` (batch norm on all layers but the first when `batch_norm`), told the class by
+    /// `conditioning`; every weight (the class embedding too) ~ N(0, 0.02).
+    pub fn new(
+        image: [usize; 3],
+        channels: &[usize],
+        batch_norm: bool,
+        classes: usize,
+        conditioning: Conditioning,
+        device: &Device,
+    ) -> Self {
+        let [c, h, w] = image;
+        let (input, embed) = match conditioning {
+            Conditioning::Projection => {
+                let features = Discriminator::features(image, channels);
+                let embed = LinearConfig::new(classes, features)
+                    .with_bias(false)
+                    .with_initializer(DCGAN_INIT)
+                    .init(device);
+                (image, Some(embed))
+            }
+            Conditioning::Concat => ([c + classes, h, w], None),
+        };
+        Self {
+            body: Discriminator::new(input, channels, batch_norm, device),
+            embed,
+        }
+    }
+
+    /// The logit and conv layer `layer`'s raw output (1-based, before its batch norm), from one
+    /// pass: Larsen et al.'s `Dis_l(x)` for the conditional VAE-GAN.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1], `[b, classes]` one-hot -> (`[b, 1]`, `[b, layer features]`)
+    pub fn forward_with_layer(
+        &self,
+        x: Tensor<4>,
+        y: Tensor<2>,
+        layer: usize,
+    ) -> (Tensor<2>, Tensor<2>) {
+        match &self.embed {
+            Some(embed) => {
+                let (logit, phi, f) = self.body.forward_all(x, layer); // [b, 1], [b, features], [b, l]
+                (logit + (embed.forward(y) * phi).sum_dim(1), f)
+            }
+            None => {
+                let (logit, _, f) = self.body.forward_all(with_planes(x, y), layer);
+                (logit, f)
+            }
+        }
+    }
+
+    /// Conv layer `layer`'s raw output (1-based, before its batch norm); the layers above it
+    /// are not run.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1], `[b, classes]` one-hot -> `[b, layer features]`
+    pub fn layer_features(&self, x: Tensor<4>, y: Tensor<2>, layer: usize) -> Tensor<2> {
+        match &self.embed {
+            Some(_) => self.body.layer_features(x, layer),
+            None => self.body.layer_features(with_planes(x, y), layer),
+        }
+    }
+
     /// # Shapes
     /// `[b, c, h, w]` in [-1, 1], `[b, classes]` one-hot -> `[b, 1]`
     pub fn forward(&self, x: Tensor<4>, y: Tensor<2>) -> Tensor<2> {
@@ -141,16 +195,20 @@ impl ProjectionDiscriminator {
                 let (logit, phi) = self.body.forward_features(x); // [b, 1], [b, features]
                 logit + (embed.forward(y) * phi).sum_dim(1) // + [b, 1]
             }
-            None => {
-                let [b, _, h, w] = x.dims();
-                let k = y.dims()[1];
-                let planes = y.reshape([b, k, 1, 1]).repeat(&[1, 1, h, w]); // [b, classes, h, w]
-                self.body
-                    .forward_features(Tensor::cat(vec![x, planes], 1))
-                    .0 // [b, 1]
-            }
+            None => self.body.forward_features(with_planes(x, y)).0, // [b, 1]
         }
     }
+}
+
+/// The image with one constant plane per class stacked on its channels.
+///
+/// # Shapes
+/// `[b, c, h, w], [b, classes] -> [b, c + classes, h, w]`
+pub fn with_planes(x: Tensor<4>, y: Tensor<2>) -> Tensor<4> {
+    let [b, _, h, w] = x.dims();
+    let k = y.dims()[1];
+    let planes = y.reshape([b, k, 1, 1]).repeat(&[1, 1, h, w]); // [b, classes, h, w]
+    Tensor::cat(vec![x, planes], 1)
 }
 
 /// A conditional DCGAN, saved as `generator.*` and `discriminator.{body,embed}.*`.
@@ -266,6 +324,37 @@ mod tests {
         let b = m.discriminator.forward(x, one_hot(&[7], 10, &d));
         let diff: f32 = (a - b).abs().max().into_scalar();
         assert!(diff > 0.0);
+    }
+
+    /// The one-pass `forward_with_layer` gives `forward`'s logit and `layer_features`' output,
+    /// for both ways of telling the class.
+    #[test]
+    fn forward_with_layer_agrees_with_its_parts() {
+        let d = Device::flex();
+        for discriminator in [Conditioning::Projection, Conditioning::Concat] {
+            let cfg = CganConfig {
+                latent: 4,
+                g_channels: vec![4, 8],
+                d_channels: vec![4, 8],
+                discriminator,
+                ..CganConfig::default()
+            };
+            let m = cfg.init(&d);
+            let x = crate::models::dcgan::to_tanh(
+                m.generate_given(Tensor::ones([3, 4], &d), &[1, 4, 8]),
+            );
+            let y = one_hot(&[1, 4, 8], 10, &d);
+            for layer in [1, 2] {
+                let (logit, f) = m
+                    .discriminator
+                    .forward_with_layer(x.clone(), y.clone(), layer);
+                let want = m.discriminator.forward(x.clone(), y.clone());
+                let f_want = m.discriminator.layer_features(x.clone(), y.clone(), layer);
+                let diff: f32 = (logit - want).abs().max().into_scalar();
+                let f_diff: f32 = (f - f_want).abs().max().into_scalar();
+                assert!(diff < 1e-5 && f_diff < 1e-5, "{discriminator:?} {layer}");
+            }
+        }
     }
 
     /// The projection term is `embed(y) . phi(x)`: with the class vectors zeroed, the logit is

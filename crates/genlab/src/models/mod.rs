@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use autoencoder::{AeLoss, Autoencoder, AutoencoderConfig};
 pub use cgan::{Cgan, CganConfig, Conditioning};
 pub use classifier::{Classifier, ClassifierConfig};
-pub use cvae::{Cvae, CvaeConfig};
+pub use cvae::{Cvae, CvaeAdversarial, CvaeConfig};
 pub use dcgan::{Dcgan, DcganConfig};
 pub use espcn::{Espcn, EspcnConfig};
 pub use fsrcnn::{Fsrcnn, FsrcnnConfig};

@@ -110,8 +110,20 @@ impl Discriminator {
     /// # Shapes
     /// `[b, c, h, w]` in [-1, 1] -> (`[b, 1]`, `[b, channels[layer-1] * h/2^layer * w/2^layer]`)
     pub fn forward_with_layer(&self, x: Tensor<4>, layer: usize) -> (Tensor<2>, Tensor<2>) {
+        let (logit, _, f) = self.forward_all(x, layer);
+        (logit, f)
+    }
+
+    /// Logits, the last conv layer's activations (as [`Self::forward_features`]) and conv layer
+    /// `layer`'s raw output (as [`Self::forward_with_layer`]), from one pass: the projection
+    /// discriminator needs the first two, the conditional VAE-GAN all three.
+    ///
+    /// # Shapes
+    /// `[b, c, h, w]` in [-1, 1] -> (`[b, 1]`, `[b, features]`, `[b, layer features]`)
+    pub fn forward_all(&self, x: Tensor<4>, layer: usize) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
         let (x, f) = self.through(x, layer, true);
-        (self.fc.forward(x.flatten(1, 3)), f)
+        let phi = x.flatten(1, 3); // [b, features]
+        (self.fc.forward(phi.clone()), phi, f)
     }
 
     /// Conv layer `layer`'s output (1-based) before its batch norm and activation, flattened;

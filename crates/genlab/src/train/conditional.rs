@@ -9,9 +9,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
+use super::cvae_gan::cvae_gan_step;
 use super::family::{At, EpochEnd, Family, Step, finite, scalar};
 use super::gan::GanEpochRecord;
-use super::recon::EpochRecord;
+use super::recon::{AdversarialParts, EpochRecord};
 use super::source::{Batch, BatchSource};
 use crate::config::{RunConfig, TrainConfig};
 use crate::data::{ImageSet, batch_labels, batch_tensor, one_hot};
@@ -141,6 +142,30 @@ impl Family for CondVae {
         let b = x.dims()[0];
         let mut rng = rng_for(t.seed, stream::TRAIN_NOISE, at.step as u64);
         let eps = standard_normal(&mut rng, b, model.config.latent, &self.0.device);
+        let mut model = model;
+        if let (Some(a), Some(d)) = (model.config.adversarial.clone(), model.discriminator.take()) {
+            // The conditional VAE-GAN: prior noise for the batch's classes too.
+            let z_p = standard_normal(&mut rng, b, model.config.latent, &self.0.device);
+            let (model, s) = cvae_gan_step(model, d, &a, optim, x, y, eps, z_p, t.lr, at)?;
+            let loss = (s.pixel_nll_sum + model.config.beta * s.kl_sum) / b as f64;
+            let sums = vec![
+                ("loss", loss * b as f64),
+                ("recon", s.pixel_nll_sum),
+                ("kl", s.kl_sum),
+                ("adv_recon", s.recon_sum),
+                ("d_loss", s.d_loss * b as f64),
+                ("g_loss", s.g_loss * b as f64),
+                ("d_real", s.d_real_sum),
+                ("d_fake", s.d_fake_sum),
+                ("d_recon", s.d_recon_sum),
+            ];
+            let step = Step {
+                loss,
+                images: b,
+                sums,
+            };
+            return Ok((model, step));
+        }
         let obj = model.objective(x, y, eps);
         let loss = finite(scalar(obj.loss.clone()), "", at)?;
         let recon = scalar(obj.recon.sum());
@@ -181,6 +206,17 @@ impl Family for CondVae {
             train_recon: end.sums.mean("recon"),
             train_kl: end.sums.mean("kl"),
             test: report,
+            adversarial: model.discriminator.as_ref().map(|_| {
+                let p = end.sums;
+                AdversarialParts {
+                    d_loss: p.mean("d_loss"),
+                    g_loss: p.mean("g_loss"),
+                    d_real: p.mean("d_real"),
+                    d_fake: p.mean("d_fake"),
+                    d_recon: p.mean("d_recon"),
+                    train_recon: p.mean("adv_recon"),
+                }
+            }),
             images_per_sec: end.images_per_sec,
             elapsed_secs: end.elapsed_secs,
         })

@@ -28,6 +28,7 @@ use crate::models::ModelConfig;
 
 pub mod classifier;
 pub mod conditional;
+pub mod cvae_gan;
 mod family;
 mod fit;
 pub mod gan;
@@ -43,7 +44,7 @@ pub use family::{At, EpochEnd, Family, FamilyFn, Record, Series, Step, finite};
 use fit::Plan;
 pub use fit::{Event, Observer, Outcome, Silent};
 pub use gan::{GanEpochRecord, VaeParts};
-pub use recon::EpochRecord;
+pub use recon::{AdversarialParts, EpochRecord};
 pub use records::{read_records, read_records_live};
 pub use source::{Batch, BatchSource, EpochBatches};
 pub use sr::{SrEpochRecord, train_sr};

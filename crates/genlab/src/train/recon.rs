@@ -36,10 +36,31 @@ pub struct EpochRecord {
     pub train_kl: f64,
     /// Evaluation on the test split.
     pub test: EvalReport,
+    /// The conditional VAE-GAN's adversarial terms (absent for every other family).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialParts>,
     /// Training throughput over the epoch, images per second (excluding evaluation).
     pub images_per_sec: f64,
     /// Training wall time so far, seconds.
     pub elapsed_secs: f64,
+}
+
+/// A conditional VAE-GAN epoch's adversarial numbers (means over the epoch, each from the
+/// discriminator before its update).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdversarialParts {
+    /// Discriminator loss.
+    pub d_loss: f64,
+    /// The decoder's GAN loss.
+    pub g_loss: f64,
+    /// `D(x, y)` on real images (sigmoid of the logit).
+    pub d_real: f64,
+    /// `D(Dec(z, y), y)` on prior samples.
+    pub d_fake: f64,
+    /// `D(Dec(Enc(x, y), y), y)` on reconstructions.
+    pub d_recon: f64,
+    /// The reconstruction error the encoder and decoder train on (feature or pixel units).
+    pub train_recon: f64,
 }
 
 impl Record for EpochRecord {
@@ -54,8 +75,14 @@ impl Record for EpochRecord {
         } else {
             String::new()
         };
+        let adv = self.adversarial.map_or(String::new(), |a| {
+            format!(
+                "  D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2}",
+                a.d_loss, a.g_loss, a.d_real, a.d_fake
+            )
+        });
         format!(
-            "epoch {:>3}  train {:.3}  test {:.3}{kl}  psnr {:.2} dB  {:.0} img/s",
+            "epoch {:>3}  train {:.3}  test {:.3}{kl}  psnr {:.2} dB{adv}  {:.0} img/s",
             self.epoch, self.train_loss, self.test.loss, self.test.psnr, self.images_per_sec
         )
     }
@@ -192,6 +219,7 @@ impl<M: ImageModel> Family for Recon<M> {
             train_recon: end.sums.mean("recon"),
             train_kl: end.sums.mean("kl"),
             test,
+            adversarial: None,
             images_per_sec: end.images_per_sec,
             elapsed_secs: end.elapsed_secs,
         })

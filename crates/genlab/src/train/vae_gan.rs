@@ -94,7 +94,7 @@ pub fn balance(real_cost: f64, fake_cost: f64, equilibrium: f64, margin: f64) ->
 ///
 /// # Shapes
 /// `[b, n] -> [b, n]`
-fn scale_gradient(x: Tensor<2>, s: f64) -> Tensor<2> {
+pub(crate) fn scale_gradient(x: Tensor<2>, s: f64) -> Tensor<2> {
     let stop = x.clone().detach();
     // x - stop is exactly 0 forward; backward it passes s times the gradient.
     stop.clone() + (x - stop).mul_scalar(s)

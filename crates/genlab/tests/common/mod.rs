@@ -20,7 +20,7 @@ pub fn small(preset: &str, epochs: usize, edit: impl FnOnce(&mut ModelConfig)) -
 }
 
 /// A small run of each image family (mnist-10k sized): vae, conv-ae, dcgan, vae-gan,
-/// classifier, cvae, cgan.
+/// classifier, cvae, the conditional VAE-GAN (a cvae with `[model.adversarial]`), cgan.
 pub fn image_families(epochs: usize) -> Vec<(&'static str, RunConfig)> {
     vec![
         (
@@ -69,6 +69,18 @@ pub fn image_families(epochs: usize) -> Vec<(&'static str, RunConfig)> {
                 if let ModelConfig::Cvae(v) = m {
                     v.hidden = vec![64];
                     v.latent = 4;
+                }
+            }),
+        ),
+        (
+            "cvae-gan",
+            small("mnist-cvae-gan", epochs, |m| {
+                if let ModelConfig::Cvae(v) = m {
+                    v.channels = vec![8, 16];
+                    v.latent = 4;
+                    if let Some(a) = v.adversarial.as_mut() {
+                        a.d_channels = vec![8, 16];
+                    }
                 }
             }),
         ),
