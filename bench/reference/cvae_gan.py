@@ -46,18 +46,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cvae import FASHION_CLASSES, MNIST_CLASSES, load, png  # noqa: E402
+from dcgan import dcgan_init  # noqa: E402  (weights N(0, 0.02), BN scale N(1, 0.02))
 
 LATENT, BETA, GAMMA, WEIGHT, PRIOR_SCALE = 16, 8.0, 1e-2, 10.0, 10.0
-
-
-def dcgan_init(m):
-    if isinstance(m, (nn.Conv2d, nn.Linear)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
 
 
 class Cvae(nn.Module):

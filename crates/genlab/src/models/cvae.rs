@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::cgan::{Conditioning, ProjectionDiscriminator};
 use super::dcgan::check_stack;
 use super::vae::Vae;
-use super::vae_gan::Recon;
+use super::vae_gan::{Recon, check_larsen};
 use super::{Conditional, Generative, Likelihood, Objective, check_classes, classes_in_turn};
 use crate::data::one_hot;
 use crate::error::{Error, Result};
@@ -128,29 +128,13 @@ impl CvaeAdversarial {
     /// Checks every field against the image shape.
     pub fn validate(&self, image: [usize; 3]) -> Result<()> {
         check_stack("model.adversarial.d_channels", &self.d_channels, image)?;
-        if !(self.weight.is_finite() && self.weight >= 0.0) {
-            return Err(Error::config(
-                "model.adversarial.weight",
-                self.weight,
-                "a finite number >= 0",
-            ));
-        }
-        if !(1..=self.d_channels.len()).contains(&self.recon_layer) {
-            return Err(Error::config(
-                "model.adversarial.recon_layer",
-                self.recon_layer,
-                format!("a discriminator conv layer, 1 to {}", self.d_channels.len()),
-            ));
-        }
-        // gamma divides the reconstruction gradient on its way to the encoder.
-        if !(self.gamma.is_finite() && (1e-12..=1e6).contains(&self.gamma)) {
-            return Err(Error::config(
-                "model.adversarial.gamma",
-                self.gamma,
-                "a number from 1e-12 to 1e6",
-            ));
-        }
-        Ok(())
+        check_larsen(
+            "model.adversarial.",
+            self.weight,
+            self.d_channels.len(),
+            self.recon_layer,
+            self.gamma,
+        )
     }
 }
 

@@ -194,42 +194,64 @@ impl From<StoredVaeGanConfig> for VaeGanConfig {
     }
 }
 
+/// Checks the settings Larsen et al.'s recipe shares between the VAE-GAN and the conditional
+/// VAE-GAN, each named under `prefix` (`model.` or `model.adversarial.`): the GAN weight
+/// (`adversarial_weight`, or `weight` in the cVAE's table), the feature layer among `layers`
+/// discriminator convs, and gamma.
+pub(crate) fn check_larsen(
+    prefix: &str,
+    weight: f64,
+    layers: usize,
+    recon_layer: usize,
+    gamma: f64,
+) -> Result<()> {
+    if !(weight.is_finite() && weight >= 0.0) {
+        let key = if prefix == "model." {
+            "adversarial_weight"
+        } else {
+            "weight"
+        };
+        return Err(Error::config(
+            format!("{prefix}{key}"),
+            weight,
+            "a finite number >= 0",
+        ));
+    }
+    if !(1..=layers).contains(&recon_layer) {
+        return Err(Error::config(
+            format!("{prefix}recon_layer"),
+            recon_layer,
+            format!("a discriminator conv layer, 1 to {layers} ({prefix}d_channels has {layers})"),
+        ));
+    }
+    // 1e-12..1e6: gamma divides the reconstruction gradient on its way to the encoder.
+    if !(gamma.is_finite() && (1e-12..=1e6).contains(&gamma)) {
+        return Err(Error::config(
+            format!("{prefix}gamma"),
+            gamma,
+            "a number from 1e-12 to 1e6",
+        ));
+    }
+    Ok(())
+}
+
 impl VaeGanConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         self.vae.validate()?;
         check_stack("model.d_channels", &self.d_channels, self.vae.image)?;
-        if !(self.adversarial_weight.is_finite() && self.adversarial_weight >= 0.0) {
-            return Err(Error::config(
-                "model.adversarial_weight",
-                self.adversarial_weight,
-                "a finite number >= 0",
-            ));
-        }
+        check_larsen(
+            "model.",
+            self.adversarial_weight,
+            self.d_channels.len(),
+            self.recon_layer,
+            self.gamma,
+        )?;
         if !(0.0..0.5).contains(&self.label_smoothing) {
             return Err(Error::config(
                 "model.label_smoothing",
                 self.label_smoothing,
                 "in [0, 0.5)",
-            ));
-        }
-        if !(1..=self.d_channels.len()).contains(&self.recon_layer) {
-            return Err(Error::config(
-                "model.recon_layer",
-                self.recon_layer,
-                format!(
-                    "a discriminator conv layer, 1 to {} (model.d_channels has {})",
-                    self.d_channels.len(),
-                    self.d_channels.len()
-                ),
-            ));
-        }
-        // 1e-12..1e6: gamma divides the reconstruction gradient on its way to the encoder.
-        if !(self.gamma.is_finite() && (1e-12..=1e6).contains(&self.gamma)) {
-            return Err(Error::config(
-                "model.gamma",
-                self.gamma,
-                "a number from 1e-12 to 1e6",
             ));
         }
         for (key, v, range) in [

@@ -250,17 +250,15 @@ mod tests {
                     GradientsParams::from_module(&mut g, disc),
                 )
             };
+            // The model for `gamma` and its terms on the test batch.
+            let terms = |gamma: f64| {
+                let (m, disc, a) = copy(gamma);
+                let (x, y, eps, z_p) = (x.clone(), y.clone(), eps.clone(), z_p.clone());
+                let t = cvae_gan_terms(&m, &disc, &a, x, y, eps, z_p);
+                (m, disc, a, t)
+            };
             // The step's single backward.
-            let (m, disc, a) = copy(gamma);
-            let t = cvae_gan_terms(
-                &m,
-                &disc,
-                &a,
-                x.clone(),
-                y.clone(),
-                eps.clone(),
-                z_p.clone(),
-            );
+            let (m, disc, a, t) = terms(gamma);
             let (vae, dis) = grads_of(
                 &m,
                 &disc,
@@ -268,16 +266,7 @@ mod tests {
             );
             // Each loss alone.
             let alone = |pick: &dyn Fn(CvaeGanTerms) -> Tensor<1>| {
-                let (m, disc, a) = copy(1.0);
-                let t = cvae_gan_terms(
-                    &m,
-                    &disc,
-                    &a,
-                    x.clone(),
-                    y.clone(),
-                    eps.clone(),
-                    z_p.clone(),
-                );
+                let (m, disc, _, t) = terms(1.0);
                 grads_of(&m, &disc, pick(t))
             };
             let (enc_ref, _) = alone(&|t| t.kl.mul_scalar(1.5).mean() + t.recon.mean());
