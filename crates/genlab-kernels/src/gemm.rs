@@ -62,12 +62,56 @@ pub(crate) fn matmul(
     rhs: &[f32],
     rhs_strides: [isize; 2],
 ) {
+    let dst = dst_ptr(dst, m * n);
+    // SAFETY: `dst` holds `m * n` initialised values.
+    unsafe {
+        matmul_into(
+            m,
+            n,
+            k,
+            dst,
+            accumulate,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `dst`'s pointer, once its length is checked against the `len` values a GEMM writes.
+fn dst_ptr<T>(dst: &mut [T], len: usize) -> *mut f32 {
+    assert!(dst.len() >= len, "matmul: destination too small");
+    dst.as_mut_ptr().cast()
+}
+
+/// [`matmul`] into a raw destination of `m * n` values, on `parallelism`'s threads. With
+/// `accumulate` false gemm never reads `dst`, so it may be uninitialised; every value is
+/// written.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `m * n` f32 values (and initialised when `accumulate`),
+/// and no other reference may alias it during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+    parallelism: gemm::Parallelism,
+) {
     // The last element each operand's strides reach must lie in its slice (O(1) checks that
     // keep the unsafe call below in bounds whatever a caller passes).
     let reach = |rows: usize, cols: usize, [rs, cs]: [isize; 2]| {
         (rows.max(1) - 1) * rs as usize + (cols.max(1) - 1) * cs as usize
     };
-    assert!(dst.len() >= m * n, "matmul: destination too small");
     assert!(
         m * k == 0 || reach(m, k, lhs_strides) < lhs.len(),
         "matmul: lhs too small"
@@ -78,13 +122,13 @@ pub(crate) fn matmul(
     );
     // SAFETY: gemm reads lhs at (i, p) for i < m, p < k and rhs at (p, j) for j < n through the
     // given (non-negative) strides, and writes dst at (i, j) row-major: the asserts above keep
-    // every such element inside its slice, and dst is borrowed exclusively.
+    // every read inside its slice, and the caller guarantees dst's m * n values.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -99,7 +143,7 @@ pub(crate) fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

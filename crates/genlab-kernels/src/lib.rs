@@ -30,7 +30,7 @@
 //! Sources, one job each: `geometry` (`Geom`), `im2col` (the padded image, im2col and col2im),
 //! `gemm` (the GEMM call, images split into per-thread runs and per-GEMM blocks), `conv/`
 //! (`forward`, `weight_grad`, `input_grad`, `transposed`, and the `channels_last` image they
-//! share), `activation` (ReLU, leaky ReLU, PReLU), `pointwise/` (`adam`, `bce`, `batch_norm`),
+//! share), `linear` (dense layers: one GEMM each way), `activation` (ReLU, leaky ReLU, PReLU), `pointwise/` (`adam`, `bce`, `batch_norm`),
 //! and the helpers every kernel runs through: `simd` (the run-time SIMD dispatch) and `output`
 //! (the uninitialised outputs).
 
@@ -39,6 +39,7 @@ mod conv;
 mod gemm;
 mod geometry;
 mod im2col;
+mod linear;
 mod output;
 pub mod pointwise;
 mod simd;
@@ -55,3 +56,4 @@ pub use conv::input_grad::input_grad;
 pub use conv::transposed::{transposed_forward, transposed_grads};
 pub use conv::weight_grad::weight_grad;
 pub use geometry::Geom;
+pub use linear::{linear_forward, linear_grads};

@@ -11,6 +11,7 @@ use super::Objective;
 use crate::error::{Error, Result};
 use crate::loss;
 use crate::nn::ops::activation::relu;
+use crate::nn::ops::linear::linear;
 use crate::nn::{Arch, BodyConfig, Decoder, Encoder};
 
 /// Reconstruction loss of an autoencoder.
@@ -105,7 +106,7 @@ impl Autoencoder {
     /// # Shapes
     /// `[b, c, h, w] -> [b, code]`
     pub fn encode(&self, x: Tensor<4>) -> Tensor<2> {
-        relu(self.fc_code.forward(self.encoder.forward(x)))
+        relu(linear(&self.fc_code, self.encoder.forward(x)))
     }
 
     /// The reconstruction in `[0, 1]`.

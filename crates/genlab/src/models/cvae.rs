@@ -35,6 +35,7 @@ use super::{Conditional, Generative, Likelihood, Objective, check_classes, class
 use crate::data::one_hot;
 use crate::error::{Error, Result};
 use crate::loss::{self, GanLoss};
+use crate::nn::ops::linear::linear;
 use crate::nn::{Arch, BodyConfig, ConvEncoder, Decoder, Encoder, Mlp};
 
 /// `m_y` is this times the learned weights: Adam moves a weight by about its learning rate per
@@ -255,10 +256,8 @@ impl Cvae {
             (None, Some(c)) => c.forward(super::cgan::with_planes(x, y)),
             (None, None) => unreachable!("the encoder is built with exactly one body"),
         };
-        let mu = self.fc_mu.forward(f.clone()); // [b, latent]
-        let logvar = self
-            .fc_logvar
-            .forward(f)
+        let mu = linear(&self.fc_mu, f.clone()); // [b, latent]
+        let logvar = linear(&self.fc_logvar, f)
             .clamp(super::vae::LOGVAR_RANGE.0, super::vae::LOGVAR_RANGE.1); // [b, latent]
         (mu, logvar)
     }

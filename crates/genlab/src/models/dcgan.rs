@@ -8,6 +8,7 @@
 use crate::nn::ops::activation::relu;
 use crate::nn::ops::batch_norm::batch_norm;
 use crate::nn::ops::conv::conv_transpose2d;
+use crate::nn::ops::linear::linear;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
@@ -182,7 +183,7 @@ impl Generator {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [c, h, w] = self.start;
         let b = z.dims()[0];
-        let x = self.fc.forward(z).reshape([b, c, h, w]); // [b, c0, h / 2^n, w / 2^n]
+        let x = linear(&self.fc, z).reshape([b, c, h, w]); // [b, c0, h / 2^n, w / 2^n]
         let mut x = relu(batch_norm(&self.fc_norm, x));
         for (i, d) in self.deconvs.iter().enumerate() {
             x = conv_transpose2d(d, x); // doubles h and w

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Likelihood, Objective};
 use crate::error::{Error, Result};
 use crate::loss;
+use crate::nn::ops::linear::linear;
 use crate::nn::{Arch, BodyConfig, Decoder, Encoder};
 
 /// `logvar` is clamped to this range before `exp`, so one bad batch cannot overflow to inf.
@@ -122,11 +123,8 @@ impl Vae {
     /// `[b, c, h, w] -> ([b, latent], [b, latent])`
     pub fn encode(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let f = self.encoder.forward(x); // [b, features]
-        let mu = self.fc_mu.forward(f.clone()); // [b, latent]
-        let logvar = self
-            .fc_logvar
-            .forward(f)
-            .clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1); // [b, latent]
+        let mu = linear(&self.fc_mu, f.clone()); // [b, latent]
+        let logvar = linear(&self.fc_logvar, f).clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1); // [b, latent]
         (mu, logvar)
     }
 

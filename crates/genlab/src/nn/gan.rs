@@ -6,6 +6,7 @@
 use super::ops::activation::leaky_relu;
 use super::ops::batch_norm::batch_norm;
 use super::ops::conv::conv2d;
+use super::ops::linear::linear;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -99,7 +100,7 @@ impl Discriminator {
             x = leaky_relu(x, LEAKY_SLOPE);
         }
         let f = x.flatten(1, 3); // [b, features]
-        (self.fc.forward(f.clone()), f)
+        (linear(&self.fc, f.clone()), f)
     }
 
     /// Logits and conv layer `layer`'s output (1-based) before its batch norm and activation,
@@ -123,7 +124,7 @@ impl Discriminator {
     pub fn forward_all(&self, x: Tensor<4>, layer: usize) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
         let (x, f) = self.through(x, layer, true);
         let phi = x.flatten(1, 3); // [b, features]
-        (self.fc.forward(phi.clone()), phi, f)
+        (linear(&self.fc, phi.clone()), phi, f)
     }
 
     /// Conv layer `layer`'s output (1-based) before its batch norm and activation, flattened;

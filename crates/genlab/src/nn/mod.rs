@@ -7,6 +7,7 @@ pub mod gan;
 pub mod ops;
 
 use crate::nn::ops::activation::relu;
+use crate::nn::ops::linear::linear;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
@@ -35,7 +36,7 @@ impl Mlp {
     /// `[b, dims[0]] -> [b, dims[n]]`
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         for l in &self.layers {
-            x = relu(l.forward(x));
+            x = relu(linear(l, x));
         }
         x
     }
@@ -150,7 +151,7 @@ impl ConvDecoder {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [c, h, w] = self.start;
         let b = z.dims()[0];
-        let mut x = self.fc.forward(z).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
+        let mut x = linear(&self.fc, z).reshape([b, c, h, w]); // [b, c, h / 2^n, w / 2^n]
         if let Some(bn) = self.norms.first() {
             x = batch_norm(bn, x);
         }
@@ -352,7 +353,7 @@ impl Decoder {
             (Some(m), _) => {
                 let b = z.dims()[0];
                 let [c, h, w] = m.image;
-                m.out.forward(m.hidden.forward(z)).reshape([b, c, h, w]) // [b, c*h*w] -> [b, c, h, w]
+                linear(&m.out, m.hidden.forward(z)).reshape([b, c, h, w]) // [b, c*h*w] -> [b, c, h, w]
             }
             (None, Some(c)) => c.forward(z),
             (None, None) => unreachable!("Decoder is built with exactly one body"),

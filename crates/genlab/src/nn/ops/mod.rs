@@ -1,5 +1,5 @@
-//! Operations with genlab's own CPU kernels, forward and backward: convolutions, activations,
-//! training-mode batch norm, the Bernoulli (BCE) loss and the Adam update.
+//! Operations with genlab's own CPU kernels, forward and backward: convolutions, dense layers,
+//! activations, training-mode batch norm, the Bernoulli (BCE) loss and the Adam update.
 //!
 //! burn-flex 0.22, the CPU backend, writes forward kernels only. Without help, the gradients of
 //! its convolutions and activations are burn's generic formulas, and batch norm, the BCE loss
@@ -33,7 +33,8 @@
 //! - [`activation`]: ReLU, leaky ReLU and PReLU;
 //! - [`batch_norm`]: training-mode batch norm;
 //! - [`bce`]: the stable BCE with logits, summed per row;
-//! - [`adam`]: one Adam step of a parameter (the op under `optim::FusedAdam`).
+//! - [`adam`]: one Adam step of a parameter (the op under `optim::FusedAdam`);
+//! - [`linear`]: dense layers.
 
 pub mod activation;
 pub mod adam;
@@ -41,6 +42,7 @@ pub mod batch_norm;
 pub mod bce;
 pub mod conv;
 pub mod denormals;
+pub mod linear;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;

@@ -1,0 +1,275 @@
+//! Dense layers, `y = x·W + b` with `W` laid out `[in, out]` as burn's `Linear` keeps it: the
+//! forward pass and the gradients as one GEMM each over the whole batch, written straight into
+//! uninitialised outputs.
+//!
+//! Why not burn-flex's matmul: it allocates every product as a zeroed `Vec<u8>`, which the
+//! `Bytes` it becomes then copies into an aligned buffer, before gemm overwrites it (a memset
+//! and a memcpy of every activation and gradient of every dense layer; BENCHMARKS.md, issue 22),
+//! and the bias is a further pass into a new buffer. Here the bias rows are written first and
+//! gemm accumulates onto them.
+
+use std::mem::MaybeUninit;
+
+use crate::gemm::matmul_into;
+use crate::output::output;
+
+/// Products of at least this many multiply-adds run on all of rayon's threads, smaller ones on
+/// the caller's: burn-flex's threshold (192³), so the threading is the one training had.
+const PARALLEL_OPS: usize = 192 * 192 * 192;
+
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_OPS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `y [n, out] = x [n, in] · w [in, out] (+ bias [out] on every row)`.
+///
+/// # Panics
+/// When a slice is shorter than its shape says.
+pub fn linear_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    din: usize,
+    dout: usize,
+) -> Vec<f32> {
+    assert!(
+        x.len() >= n * din && w.len() >= din * dout,
+        "linear: short input"
+    );
+    if let Some(b) = bias {
+        assert!(b.len() >= dout, "linear: short bias");
+    }
+    // SAFETY: every value is written: the bias rows, onto which the GEMM accumulates, or, with
+    // no bias, the GEMM itself (accumulate = false never reads the destination).
+    unsafe {
+        output(n * dout, |y| {
+            if let Some(b) = bias {
+                for row in y.chunks_mut(dout.max(1)) {
+                    for (v, &bj) in row.iter_mut().zip(b) {
+                        *v = MaybeUninit::new(bj);
+                    }
+                }
+            }
+            gemm_into(
+                y,
+                n,
+                dout,
+                din,
+                bias.is_some(),
+                x,
+                [din as isize, 1],
+                w,
+                [dout as isize, 1],
+            );
+        })
+    }
+}
+
+/// The gradients of [`linear_forward`] from `dy [n, out]`: `dx [n, in] = dy · wᵀ` when
+/// `want_x`, `dw [in, out] = xᵀ · dy` when `want_w`, and `db [out]`, the column sums of `dy`,
+/// when `want_b`.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn linear_grads(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    din: usize,
+    dout: usize,
+    [want_x, want_w, want_b]: [bool; 3],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert!(
+        x.len() >= n * din && w.len() >= din * dout && dy.len() >= n * dout,
+        "linear: short input"
+    );
+    // SAFETY (both): the GEMM writes all of the output (accumulate = false).
+    let dx = want_x.then(|| unsafe {
+        output(n * din, |dx| {
+            // wᵀ [out, in]: element (p, j) is w[j, p].
+            gemm_into(
+                dx,
+                n,
+                din,
+                dout,
+                false,
+                dy,
+                [dout as isize, 1],
+                w,
+                [1, dout as isize],
+            )
+        })
+    });
+    let dw = want_w.then(|| unsafe {
+        output(din * dout, |dw| {
+            // xᵀ [in, n]: element (i, p) is x[p, i].
+            gemm_into(
+                dw,
+                din,
+                dout,
+                n,
+                false,
+                x,
+                [1, din as isize],
+                dy,
+                [dout as isize, 1],
+            )
+        })
+    });
+    let db = want_b.then(|| {
+        let mut db = vec![0f32; dout];
+        for row in dy[..n * dout].chunks(dout.max(1)) {
+            for (s, &v) in db.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        db
+    });
+    (dx, dw, db)
+}
+
+/// One GEMM of `m x k` by `k x n` into `dst` (`m * n` values), accumulating onto it or not.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    dst: &mut [MaybeUninit<f32>],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+) {
+    assert!(dst.len() >= m * n, "linear: destination too small");
+    if m * n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: the product is zero (gemm is not asked about it).
+        if !accumulate {
+            dst[..m * n].fill(MaybeUninit::new(0.0));
+        }
+        return;
+    }
+    // SAFETY: `dst` is exclusively borrowed and holds m * n values; when accumulating, the
+    // caller has initialised them (the bias rows).
+    unsafe {
+        matmul_into(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast(),
+            accumulate,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            parallelism(m, n, k),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition in f64: `y[i][j] = b[j] + sum_p x[i][p] w[p][j]` and its gradients.
+    fn reference(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        dy: &[f32],
+        n: usize,
+        din: usize,
+        dout: usize,
+    ) -> [Vec<f32>; 4] {
+        let mut y = vec![0f32; n * dout];
+        let mut dx = vec![0f32; n * din];
+        let mut dw = vec![0f32; din * dout];
+        let mut db = vec![0f32; dout];
+        for i in 0..n {
+            for j in 0..dout {
+                let mut s = b[j] as f64;
+                for p in 0..din {
+                    s += x[i * din + p] as f64 * w[p * dout + j] as f64;
+                }
+                y[i * dout + j] = s as f32;
+            }
+            for p in 0..din {
+                let s: f64 = (0..dout)
+                    .map(|j| dy[i * dout + j] as f64 * w[p * dout + j] as f64)
+                    .sum();
+                dx[i * din + p] = s as f32;
+            }
+        }
+        for p in 0..din {
+            for j in 0..dout {
+                let s: f64 = (0..n)
+                    .map(|i| x[i * din + p] as f64 * dy[i * dout + j] as f64)
+                    .sum();
+                dw[p * dout + j] = s as f32;
+            }
+        }
+        for j in 0..dout {
+            db[j] = (0..n).map(|i| dy[i * dout + j] as f64).sum::<f64>() as f32;
+        }
+        [y, dx, dw, db]
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0) - 1.0)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Forward and all three gradients equal the f64 definition, with and without a bias,
+    /// for shapes on both sides of the threading threshold and with an empty inner size.
+    #[test]
+    fn forward_and_gradients_match_the_definition() {
+        for (n, din, dout) in [
+            (1, 1, 1),
+            (3, 5, 2),
+            (17, 33, 9),
+            (256, 200, 200),
+            (4, 0, 3),
+        ] {
+            let (x, w, b, dy) = (
+                values(n * din, 1),
+                values(din * dout, 2),
+                values(dout, 3),
+                values(n * dout, 4),
+            );
+            let [y, dx, dw, db] = reference(&x, &w, &b, &dy, n, din, dout);
+            close(&linear_forward(&x, &w, Some(&b), n, din, dout), &y, "y");
+            let zero = vec![0f32; dout];
+            let [y0, ..] = reference(&x, &w, &zero, &dy, n, din, dout);
+            close(
+                &linear_forward(&x, &w, None, n, din, dout),
+                &y0,
+                "y without bias",
+            );
+            let (gx, gw, gb) = linear_grads(&x, &w, &dy, n, din, dout, [true, true, true]);
+            close(&gx.expect("dx"), &dx, "dx");
+            close(&gw.expect("dw"), &dw, "dw");
+            close(&gb.expect("db"), &db, "db");
+            let (gx, gw, gb) = linear_grads(&x, &w, &dy, n, din, dout, [false, true, false]);
+            assert!(gx.is_none() && gb.is_none());
+            close(&gw.expect("dw"), &dw, "dw alone");
+        }
+    }
+}
