@@ -104,6 +104,22 @@ def png(path, pixels, w, h):
                 + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def write_class_samples(m, dataset, n, latent, out):
+    """n samples of every class, z = m_y + eps with eps ~ N(0, I), as 28x28 grey PNGs in
+    out/CLASS/NNNN.png (the layout `genlab eval --samples` reads). `m` has `prior(y)` and
+    `decode_logits(z, y)`; the classes are drawn in order, each from one `torch.randn(n, latent)`."""
+    names = FASHION_CLASSES if dataset == "fashion-mnist" else MNIST_CLASSES
+    with torch.no_grad():
+        for k, name in enumerate(names):
+            os.makedirs(os.path.join(out, name), exist_ok=True)
+            y = F.one_hot(torch.full((n,), k), 10).float()
+            imgs = torch.sigmoid(m.decode_logits(m.prior(y) + torch.randn(n, latent), y))
+            px = (imgs * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            for i in range(n):
+                png(os.path.join(out, name, f"{i + 1:04d}.png"), px[i].tobytes(), 28, 28)
+    print(f"{n} samples of each class in {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist-10k"])
@@ -140,17 +156,7 @@ def main():
         print(f"epoch {epoch:3d}  test -ELBO given y {tot / len(xte):.3f}", flush=True)
     train_secs = time.time() - t0
     if a.samples_out:
-        names = FASHION_CLASSES if a.dataset == "fashion-mnist" else MNIST_CLASSES
-        with torch.no_grad():
-            for k, name in enumerate(names):
-                os.makedirs(os.path.join(a.samples_out, name), exist_ok=True)
-                y = onehot(torch.full((a.n,), k))
-                z = m.prior(y) + torch.randn(a.n, 20)
-                imgs = torch.sigmoid(m.decode_logits(z, y))
-                px = (imgs * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-                for i in range(a.n):
-                    png(os.path.join(a.samples_out, name, f"{i + 1:04d}.png"), px[i].tobytes(), 28, 28)
-        print(f"{a.n} samples of each class in {a.samples_out}")
+        write_class_samples(m, a.dataset, a.n, 20, a.samples_out)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"argv": sys.argv, "torch": torch.__version__, "python": platform.python_version(),

@@ -45,7 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cvae import FASHION_CLASSES, MNIST_CLASSES, load, png  # noqa: E402
+from cvae import load, write_class_samples  # noqa: E402
 from dcgan import dcgan_init  # noqa: E402  (weights N(0, 0.02), BN scale N(1, 0.02))
 
 LATENT, BETA, GAMMA, WEIGHT, PRIOR_SCALE = 16, 8.0, 1e-2, 10.0, 10.0
@@ -173,17 +173,8 @@ def main():
               f"{n / (time.time() - t0) * epoch:.0f} img/s", flush=True)
     train_secs = time.time() - t0
     if a.samples_out:
-        names = FASHION_CLASSES if a.dataset == "fashion-mnist" else MNIST_CLASSES
-        m.eval()
-        with torch.no_grad():
-            for k, name in enumerate(names):
-                os.makedirs(os.path.join(a.samples_out, name), exist_ok=True)
-                y = onehot(torch.full((a.n,), k))
-                imgs = torch.sigmoid(m.decode_logits(m.prior(y) + torch.randn(a.n, LATENT), y))
-                px = (imgs * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-                for i in range(a.n):
-                    png(os.path.join(a.samples_out, name, f"{i + 1:04d}.png"), px[i].tobytes(), 28, 28)
-        print(f"{a.n} samples of each class in {a.samples_out}")
+        m.eval()  # the decoder's batch norm on its running statistics
+        write_class_samples(m, a.dataset, a.n, LATENT, a.samples_out)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"argv": sys.argv, "torch": torch.__version__, "python": platform.python_version(),

@@ -62,14 +62,14 @@ pub(crate) fn matmul(
     rhs: &[f32],
     rhs_strides: [isize; 2],
 ) {
-    let dst = dst_ptr(dst, m * n);
-    // SAFETY: `dst` holds `m * n` initialised values.
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    // SAFETY: `dst` is exclusively borrowed and holds `m * n` initialised values.
     unsafe {
         matmul_into(
             m,
             n,
             k,
-            dst,
+            dst.as_mut_ptr(),
             accumulate,
             lhs,
             lhs_strides,
@@ -78,12 +78,6 @@ pub(crate) fn matmul(
             gemm::Parallelism::None,
         )
     }
-}
-
-/// `dst`'s pointer, once its length is checked against the `len` values a GEMM writes.
-fn dst_ptr<T>(dst: &mut [T], len: usize) -> *mut f32 {
-    assert!(dst.len() >= len, "matmul: destination too small");
-    dst.as_mut_ptr().cast()
 }
 
 /// [`matmul`] into a raw destination of `m * n` values, on `parallelism`'s threads. With

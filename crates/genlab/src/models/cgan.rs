@@ -284,6 +284,17 @@ impl super::ModelKind for CganConfig {
 mod tests {
     use super::*;
 
+    /// A small cGAN (4-wide noise, 4-8 channels) with the given way of telling the class.
+    fn small(discriminator: Conditioning) -> CganConfig {
+        CganConfig {
+            latent: 4,
+            g_channels: vec![4, 8],
+            d_channels: vec![4, 8],
+            discriminator,
+            ..CganConfig::default()
+        }
+    }
+
     #[test]
     fn shapes_for_grey_and_rgb() {
         let d = Device::flex();
@@ -309,14 +320,7 @@ mod tests {
     #[test]
     fn concat_reads_the_class_as_input_channels() {
         let d = Device::flex();
-        let cfg = CganConfig {
-            latent: 4,
-            g_channels: vec![4, 8],
-            d_channels: vec![4, 8],
-            discriminator: Conditioning::Concat,
-            ..CganConfig::default()
-        };
-        let m = cfg.init(&d);
+        let m = small(Conditioning::Concat).init(&d);
         assert!(m.discriminator.embed.is_none());
         assert_eq!(m.discriminator.body.convs[0].weight.dims(), [4, 11, 4, 4]);
         let x = crate::models::dcgan::to_tanh(m.generate_given(Tensor::ones([1, 4], &d), &[2]));
@@ -332,14 +336,7 @@ mod tests {
     fn forward_with_layer_agrees_with_its_parts() {
         let d = Device::flex();
         for discriminator in [Conditioning::Projection, Conditioning::Concat] {
-            let cfg = CganConfig {
-                latent: 4,
-                g_channels: vec![4, 8],
-                d_channels: vec![4, 8],
-                discriminator,
-                ..CganConfig::default()
-            };
-            let m = cfg.init(&d);
+            let m = small(discriminator).init(&d);
             let x = crate::models::dcgan::to_tanh(
                 m.generate_given(Tensor::ones([3, 4], &d), &[1, 4, 8]),
             );
@@ -363,11 +360,8 @@ mod tests {
     fn projection_adds_the_class_dot_product() {
         let d = Device::flex();
         let cfg = CganConfig {
-            latent: 4,
-            g_channels: vec![4, 8],
-            d_channels: vec![4, 8],
             d_batch_norm: false,
-            ..CganConfig::default()
+            ..small(Conditioning::Projection)
         };
         let m = cfg.init(&d);
         let x = m.generate_given(Tensor::ones([2, 4], &d), &[2, 3]);

@@ -143,7 +143,10 @@ impl Family for CondVae {
         let mut rng = rng_for(t.seed, stream::TRAIN_NOISE, at.step as u64);
         let eps = standard_normal(&mut rng, b, model.config.latent, &self.0.device);
         let mut model = model;
-        if let (Some(a), Some(d)) = (model.config.adversarial.clone(), model.discriminator.take()) {
+        // A conditional VAE-GAN: its discriminator is taken out for the step and put back by it.
+        if let Some(a) = model.config.adversarial.clone()
+            && let Some(d) = model.discriminator.take()
+        {
             // The conditional VAE-GAN: prior noise for the batch's classes too.
             let z_p = standard_normal(&mut rng, b, model.config.latent, &self.0.device);
             let (model, s) = cvae_gan_step(model, d, &a, optim, x, y, eps, z_p, t.lr, at)?;
