@@ -19,6 +19,9 @@ pub(crate) struct Padded {
     phase_len: usize,
     /// `stride_w * phase_len`: one padded row.
     row_len: usize,
+    /// One input row laid out as a padded row before its phase split (`pad_image`): room for
+    /// the part the output reaches and for the whole input row, in 16-value blocks.
+    line_len: usize,
 }
 
 impl Padded {
@@ -28,21 +31,35 @@ impl Padded {
                 rows: 0,
                 phase_len: 0,
                 row_len: 0,
+                line_len: 0,
             };
         }
         let rows = g.stride[0] * (g.oh - 1) + g.dilation[0] * (g.kh - 1) + 1;
         let cols = g.stride[1] * (g.ow - 1) + g.dilation[1] * (g.kw - 1) + 1;
         let phase_len = cols.div_ceil(g.stride[1]);
+        let row_len = g.stride[1] * phase_len;
         Self {
             rows,
             phase_len,
-            row_len: g.stride[1] * phase_len,
+            row_len,
+            line_len: row_len.max(g.pad[1] + g.iw).next_multiple_of(16),
         }
+    }
+
+    /// Values between the runs of consecutive output rows: `stride_h` padded rows.
+    fn run_step(&self, g: &Geom) -> usize {
+        g.stride[0] * self.row_len
     }
 
     /// Values per channel.
     fn plane(&self) -> usize {
         self.rows * self.row_len
+    }
+
+    /// The padded image of `cin` channels, then one channel's input rows laid out as padded
+    /// rows (`pad_image`'s staging area).
+    fn scratch_len(&self, g: &Geom) -> usize {
+        g.cin * self.plane() + g.ih * self.line_len
     }
 }
 
@@ -68,7 +85,7 @@ impl Scratch {
             }
         } else {
             Self {
-                padded: vec![0f32; g.cin * Padded::of(g).plane()],
+                padded: vec![0f32; Padded::of(g).scratch_len(g)],
                 col: vec![0f32; g.col_rows() * g.out_plane() * images],
             }
         }
@@ -132,37 +149,44 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into `buf`.
+/// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into the start of `buf` (of
+/// [`Padded::scratch_len`] values). Each channel's input rows are first laid out as padded rows
+/// in the staging area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of
+/// 16-value blocks), then split into their phases in fixed-size blocks: no bounds logic or short
+/// fills per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than
+/// the column copies did. All of a channel's rows are laid out before any is split, so the
+/// split's 16-value loads do not wait on the copy's narrower stores of the same bytes (a
+/// store-forwarding stall).
 fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     simd(
         #[inline(always)]
         || {
             let sw = g.stride[1];
             let [ph, pw] = g.pad;
-            let ranges = phase_ranges(g, p);
-            for (c, chan) in buf.chunks_exact_mut(p.plane()).take(g.cin).enumerate() {
+            let len = p.line_len;
+            let (buf, lines) = buf.split_at_mut(g.cin * p.plane());
+            let lines = &mut lines[..g.ih * len];
+            // The staging rows' padding: zeros, which the copies below never overwrite (one
+            // fill of the whole area is cheaper than two short ones per row).
+            lines.fill(0.0);
+            for (c, chan) in buf.chunks_exact_mut(p.plane()).enumerate() {
                 let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                for (line, src) in lines.chunks_exact_mut(len).zip(xc.chunks_exact(g.iw)) {
+                    copy_run(&mut line[pw..pw + g.iw], src);
+                }
                 for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
                     if r < ph || r - ph >= g.ih {
                         row.fill(0.0);
                         continue;
                     }
-                    let src = &xc[(r - ph) * g.iw..(r - ph + 1) * g.iw];
-                    for (q, (phase, &(lo, hi))) in
-                        row.chunks_exact_mut(p.phase_len).zip(&ranges).enumerate()
-                    {
-                        phase[..lo].fill(0.0);
-                        phase[hi..].fill(0.0);
-                        if lo < hi {
-                            let src = &src[lo * sw + q - pw..];
-                            let dst = &mut phase[lo..hi];
-                            match sw {
-                                1 => dst.copy_from_slice(&src[..dst.len()]),
-                                2 => gather_even(dst, src),
-                                _ => {
-                                    for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
-                                        *d = *s;
-                                    }
+                    let line = &lines[(r - ph) * len..(r - ph + 1) * len];
+                    match sw {
+                        1 => copy_run(row, &line[..p.row_len]),
+                        2 => split_even_odd(line, row, p.phase_len),
+                        _ => {
+                            for (q, phase) in row.chunks_exact_mut(p.phase_len).enumerate() {
+                                for (j, v) in phase.iter_mut().enumerate() {
+                                    *v = line[j * sw + q];
                                 }
                             }
                         }
@@ -173,19 +197,28 @@ fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     )
 }
 
-/// `dst[j] = src[2 * j]`, eight values at a time where `src` holds sixteen more.
+/// `row = [line[0], line[2], ..] ++ [line[1], line[3], ..]`, `half` values each, sixteen values
+/// of `line` at a time (`line` holds `half` rounded up to 8, doubled).
 #[inline(always)]
-fn gather_even(dst: &mut [f32], src: &[f32]) {
+fn split_even_odd(line: &[f32], row: &mut [f32], half: usize) {
+    let (even, odd) = row.split_at_mut(half);
     let mut j = 0;
-    while j + 8 <= dst.len() && 2 * j + 16 <= src.len() {
-        let (d, s) = (&mut dst[j..j + 8], &src[2 * j..2 * j + 16]);
+    while j < half {
+        let s: &[f32; 16] = line[2 * j..2 * j + 16].try_into().unwrap();
+        let (mut e, mut o) = ([0f32; 8], [0f32; 8]);
         for k in 0..8 {
-            d[k] = s[2 * k];
+            e[k] = s[2 * k];
+            o[k] = s[2 * k + 1];
+        }
+        let m = (half - j).min(8);
+        if m == 8 {
+            even[j..j + 8].copy_from_slice(&e);
+            odd[j..j + 8].copy_from_slice(&o);
+        } else {
+            even[j..half].copy_from_slice(&e[..m]);
+            odd[j..half].copy_from_slice(&o[..m]);
         }
         j += 8;
-    }
-    for k in j..dst.len() {
-        dst[k] = src[2 * k];
     }
 }
 
@@ -244,12 +277,13 @@ fn unpad_image(buf: &[f32], g: &Geom, p: &Padded, x: &mut [f32]) {
     )
 }
 
-/// For every column-matrix row `(c, ki, kj)` and output row `oy`: the offset in the padded
-/// image of the run of `ow` values that row reads, and the offset of its `ow` values in a
-/// column matrix whose rows are `ld` values apart.
+/// For every column-matrix row `(c, ki, kj)`: the offset in the padded image of the first of
+/// the `oh` runs of `ow` values that row reads (the runs are [`Padded::run_step`] apart), and the
+/// offset of the row in a column matrix whose rows are `ld` values apart (its runs follow one
+/// another).
 #[inline(always)]
-fn for_each_run(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
-    let [sh, sw] = g.stride;
+fn for_each_tap(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
+    let sw = g.stride[1];
     let [dh, dw] = g.dilation;
     for c in 0..g.cin {
         for ki in 0..g.kh {
@@ -257,9 +291,7 @@ fn for_each_run(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)
                 let row = ((c * g.kh + ki) * g.kw + kj) * ld;
                 let t = kj * dw;
                 let base = c * p.plane() + (t % sw) * p.phase_len + t / sw;
-                for oy in 0..g.oh {
-                    f(base + (oy * sh + ki * dh) * p.row_len, row + oy * g.ow);
-                }
+                f(base + ki * dh * p.row_len, row);
             }
         }
     }
@@ -276,11 +308,24 @@ pub(crate) fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32]
     simd(
         #[inline(always)]
         || {
+            if g.out_plane() == 0 {
+                return;
+            }
             let p = Padded::of(g);
             pad_image(x, g, &p, padded);
-            let ow = g.ow;
-            for_each_run(g, &p, ld, |from, to| {
-                copy_run(&mut col[to..to + ow], &padded[from..from + ow]);
+            let (ow, step) = (g.ow, p.run_step(g));
+            let reach = (g.oh - 1) * step + ow;
+            for_each_tap(g, &p, ld, |from, to| {
+                let (src, dst) = (
+                    &padded[from..from + reach],
+                    &mut col[to..to + g.out_plane()],
+                );
+                for oy in 0..g.oh {
+                    copy_run(
+                        &mut dst[oy * ow..(oy + 1) * ow],
+                        &src[oy * step..oy * step + ow],
+                    );
+                }
             });
         },
     )
@@ -303,12 +348,25 @@ pub(crate) fn col2im(scratch: &mut Scratch, g: &Geom, x: &mut [f32]) {
     simd(
         #[inline(always)]
         || {
+            if g.out_plane() == 0 {
+                return;
+            }
             let p = Padded::of(g);
             let (padded, col) = (&mut scratch.padded, &scratch.col);
-            padded.fill(0.0);
-            let ow = g.ow;
-            for_each_run(g, &p, g.out_plane(), |to, from| {
-                add_run(&mut padded[to..to + ow], &col[from..from + ow]);
+            padded[..g.cin * p.plane()].fill(0.0);
+            let (ow, step) = (g.ow, p.run_step(g));
+            let reach = (g.oh - 1) * step + ow;
+            for_each_tap(g, &p, g.out_plane(), |to, from| {
+                let (dst, src) = (
+                    &mut padded[to..to + reach],
+                    &col[from..from + g.out_plane()],
+                );
+                for oy in 0..g.oh {
+                    add_run(
+                        &mut dst[oy * step..oy * step + ow],
+                        &src[oy * ow..(oy + 1) * ow],
+                    );
+                }
             });
             unpad_image(padded, g, &p, x);
         },
