@@ -3,7 +3,7 @@
 
 use crate::geometry::Geom;
 use crate::im2col::Padded;
-use crate::simd::simd;
+use crate::simd::{simd, transpose8};
 
 /// The zero-padded channels-last image `[rows, cols, cin]` of one input image that the
 /// channels-last kernels read or add onto: padded position `(r, t)` is input position
@@ -53,45 +53,104 @@ impl ChannelsLast {
         )
     }
 
-    /// Writes image `x [cin, ih, iw]` into `buf` (zeros in the padding).
+    /// Offset in the padded image of the `cin` values of input position `pos = iy * iw + ix`.
+    #[inline(always)]
+    fn offset(&self, g: &Geom, pos: usize) -> usize {
+        ((pos / g.iw + g.pad[0]) * self.cols + pos % g.iw + g.pad[1]) * g.cin
+    }
+
+    /// Calls `f(pos, c, Some(offsets))` for blocks of 8 input positions `pos..pos + 8` and 8
+    /// channels `c..c + 8` inside the padded image (the 8x8 transposes of `pad` and
+    /// `unpad_add`), `offsets` being the padded-image offsets of the 8 positions, and
+    /// `f(pos, c, None)` for each position and channel inside that the blocks leave over.
+    #[inline(always)]
+    fn blocks(&self, g: &Geom, mut f: impl FnMut(usize, usize, Option<&[usize; 8]>)) {
+        let (ys, xs) = self.inside(g);
+        let (cin, plane) = (g.cin, g.ih * g.iw);
+        // Inside positions are whole input rows when the padded image keeps every column
+        // (always, for the geometries the gradients use); else go position by position.
+        let whole_rows = xs.len() == g.iw;
+        let positions = if whole_rows { ys.end * g.iw } else { 0 };
+        let (pos_blocks, c_blocks) = (positions / 8 * 8, cin / 8 * 8);
+        for pos in (0..pos_blocks).step_by(8) {
+            let offsets = std::array::from_fn(|k| self.offset(g, pos + k));
+            for c in (0..c_blocks).step_by(8) {
+                f(pos, c, Some(&offsets));
+            }
+            for p in pos..pos + 8 {
+                for c in c_blocks..cin {
+                    f(p, c, None);
+                }
+            }
+        }
+        for pos in pos_blocks..plane {
+            if (ys.contains(&(pos / g.iw))) && xs.contains(&(pos % g.iw)) {
+                for c in 0..cin {
+                    f(pos, c, None);
+                }
+            }
+        }
+    }
+
+    /// Writes image `x [cin, ih, iw]` into `buf` (zeros in the padding): 8x8 blocks of
+    /// (channel, position) transposed in registers, rather than one strided load per value.
     pub(super) fn pad(&self, x: &[f32], g: &Geom, buf: &mut [f32]) {
         simd(
             #[inline(always)]
             || {
                 buf.fill(0.0);
-                let (ys, xs) = self.inside(g);
-                let [ph, pw] = g.pad;
-                let cin = g.cin;
-                for iy in ys {
-                    for ix in xs.clone() {
-                        let at = ((iy + ph) * self.cols + ix + pw) * cin;
-                        let pos = iy * g.iw + ix;
-                        for (c, d) in buf[at..at + cin].iter_mut().enumerate() {
-                            *d = x[c * g.ih * g.iw + pos];
+                let plane = g.ih * g.iw;
+                self.blocks(
+                    g,
+                    #[inline(always)]
+                    |pos, c, block| {
+                        let Some(offsets) = block else {
+                            buf[self.offset(g, pos) + c] = x[c * plane + pos];
+                            return;
+                        };
+                        let rows: [[f32; 8]; 8] = std::array::from_fn(
+                            #[inline(always)]
+                            |k| {
+                                let at = (c + k) * plane + pos;
+                                x[at..at + 8].try_into().unwrap()
+                            },
+                        );
+                        for (row, &at) in transpose8(&rows).iter().zip(offsets) {
+                            buf[at + c..at + c + 8].copy_from_slice(row);
                         }
-                    }
-                }
+                    },
+                );
             },
         )
     }
 
-    /// Adds `buf` back onto `x [cin, ih, iw]`, dropping the padding (the adjoint of `pad`).
+    /// Adds `buf` back onto `x [cin, ih, iw]`, dropping the padding (the adjoint of `pad`), in
+    /// the same 8x8 blocks.
     pub(super) fn unpad_add(&self, buf: &[f32], g: &Geom, x: &mut [f32]) {
         simd(
             #[inline(always)]
             || {
-                let (ys, xs) = self.inside(g);
-                let [ph, pw] = g.pad;
-                let cin = g.cin;
-                for iy in ys {
-                    for ix in xs.clone() {
-                        let at = ((iy + ph) * self.cols + ix + pw) * cin;
-                        let pos = iy * g.iw + ix;
-                        for (c, &v) in buf[at..at + cin].iter().enumerate() {
-                            x[c * g.ih * g.iw + pos] += v;
+                let plane = g.ih * g.iw;
+                self.blocks(
+                    g,
+                    #[inline(always)]
+                    |pos, c, block| {
+                        let Some(offsets) = block else {
+                            x[c * plane + pos] += buf[self.offset(g, pos) + c];
+                            return;
+                        };
+                        let rows: [[f32; 8]; 8] = std::array::from_fn(
+                            #[inline(always)]
+                            |k| buf[offsets[k] + c..offsets[k] + c + 8].try_into().unwrap(),
+                        );
+                        for (k, row) in transpose8(&rows).iter().enumerate() {
+                            let at = (c + k) * plane + pos;
+                            for (d, &v) in x[at..at + 8].iter_mut().zip(row) {
+                                *d += v;
+                            }
                         }
-                    }
-                }
+                    },
+                );
             },
         )
     }
@@ -122,9 +181,54 @@ pub(super) fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f
 
 #[cfg(test)]
 mod tests {
+    use super::ChannelsLast;
     use crate::conv::input_grad::{input_grad_channels_last, input_grad_col2im};
     use crate::conv::weight_grad::{weight_grad_channels_last, weight_grad_rows};
     use crate::test_util::{geom, lcg};
+
+    /// `pad` and `unpad_add` against their definitions: every padded value is the input value at
+    /// its position or zero, and `unpad_add` adds each padded value back onto the input value it
+    /// came from. Channel counts with and without a remainder of 8, positions with and without,
+    /// and a padded image that stops short of the input's far edge (position by position).
+    #[test]
+    fn pad_and_unpad_match_their_definitions() {
+        // (cin, ih, iw, kh, kw, stride, pad)
+        let cases = [
+            (32, 14, 14, 4, 4, [2, 2], [1, 1]),
+            (8, 4, 4, 3, 3, [1, 1], [1, 1]),
+            (11, 5, 7, 3, 3, [1, 1], [2, 1]),
+            (16, 11, 8, 2, 3, [3, 3], [0, 0]),
+            (9, 9, 10, 3, 2, [2, 3], [2, 0]),
+        ];
+        for (cin, ih, iw, kh, kw, stride, pad) in cases {
+            let g = geom(1, cin, [ih, iw], 2, [kh, kw], stride, pad, [1, 1]);
+            let cl = ChannelsLast::of(&g);
+            let x = lcg(3, g.in_len());
+            let mut buf = vec![f32::NAN; cl.len_for(cin)];
+            cl.pad(&x, &g, &mut buf);
+            let mut back = lcg(4, g.in_len());
+            let before = back.clone();
+            let marks: Vec<f32> = (0..buf.len()).map(|k| k as f32).collect();
+            cl.unpad_add(&marks, &g, &mut back);
+            let mut expected_back = before;
+            for r in 0..cl.rows {
+                for t in 0..cl.cols {
+                    for c in 0..cin {
+                        let at = (r * cl.cols + t) * cin + c;
+                        let (iy, ix) = (r as isize - pad[0] as isize, t as isize - pad[1] as isize);
+                        let inside =
+                            (0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix);
+                        let src = (c * ih + iy.max(0) as usize) * iw + ix.max(0) as usize;
+                        assert_eq!(buf[at], if inside { x[src] } else { 0.0 }, "{g:?} {at}");
+                        if inside {
+                            expected_back[src] += marks[at];
+                        }
+                    }
+                }
+            }
+            assert_eq!(back, expected_back, "{g:?}");
+        }
+    }
 
     /// The channels-last input and weight gradients equal the col2im / row-major ones (checked
     /// against finite differences in `conv::tests`) on W2/W3's strided layers and on padded,
