@@ -150,7 +150,8 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
 }
 
 /// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into the start of `buf` (of
-/// [`Padded::scratch_len`] values). Each channel's input rows are first laid out as padded rows
+/// [`Padded::scratch_len`] values). With stride 1 each row is copied between zeros. With a
+/// larger stride, each channel's input rows are first laid out as padded rows
 /// in the staging area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of
 /// 16-value blocks), then split into their phases in fixed-size blocks: no bounds logic or short
 /// fills per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than
@@ -163,8 +164,26 @@ fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
         || {
             let sw = g.stride[1];
             let [ph, pw] = g.pad;
-            let len = p.line_len;
             let (buf, lines) = buf.split_at_mut(g.cin * p.plane());
+            if sw == 1 {
+                // One phase: each padded row is its input row between zeros, copied straight.
+                let (lo, hi) = (pw.min(p.row_len), (pw + g.iw).min(p.row_len));
+                for (c, chan) in buf.chunks_exact_mut(p.plane()).enumerate() {
+                    let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+                    for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
+                        if r < ph || r - ph >= g.ih {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let src = &xc[(r - ph) * g.iw..(r - ph) * g.iw + (hi - lo)];
+                        row[..lo].fill(0.0);
+                        copy_run(&mut row[lo..hi], src);
+                        row[hi..].fill(0.0);
+                    }
+                }
+                return;
+            }
+            let len = p.line_len;
             let lines = &mut lines[..g.ih * len];
             // The staging rows' padding: zeros, which the copies below never overwrite (one
             // fill of the whole area is cheaper than two short ones per row).
@@ -181,7 +200,6 @@ fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
                     }
                     let line = &lines[(r - ph) * len..(r - ph + 1) * len];
                     match sw {
-                        1 => copy_run(row, &line[..p.row_len]),
                         2 => split_even_odd(line, row, p.phase_len),
                         _ => {
                             for (q, phase) in row.chunks_exact_mut(p.phase_len).enumerate() {

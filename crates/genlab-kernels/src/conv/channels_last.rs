@@ -59,12 +59,13 @@ impl ChannelsLast {
         ((pos / g.iw + g.pad[0]) * self.cols + pos % g.iw + g.pad[1]) * g.cin
     }
 
-    /// Calls `f(pos, c, Some(offsets))` for blocks of 8 input positions `pos..pos + 8` and 8
-    /// channels `c..c + 8` inside the padded image (the 8x8 transposes of `pad` and
+    /// Calls `f(pos, c, Piece::Block(offsets))` for blocks of 8 input positions `pos..pos + 8`
+    /// and 8 channels `c..c + 8` inside the padded image (the 8x8 transposes of `pad` and
     /// `unpad_add`), `offsets` being the padded-image offsets of the 8 positions, and
-    /// `f(pos, c, None)` for each position and channel inside that the blocks leave over.
+    /// `f(pos, c, Piece::One(offset))` for each position and channel inside that the blocks
+    /// leave over, `offset` being the position's.
     #[inline(always)]
-    fn blocks(&self, g: &Geom, mut f: impl FnMut(usize, usize, Option<&[usize; 8]>)) {
+    fn blocks(&self, g: &Geom, mut f: impl FnMut(usize, usize, Piece)) {
         let (ys, xs) = self.inside(g);
         let (cin, plane) = (g.cin, g.ih * g.iw);
         // Inside positions are whole input rows when the padded image keeps every column
@@ -75,18 +76,19 @@ impl ChannelsLast {
         for pos in (0..pos_blocks).step_by(8) {
             let offsets = std::array::from_fn(|k| self.offset(g, pos + k));
             for c in (0..c_blocks).step_by(8) {
-                f(pos, c, Some(&offsets));
+                f(pos, c, Piece::Block(&offsets));
             }
-            for p in pos..pos + 8 {
+            for (k, &offset) in offsets.iter().enumerate() {
                 for c in c_blocks..cin {
-                    f(p, c, None);
+                    f(pos + k, c, Piece::One(offset));
                 }
             }
         }
         for pos in pos_blocks..plane {
             if (ys.contains(&(pos / g.iw))) && xs.contains(&(pos % g.iw)) {
+                let offset = self.offset(g, pos);
                 for c in 0..cin {
-                    f(pos, c, None);
+                    f(pos, c, Piece::One(offset));
                 }
             }
         }
@@ -104,9 +106,9 @@ impl ChannelsLast {
                     g,
                     #[inline(always)]
                     |pos, c, block| {
-                        let Some(offsets) = block else {
-                            buf[self.offset(g, pos) + c] = x[c * plane + pos];
-                            return;
+                        let offsets = match block {
+                            Piece::Block(offsets) => offsets,
+                            Piece::One(at) => return buf[at + c] = x[c * plane + pos],
                         };
                         let rows: [[f32; 8]; 8] = std::array::from_fn(
                             #[inline(always)]
@@ -135,9 +137,9 @@ impl ChannelsLast {
                     g,
                     #[inline(always)]
                     |pos, c, block| {
-                        let Some(offsets) = block else {
-                            x[c * plane + pos] += buf[self.offset(g, pos) + c];
-                            return;
+                        let offsets = match block {
+                            Piece::Block(offsets) => offsets,
+                            Piece::One(at) => return x[c * plane + pos] += buf[at + c],
                         };
                         let rows: [[f32; 8]; 8] = std::array::from_fn(
                             #[inline(always)]
@@ -154,6 +156,13 @@ impl ChannelsLast {
             },
         )
     }
+}
+
+/// What [`ChannelsLast::blocks`] hands its callback: an 8x8 block, with the padded-image offsets
+/// of its 8 positions, or one value, with its position's offset.
+enum Piece<'a> {
+    Block(&'a [usize; 8]),
+    One(usize),
 }
 
 /// `[outer, a, b]` reordered to `[outer, b, a]` (weights between `[cout, cin, taps]` and
