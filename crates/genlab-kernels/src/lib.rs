@@ -56,4 +56,4 @@ pub use conv::input_grad::input_grad;
 pub use conv::transposed::{transposed_forward, transposed_grads};
 pub use conv::weight_grad::weight_grad;
 pub use geometry::Geom;
-pub use linear::{linear_forward, linear_grads};
+pub use linear::{linear_forward, linear_grads, runs_parallel};

@@ -14,11 +14,19 @@ use crate::gemm::matmul_into;
 use crate::output::output;
 
 /// Products of at least this many multiply-adds run on all of rayon's threads, smaller ones on
-/// the caller's: burn-flex's threshold (192³), so the threading is the one training had.
+/// the caller's: burn-flex's threshold (192³), so the threading is the one training had. A rule
+/// by shape (outputs and multiply-adds) was tried and not kept: the timings of
+/// `examples/linear_threads.rs` disagree from run to run (BENCHMARKS.md, "Threads for dense
+/// layers").
 const PARALLEL_OPS: usize = 192 * 192 * 192;
 
+/// Whether the dense layers run the product `[m, k]·[k, n]` on all of rayon's threads.
+pub fn runs_parallel(m: usize, n: usize, k: usize) -> bool {
+    m.saturating_mul(n).saturating_mul(k) >= PARALLEL_OPS
+}
+
 fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_OPS {
+    if runs_parallel(m, n, k) {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
