@@ -151,12 +151,12 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
 
 /// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into the start of `buf` (of
 /// [`Padded::scratch_len`] values). With stride 1 each row is copied between zeros. With a
-/// larger stride, each channel's input rows are first laid out as padded rows
-/// in the staging area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of
-/// 16-value blocks), then split into their phases in fixed-size blocks: no bounds logic or short
-/// fills per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than
-/// the column copies did. All of a channel's rows are laid out before any is split, so the
-/// split's 16-value loads do not wait on the copy's narrower stores of the same bytes (a
+/// larger stride, each channel's input rows are first laid out as padded rows in the staging
+/// area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of 16-value
+/// blocks), then split into their phases in fixed-size blocks: no bounds logic or short fills
+/// per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than the
+/// column copies did. All of a channel's rows are laid out before any is split, so the split's
+/// 16-value loads do not wait on the copy's narrower stores of the same bytes (a
 /// store-forwarding stall).
 fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     simd(
@@ -190,7 +190,10 @@ fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
             lines.fill(0.0);
             for (c, chan) in buf.chunks_exact_mut(p.plane()).enumerate() {
                 let xc = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
-                for (line, src) in lines.chunks_exact_mut(len).zip(xc.chunks_exact(g.iw)) {
+                for (line, src) in lines
+                    .chunks_exact_mut(len)
+                    .zip(xc.chunks_exact(g.iw.max(1)))
+                {
                     copy_run(&mut line[pw..pw + g.iw], src);
                 }
                 for (r, row) in chan.chunks_exact_mut(p.row_len).enumerate() {
