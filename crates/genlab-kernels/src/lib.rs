@@ -30,9 +30,11 @@
 //! Sources, one job each: `geometry` (`Geom`), `im2col` (the padded image, im2col and col2im),
 //! `gemm` (the GEMM call, images split into per-thread runs and per-GEMM blocks), `conv/`
 //! (`forward`, `weight_grad`, `input_grad`, `transposed`, and the `channels_last` image they
-//! share), `linear` (dense layers: one GEMM each way), `activation` (ReLU, leaky ReLU, PReLU), `pointwise/` (`adam`, `bce`, `batch_norm`),
-//! and the helpers every kernel runs through: `simd` (the run-time SIMD dispatch) and `output`
-//! (the uninitialised outputs).
+//! share), `linear` (dense layers: one GEMM each way), `activation` (ReLU, leaky ReLU, PReLU),
+//! `pointwise/` (`adam`, `bce`, `batch_norm`), and the helpers every kernel runs through: `simd`
+//! (the run-time SIMD dispatch, and the 8x8 transpose of the channels-last image) and `output`
+//! (the uninitialised outputs). `examples/linear_threads.rs` times the dense layers' products on
+//! one thread and on all.
 
 mod activation;
 mod conv;
