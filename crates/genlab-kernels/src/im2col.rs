@@ -225,7 +225,7 @@ fn split_even_odd(line: &[f32], row: &mut [f32], half: usize) {
     let (even, odd) = row.split_at_mut(half);
     let mut j = 0;
     while j < half {
-        let s: &[f32; 16] = line[2 * j..2 * j + 16].try_into().unwrap();
+        let s = &line[2 * j..2 * j + 16];
         let (mut e, mut o) = ([0f32; 8], [0f32; 8]);
         for k in 0..8 {
             e[k] = s[2 * k];

@@ -113,8 +113,8 @@ impl ChannelsLast {
                         let rows: [[f32; 8]; 8] = std::array::from_fn(
                             #[inline(always)]
                             |k| {
-                                let at = (c + k) * plane + pos;
-                                x[at..at + 8].try_into().unwrap()
+                                let row = &x[(c + k) * plane + pos..][..8];
+                                std::array::from_fn(|i| row[i])
                             },
                         );
                         for (row, &at) in transpose8(&rows).iter().zip(offsets) {
@@ -143,7 +143,10 @@ impl ChannelsLast {
                         };
                         let rows: [[f32; 8]; 8] = std::array::from_fn(
                             #[inline(always)]
-                            |k| buf[offsets[k] + c..offsets[k] + c + 8].try_into().unwrap(),
+                            |k| {
+                                let row = &buf[offsets[k] + c..][..8];
+                                std::array::from_fn(|i| row[i])
+                            },
                         );
                         for (k, row) in transpose8(&rows).iter().enumerate() {
                             let at = (c + k) * plane + pos;
