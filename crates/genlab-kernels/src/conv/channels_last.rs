@@ -32,9 +32,26 @@ impl ChannelsLast {
         self.rows * self.cols * cin
     }
 
-    /// Offset of the `cin` values that output position `pos` reads with tap `t = ki * kw + kj`.
-    #[inline(always)]
-    pub(super) fn at(&self, g: &Geom, pos: usize, t: usize) -> usize {
+    /// The offsets of [`at`](Self::at) as two tables, `at(g, pos, t) = positions[pos] +
+    /// taps[t]`: `positions[pos]` is `at(g, pos, 0)` for every output position, `taps[t]` the
+    /// step from there to tap `t`. The gather and scatter loops add the two rather than call
+    /// `at`, whose two divisions per run of `cin` values cost more than the run's copy.
+    pub(super) fn offsets(&self, g: &Geom) -> (Vec<usize>, Vec<usize>) {
+        let [sh, sw] = g.stride;
+        let [dh, dw] = g.dilation;
+        let positions = (0..g.oh)
+            .flat_map(|oy| (0..g.ow).map(move |ox| (oy * sh * self.cols + ox * sw) * g.cin))
+            .collect();
+        let taps = (0..g.kh)
+            .flat_map(|ki| (0..g.kw).map(move |kj| (ki * dh * self.cols + kj * dw) * g.cin))
+            .collect();
+        (positions, taps)
+    }
+
+    /// Offset of the `cin` values that output position `pos` reads with tap `t = ki * kw + kj`:
+    /// the definition [`offsets`](Self::offsets) is tested against.
+    #[cfg(test)]
+    fn at(&self, g: &Geom, pos: usize, t: usize) -> usize {
         let (oy, ox) = (pos / g.ow, pos % g.ow);
         let (ki, kj) = (t / g.kw, t % g.kw);
         ((oy * g.stride[0] + ki * g.dilation[0]) * self.cols
@@ -239,6 +256,29 @@ mod tests {
                 }
             }
             assert_eq!(back, expected_back, "{g:?}");
+        }
+    }
+
+    /// `offsets` adds up to `at` for every output position and tap, on strided, dilated and
+    /// odd-sized geometries.
+    #[test]
+    fn offsets_add_up_to_at() {
+        // (cin, ih, iw, kh, kw, stride, pad, dilation)
+        let cases = [
+            (32, 14, 14, 4, 4, [2, 2], [1, 1], [1, 1]),
+            (9, 10, 11, 3, 2, [2, 3], [2, 0], [2, 1]),
+            (8, 4, 4, 5, 5, [1, 1], [4, 4], [1, 1]),
+        ];
+        for (cin, ih, iw, kh, kw, stride, pad, dilation) in cases {
+            let g = geom(2, cin, [ih, iw], 3, [kh, kw], stride, pad, dilation);
+            let cl = ChannelsLast::of(&g);
+            let (positions, taps) = cl.offsets(&g);
+            assert_eq!((positions.len(), taps.len()), (g.out_plane(), kh * kw));
+            for (pos, p) in positions.iter().enumerate() {
+                for (t, q) in taps.iter().enumerate() {
+                    assert_eq!(p + q, cl.at(&g, pos, t), "{g:?} {pos} {t}");
+                }
+            }
         }
     }
 

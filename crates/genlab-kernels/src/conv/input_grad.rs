@@ -95,6 +95,7 @@ pub(super) fn input_grad_channels_last(
     // images, and `init_image` writes each image `k` of a block in full (through `init`) before
     // anything is added onto it.
     let cl = ChannelsLast::of(g);
+    let (positions, taps) = cl.offsets(g);
     unsafe {
         output(g.n * g.in_len(), |dx| {
             split_by_runs(dx, g.n, g.in_len())
@@ -148,9 +149,9 @@ pub(super) fn input_grad_channels_last(
                                     );
                                     padded.fill(0.0);
                                     let image = &colt[b * plane * rows..(b + 1) * plane * rows];
-                                    for (pos, src) in image.chunks_exact(rows).enumerate() {
-                                        for (t, run) in src.chunks_exact(g.cin).enumerate() {
-                                            let at = cl.at(g, pos, t);
+                                    for (src, p) in image.chunks_exact(rows).zip(&positions) {
+                                        for (run, t) in src.chunks_exact(g.cin).zip(&taps) {
+                                            let at = p + t;
                                             add_run(&mut padded[at..at + g.cin], run);
                                         }
                                     }

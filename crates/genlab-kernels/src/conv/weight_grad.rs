@@ -30,6 +30,7 @@ pub(super) fn weight_grad_channels_last(x: &[f32], dy: &[f32], g: &Geom) -> Vec<
         return vec![0f32; g.cout * rows];
     }
     let cl = ChannelsLast::of(g);
+    let (positions, taps) = cl.offsets(g);
     let partials: Vec<Vec<f32>> = image_runs(g.n)
         .into_par_iter()
         .map(|run| {
@@ -41,9 +42,9 @@ pub(super) fn weight_grad_channels_last(x: &[f32], dy: &[f32], g: &Geom) -> Vec<
                     let mut colt = vec![0f32; plane * rows];
                     for i in run {
                         cl.pad(&x[i * g.in_len()..(i + 1) * g.in_len()], g, &mut padded);
-                        for (pos, dst) in colt.chunks_exact_mut(rows).enumerate() {
-                            for (t, run) in dst.chunks_exact_mut(g.cin).enumerate() {
-                                let at = cl.at(g, pos, t);
+                        for (dst, p) in colt.chunks_exact_mut(rows).zip(&positions) {
+                            for (run, t) in dst.chunks_exact_mut(g.cin).zip(&taps) {
+                                let at = p + t;
                                 copy_run(run, &padded[at..at + g.cin]);
                             }
                         }
