@@ -145,6 +145,23 @@ fn main() {
                 },
             );
         }
+        // Five 7x7 images padded to 256 columns (`block_width`), as one call and as calls of at
+        // most 48 output channels (`unpacked_channels`), where gemm reads the columns in place.
+        let (colp, mut outp) = (vec![0.25f32; rows * 256], vec![0f32; cout * 256]);
+        for chunk in [cout, 48] {
+            time(
+                &l(&format!(
+                    "forward, 5 images padded to 256 columns, {chunk} channels per call"
+                )),
+                flop * 5.0,
+                || {
+                    for (dst, w) in outp.chunks_mut(chunk * 256).zip(w.chunks(chunk * rows)) {
+                        mm(dst.len() / 256, 256, rows, dst, w, [r, 1], &colp, [256, 1]);
+                    }
+                    black_box(&outp);
+                },
+            );
+        }
         time(&l("forward Yᵀ = colᵀ · Wᵀ"), flop, || {
             mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r]);
             black_box(&out);

@@ -19,9 +19,37 @@ pub(crate) fn images_per_gemm(g: &Geom) -> usize {
     }
 }
 
+/// Columns of the column matrix of `count` images side by side: `count * oh*ow`, rounded up to
+/// a multiple of 16 for several images. gemm copies ("packs") the column matrix of a forward
+/// GEMM into its own layout unless the GEMM's long side is a whole number of 16-value vectors
+/// and [`UNPACKED_CHANNELS`] holds (`do_prepack_lhs` and `do_pack_lhs` in gemm-common's
+/// `gemm.rs`, which sees `Yᵀ = colᵀ · Wᵀ`); the padding columns cost a few percent more
+/// arithmetic on results nobody reads, and save that copy (BENCHMARKS.md has the timings).
+/// One image's GEMM writes straight into the output, whose rows are `oh*ow` apart: no padding.
+pub(crate) fn block_width(g: &Geom, count: usize) -> usize {
+    let cols = count * g.out_plane();
+    if count > 1 {
+        cols.next_multiple_of(16)
+    } else {
+        cols
+    }
+}
+
+/// Output channels per gemm call in a forward GEMM over a padded block: gemm reads a column
+/// matrix in place only when the call has at most 8 microkernel widths of them (its default
+/// `lhs_packing_threshold_single_thread`, 8, times the width: 6 with AVX-512, 4 with AVX2).
+pub(crate) fn unpacked_channels() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return 48;
+    }
+    32
+}
+
 /// Runs `f(first, count, col, ld)` for consecutive blocks of up to [`images_per_gemm`] images
 /// of `run`, where `col [rows, count * oh*ow]` (rows `ld` apart) holds the column matrices of
-/// images `first..first + count` of `input` (`[n, cin, ih, iw]`) side by side.
+/// images `first..first + count` of `input` (`[n, cin, ih, iw]`) side by side, and `ld` is
+/// [`block_width`] (any columns past the images' hold stale values).
 pub(crate) fn for_each_block(
     input: &[f32],
     g: &Geom,
@@ -38,7 +66,7 @@ pub(crate) fn for_each_block(
         if g.is_pointwise() {
             f(first, 1, image(first), plane);
         } else {
-            let ld = count * plane;
+            let ld = block_width(g, count);
             let Scratch { padded, col } = scratch;
             for b in 0..count {
                 im2col_at(image(first + b), g, padded, &mut col[b * plane..], ld);

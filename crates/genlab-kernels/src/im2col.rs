@@ -76,7 +76,8 @@ impl Scratch {
         Self::for_images(g, 1)
     }
 
-    /// Room for the column matrix of `images` images side by side (`[rows, images * oh*ow]`).
+    /// Room for the column matrix of `images` images side by side (`[rows, block_width]`, see
+    /// [`block_width`](crate::gemm::block_width)).
     pub(crate) fn for_images(g: &Geom, images: usize) -> Self {
         if g.is_pointwise() {
             Self {
@@ -86,7 +87,7 @@ impl Scratch {
         } else {
             Self {
                 padded: vec![0f32; Padded::of(g).scratch_len(g)],
-                col: vec![0f32; g.col_rows() * g.out_plane() * images],
+                col: vec![0f32; g.col_rows() * crate::gemm::block_width(g, images)],
             }
         }
     }

@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::gemm::{for_each_block, images_per_gemm, matmul, split_by_runs};
+use crate::gemm::{for_each_block, images_per_gemm, matmul, split_by_runs, unpacked_channels};
 use crate::geometry::Geom;
 use crate::im2col::Scratch;
 use crate::output::{init, output};
@@ -49,7 +49,7 @@ pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geom) -> Vec<f32>
     }
 }
 
-/// `W [cout, rows] · col [rows, count * oh*ow]` (rows of `col` `ld` apart) for `count` images
+/// `W [cout, rows] · col [rows, ld]` (`ld` from [`block_width`](crate::gemm::block_width)) for `count` images
 /// side by side, written into `out` (their `[cout, oh*ow]` outputs) plus `bias` per channel if
 /// any. One image goes straight into `out` (the GEMM adds onto the bias); several go through
 /// `block`, then are copied out image by image with the bias added.
@@ -89,17 +89,21 @@ pub(super) fn weights_times_columns(
                 return;
             }
             block.resize(g.cout * ld, 0.0);
-            matmul(
-                g.cout,
-                ld,
-                rows,
-                block,
-                false,
-                w,
-                [rows as isize, 1],
-                col,
-                [ld as isize, 1],
-            );
+            // A few output channels per call, so gemm reads `col` in place (`block_width`).
+            let chunk = unpacked_channels();
+            for (dst, w) in block.chunks_mut(chunk * ld).zip(w.chunks(chunk * rows)) {
+                matmul(
+                    dst.len() / ld,
+                    ld,
+                    rows,
+                    dst,
+                    false,
+                    w,
+                    [rows as isize, 1],
+                    col,
+                    [ld as isize, 1],
+                );
+            }
             for (b, image) in out.chunks_exact_mut(g.cout * plane).take(count).enumerate() {
                 for (c, dst) in image.chunks_exact_mut(plane).enumerate() {
                     let src = &block[c * ld + b * plane..c * ld + (b + 1) * plane];
