@@ -203,7 +203,7 @@ pub fn relu_forward(x: &[f32]) -> Vec<f32> {
 }
 
 /// The input gradient of ReLU: `dx = x <= 0 ? 0 : dy` (burn masks on its output `y <= 0`, the
-/// same positions). Chunks run in parallel.
+/// same positions, so ReLU's output may stand in for `x`). Chunks run in parallel.
 pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "relu_backward: x and dy");
     // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
@@ -226,9 +226,63 @@ pub fn relu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     }
 }
 
+/// [`relu_forward`] in place, `x = x <= 0 ? 0 : x`: for an input nothing else reads, so the
+/// output reuses its memory instead of a fresh buffer.
+pub fn relu_in_place(x: &mut [f32]) {
+    x.par_chunks_mut(CHUNK).for_each(|x| {
+        simd(
+            #[inline(always)]
+            || {
+                for v in x.iter_mut() {
+                    *v = if *v <= 0.0 { 0.0 } else { *v };
+                }
+            },
+        )
+    });
+}
+
+/// [`relu_backward`] in place on `dy`, masked by ReLU's output `y` instead of its input:
+/// `dy = y <= 0 ? 0 : dy`. `y <= 0` holds exactly where `x <= 0` does (`y` is +0 there, and NaN
+/// where `x` is NaN), so the result is the same.
+pub fn relu_backward_in_place(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "relu_backward_in_place: y and dy");
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(g, y)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (g, &v) in g.iter_mut().zip(y) {
+                        *g = if v <= 0.0 { 0.0 } else { *g };
+                    }
+                },
+            )
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place ReLU and its in-place gradient (masked by the output) equal the
+    /// out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
+    /// one parallel chunk.
+    #[test]
+    fn relu_in_place_equals_relu() {
+        let mut x: Vec<f32> = (0..CHUNK + 37)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
+            .collect();
+        x[..6].copy_from_slice(&[0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40]);
+        let dy: Vec<f32> = (0..x.len()).map(|i| (i % 17) as f32 - 8.5).collect();
+        let y = relu_forward(&x);
+        let mut y_in = x.clone();
+        relu_in_place(&mut y_in);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y_in), bits(&y));
+        let mut dx_in = dy.clone();
+        relu_backward_in_place(&y, &mut dx_in);
+        assert_eq!(bits(&dx_in), bits(&relu_backward(&x, &dy)));
+    }
 
     /// PReLU against its definition, and its gradients against central finite differences of
     /// sum(prelu(x) * r).

@@ -50,7 +50,7 @@ mod test_util;
 
 pub use activation::{
     leaky_relu_backward, leaky_relu_forward, prelu_backward, prelu_forward, relu_backward,
-    relu_forward,
+    relu_backward_in_place, relu_forward, relu_in_place,
 };
 pub use conv::bias_grad;
 pub use conv::forward::forward;

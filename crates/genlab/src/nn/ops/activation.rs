@@ -22,7 +22,7 @@ use burn::nn::PRelu;
 use burn::tensor::Tensor;
 use genlab_kernels as kernels;
 
-use super::{AdTensor, contiguous, dims4, flex_like, is_f32, tensor, values};
+use super::{AdTensor, contiguous, dims4, flex_like, is_f32, tensor, values, values_mut};
 
 /// Activations whose autodiff step a backend may provide itself. The default bodies are burn's
 /// own operations (and their autodiff), which every backend has.
@@ -103,9 +103,12 @@ impl<C: CheckpointStrategy> ActivationBackend for Autodiff<Flex, C> {
             return Self::relu(x);
         }
         match ReluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = prep.checkpoint(&x);
-                prep.finish(state, relu_forward(x.into_primitive()))
+            OpsKind::Tracked(prep) => {
+                // The state is the output, not a checkpoint of the input: the input then has no
+                // other owner (when nothing else reads it), so the forward overwrites it in
+                // place, and the backward masks by the output instead.
+                let y = relu_forward(x.into_primitive());
+                prep.finish(y.clone(), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
         }
@@ -150,25 +153,40 @@ impl Backward<Flex, 1> for LeakyReluStep {
     }
 }
 
-/// Backward step of ReLU; the state is the checkpointed input.
+/// Backward step of ReLU; the state is the output `y` (masking by `y <= 0` is masking by
+/// `x <= 0`: `kernels::relu_backward_in_place`).
 #[derive(Debug)]
 struct ReluStep;
 
 impl Backward<Flex, 1> for ReluStep {
-    type State = NodeId;
+    type State = FlexTensor;
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let x = ck.retrieve_node_output::<FlexTensor>(ops.state);
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let mut dy = grads.consume::<Flex>(&ops.node);
         if let [Some(parent)] = &ops.parents {
-            let (x, dy) = (contiguous(&x), contiguous(&dy));
-            let dx = kernels::relu_backward(values(&x), values(&dy));
-            grads.register::<Flex>(parent.id, flex_like(dx, &x));
+            let y = contiguous(&ops.state);
+            let dx = match values_mut(&mut dy) {
+                Some(g) => {
+                    kernels::relu_backward_in_place(values(&y), g);
+                    dy
+                }
+                // The output masks as the input does (`relu_backward`).
+                None => {
+                    let dy = contiguous(&dy);
+                    flex_like(kernels::relu_backward(values(&y), values(&dy)), &dy)
+                }
+            };
+            grads.register::<Flex>(parent.id, dx);
         }
     }
 }
 
-fn relu_forward(x: FlexTensor) -> FlexTensor {
+/// ReLU over `x`'s own buffer when nothing else shares it, else into a new one.
+fn relu_forward(mut x: FlexTensor) -> FlexTensor {
+    if let Some(v) = values_mut(&mut x) {
+        kernels::relu_in_place(v);
+        return x;
+    }
     let x = contiguous(&x);
     flex_like(kernels::relu_forward(values(&x)), &x)
 }
@@ -282,18 +300,30 @@ mod tests {
         let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d)
             .slice_assign([0..1, 0..3], Tensor::zeros([1, 3], &d));
         let r = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
-        let run = |ours: bool| {
+        // `shared`: ReLU of the leaf itself, which the caller still holds (a new buffer);
+        // else of an op's output that nothing else holds (overwritten in place).
+        let run = |ours: bool, shared: bool| {
             let x = x.clone().require_grad();
+            let input = if shared { x.clone() } else { x.clone() * 2.0 };
             let y = if ours {
-                relu(x.clone())
+                relu(input)
             } else {
-                burn::tensor::activation::relu(x.clone())
+                burn::tensor::activation::relu(input)
             };
             let g = (y.clone() * r.clone()).sum().backward();
-            [y.into_data(), x.grad(&g).expect("x grad").into_data()]
+            [
+                y.into_data(),
+                x.grad(&g).expect("x grad").into_data(),
+                x.into_data(),
+            ]
         };
-        for (a, b) in run(true).iter().zip(&run(false)) {
-            assert_eq!(a, b);
+        for shared in [true, false] {
+            let (ours, burns) = (run(true, shared), run(false, shared));
+            for (a, b) in ours.iter().zip(&burns) {
+                assert_eq!(a, b);
+            }
+            // The caller's tensor keeps its negative values.
+            assert_eq!(ours[2], x.to_data());
         }
     }
 

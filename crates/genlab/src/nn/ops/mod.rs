@@ -71,6 +71,17 @@ fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
+/// The f32 values of `t` to overwrite in place, when it is contiguous and the only owner of its
+/// buffer (no other tensor, graph state or checkpoint shares it): an elementwise op can then
+/// write its output over its input instead of into a fresh buffer.
+fn values_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    if !is_f32(&[t]) {
+        return None;
+    }
+    let (start, end) = t.layout().contiguous_offsets()?;
+    t.try_storage_mut::<f32>()?.get_mut(start..end)
+}
+
 fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, Shape::new(shape)))
 }
