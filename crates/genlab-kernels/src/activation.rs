@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use crate::output::{init, output};
+use crate::output::output;
 use crate::simd::simd;
 
 /// The slope of channel `c` (one shared slope when `alpha` has a single value).
@@ -62,75 +62,68 @@ pub fn prelu_backward(
     channels: usize,
     plane: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let mut dx = dy.to_vec();
+    let dalpha = prelu_backward_in_place(x, alpha, &mut dx, channels, plane);
+    (dx, dalpha)
+}
+
+/// [`prelu_backward`] with `dx` written over `dy`, for a gradient nothing else reads; returns
+/// `dalpha`. One pass over `x` and `dy`, images in parallel.
+pub fn prelu_backward_in_place(
+    x: &[f32],
+    alpha: &[f32],
+    dy: &mut [f32],
+    channels: usize,
+    plane: usize,
+) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "prelu_backward: x and dy");
     let image = (channels * plane).max(1);
     let plane = plane.max(1);
-    let mut dalpha = Vec::new();
-    // SAFETY: `dx`, `x` and `dy` have the same length (asserted above) and are cut into the same
-    // image chunks, and `init` writes each whole chunk of `dx` before the loop overwrites it.
-    let dx = unsafe {
-        output(x.len(), |dx| {
-            dalpha = dx
-                .par_chunks_mut(image)
-                .zip(x.par_chunks(image).zip(dy.par_chunks(image)))
-                .fold(
-                    || vec![0f32; alpha.len()],
-                    |mut acc, (dxi, (xi, dyi))| {
-                        simd(
-                            #[inline(always)]
-                            || {
-                                let dxi = init(dxi, 0.0);
-                                for (c, (dxc, (xc, dyc))) in dxi
-                                    .chunks_mut(plane)
-                                    .zip(xi.chunks(plane).zip(dyi.chunks(plane)))
-                                    .enumerate()
-                                {
-                                    let a = slope(alpha, c);
-                                    // One pass: dx, and dalpha's sum in eight lanes (vectorisable).
-                                    let mut lanes = [0f32; 8];
-                                    let step = |o: &mut f32, v: f32, g: f32, lane: &mut f32| {
-                                        *o = g * leak(v, a);
-                                        *lane += if v < 0.0 { g * v } else { 0.0 };
-                                    };
-                                    let (mut o8, mut x8, mut g8) = (
-                                        dxc.chunks_exact_mut(8),
-                                        xc.chunks_exact(8),
-                                        dyc.chunks_exact(8),
-                                    );
-                                    for ((o, x), g) in (&mut o8).zip(&mut x8).zip(&mut g8) {
-                                        for k in 0..8 {
-                                            step(&mut o[k], x[k], g[k], &mut lanes[k]);
-                                        }
-                                    }
-                                    let mut tail = 0f32;
-                                    for ((o, &v), &g) in o8
-                                        .into_remainder()
-                                        .iter_mut()
-                                        .zip(x8.remainder())
-                                        .zip(g8.remainder())
-                                    {
-                                        step(o, v, g, &mut tail);
-                                    }
-                                    let da = lanes.iter().sum::<f32>() + tail;
-                                    acc[if alpha.len() == 1 { 0 } else { c }] += da;
+    dy.par_chunks_mut(image)
+        .zip(x.par_chunks(image))
+        .fold(
+            || vec![0f32; alpha.len()],
+            |mut acc, (gi, xi)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (c, (gc, xc)) in gi.chunks_mut(plane).zip(xi.chunks(plane)).enumerate()
+                        {
+                            let a = slope(alpha, c);
+                            // One pass: dx over dy, and dalpha's sum in eight lanes
+                            // (vectorisable).
+                            let mut lanes = [0f32; 8];
+                            let step = |g: &mut f32, v: f32, lane: &mut f32| {
+                                *lane += if v < 0.0 { *g * v } else { 0.0 };
+                                *g *= leak(v, a);
+                            };
+                            let (mut g8, mut x8) = (gc.chunks_exact_mut(8), xc.chunks_exact(8));
+                            for (g, x) in (&mut g8).zip(&mut x8) {
+                                for k in 0..8 {
+                                    step(&mut g[k], x[k], &mut lanes[k]);
                                 }
-                                acc
-                            },
-                        )
+                            }
+                            let mut tail = 0f32;
+                            for (g, &v) in g8.into_remainder().iter_mut().zip(x8.remainder()) {
+                                step(g, v, &mut tail);
+                            }
+                            let da = lanes.iter().sum::<f32>() + tail;
+                            acc[if alpha.len() == 1 { 0 } else { c }] += da;
+                        }
+                        acc
                     },
                 )
-                .reduce(
-                    || vec![0f32; alpha.len()],
-                    |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(b) {
-                            *x += y;
-                        }
-                        a
-                    },
-                );
-        })
-    };
-    (dx, dalpha)
+            },
+        )
+        .reduce(
+            || vec![0f32; alpha.len()],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        )
 }
 
 /// Leaky ReLU, `y = x < 0 ? slope * x : x` (burn's definition), any shape. Chunks run in

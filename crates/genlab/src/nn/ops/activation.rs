@@ -208,7 +208,7 @@ impl Backward<Flex, 2> for PreluStep {
         let x = ck.retrieve_node_output::<FlexTensor>(ops.state.0);
         let alpha = ck.retrieve_node_output::<FlexTensor>(ops.state.1);
         let [x_node, a_node] = ops.parents.each_ref().map(|p| p.as_ref().map(|p| p.id));
-        let (dx, da) = prelu_grads(&x, &alpha, &dy);
+        let (dx, da) = prelu_grads(&x, &alpha, dy);
         if let Some(node) = x_node {
             grads.register::<Flex>(node, dx);
         }
@@ -239,13 +239,24 @@ fn prelu_forward(x: FlexTensor, alpha: FlexTensor) -> FlexTensor {
     )
 }
 
-/// (dL/dx, dL/dalpha) of PReLU (only recorded when `prelu_fits`).
-fn prelu_grads(x: &FlexTensor, alpha: &FlexTensor, dy: &FlexTensor) -> (FlexTensor, FlexTensor) {
-    let (x, alpha, dy) = (contiguous(x), contiguous(alpha), contiguous(dy));
+/// (dL/dx, dL/dalpha) of PReLU (only recorded when `prelu_fits`); dL/dx is written over `dy`
+/// when nothing else holds it.
+fn prelu_grads(x: &FlexTensor, alpha: &FlexTensor, mut dy: FlexTensor) -> (FlexTensor, FlexTensor) {
+    let (x, alpha) = (contiguous(x), contiguous(alpha));
     let [_, c, h, w] = dims4(&x);
-    let (dx, da) = kernels::prelu_backward(values(&x), values(&alpha), values(&dy), c, h * w);
-    let alpha_shape = dims4(&alpha);
-    (tensor(dx, dims4(&x)), tensor(da, alpha_shape))
+    let (xs, a) = (values(&x), values(&alpha));
+    let (dx, da) = match values_mut(&mut dy) {
+        Some(g) => {
+            let da = kernels::prelu_backward_in_place(xs, a, g, c, h * w);
+            (dy, da)
+        }
+        None => {
+            let dy = contiguous(&dy);
+            let (dx, da) = kernels::prelu_backward(xs, a, values(&dy), c, h * w);
+            (tensor(dx, dims4(&x)), da)
+        }
+    };
+    (dx, tensor(da, dims4(&alpha)))
 }
 
 #[cfg(test)]
