@@ -172,6 +172,23 @@ pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32]) -> Vec<f32> {
     }
 }
 
+/// [`leaky_relu_backward`] with `dx` written over `dy`, for a gradient nothing else reads.
+pub fn leaky_relu_backward_in_place(x: &[f32], slope: f32, dy: &mut [f32]) {
+    assert_eq!(x.len(), dy.len(), "leaky_relu_backward: x and dy");
+    dy.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(move |(g, x)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (g, &v) in g.iter_mut().zip(x) {
+                        *g *= leak(v, slope);
+                    }
+                },
+            )
+        });
+}
+
 /// ReLU, `y = x <= 0 ? 0 : x` (burn's definition: +0 for every non-positive input, NaN kept),
 /// any shape, as a select (vectorised). Chunks run in parallel.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
@@ -257,8 +274,8 @@ pub fn relu_backward_in_place(y: &[f32], dy: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// The in-place ReLU and its in-place gradient (masked by the output) equal the
-    /// out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
+    /// The in-place ReLU, its in-place gradient (masked by the output) and leaky ReLU's in-place
+    /// gradient equal the out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
     /// one parallel chunk.
     #[test]
     fn relu_in_place_equals_relu() {
@@ -275,6 +292,9 @@ mod tests {
         let mut dx_in = dy.clone();
         relu_backward_in_place(&y, &mut dx_in);
         assert_eq!(bits(&dx_in), bits(&relu_backward(&x, &dy)));
+        let mut dx_leaky = dy.clone();
+        leaky_relu_backward_in_place(&x, 0.2, &mut dx_leaky);
+        assert_eq!(bits(&dx_leaky), bits(&leaky_relu_backward(&x, 0.2, &dy)));
     }
 
     /// PReLU against its definition, and its gradients against central finite differences of

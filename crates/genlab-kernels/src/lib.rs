@@ -49,8 +49,9 @@ mod simd;
 mod test_util;
 
 pub use activation::{
-    leaky_relu_backward, leaky_relu_forward, prelu_backward, prelu_backward_in_place,
-    prelu_forward, relu_backward, relu_backward_in_place, relu_forward, relu_in_place,
+    leaky_relu_backward, leaky_relu_backward_in_place, leaky_relu_forward, prelu_backward,
+    prelu_backward_in_place, prelu_forward, relu_backward, relu_backward_in_place, relu_forward,
+    relu_in_place,
 };
 pub use conv::bias_grad;
 pub use conv::forward::forward;

@@ -143,12 +143,25 @@ impl Backward<Flex, 1> for LeakyReluStep {
     type State = (NodeId, f32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
+        let mut dy = grads.consume::<Flex>(&ops.node);
         let x = ck.retrieve_node_output::<FlexTensor>(ops.state.0);
         if let [Some(parent)] = &ops.parents {
-            let (x, dy) = (contiguous(&x), contiguous(&dy));
-            let dx = kernels::leaky_relu_backward(values(&x), ops.state.1, values(&dy));
-            grads.register::<Flex>(parent.id, flex_like(dx, &x));
+            let (x, slope) = (contiguous(&x), ops.state.1);
+            // dx over dy when nothing else holds dy, else into a new buffer.
+            let dx = match values_mut(&mut dy) {
+                Some(g) => {
+                    kernels::leaky_relu_backward_in_place(values(&x), slope, g);
+                    dy
+                }
+                None => {
+                    let dy = contiguous(&dy);
+                    flex_like(
+                        kernels::leaky_relu_backward(values(&x), slope, values(&dy)),
+                        &x,
+                    )
+                }
+            };
+            grads.register::<Flex>(parent.id, dx);
         }
     }
 }
