@@ -69,6 +69,10 @@ pub fn prelu_backward(
 
 /// [`prelu_backward`] with `dx` written over `dy`, for a gradient nothing else reads; returns
 /// `dalpha`. One pass over `x` and `dy`, images in parallel.
+///
+/// `dalpha` is the same bits whatever the threads do: each image's sums go to a row of their
+/// own, and the rows are added in image order. (A rayon `fold` / `reduce` would group the
+/// images by how the work happened to be stolen, so two runs of one seed could differ.)
 pub fn prelu_backward_in_place(
     x: &[f32],
     alpha: &[f32],
@@ -79,51 +83,53 @@ pub fn prelu_backward_in_place(
     assert_eq!(x.len(), dy.len(), "prelu_backward: x and dy");
     let image = (channels * plane).max(1);
     let plane = plane.max(1);
+    let slopes = alpha.len();
+    assert!(
+        slopes == 1 || slopes == channels,
+        "prelu_backward: {slopes} slopes for {channels} channels"
+    );
+    if slopes == 0 {
+        return Vec::new(); // no channels, so no values
+    }
+    let mut dalpha = vec![0f32; slopes];
+    // rows [images, slopes]: image i's sums.
+    let mut rows = vec![0f32; dy.len().div_ceil(image) * slopes];
     dy.par_chunks_mut(image)
         .zip(x.par_chunks(image))
-        .fold(
-            || vec![0f32; alpha.len()],
-            |mut acc, (gi, xi)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (c, (gc, xc)) in gi.chunks_mut(plane).zip(xi.chunks(plane)).enumerate()
-                        {
-                            let a = slope(alpha, c);
-                            // One pass: dx over dy, and dalpha's sum in eight lanes
-                            // (vectorisable).
-                            let mut lanes = [0f32; 8];
-                            let step = |g: &mut f32, v: f32, lane: &mut f32| {
-                                *lane += if v < 0.0 { *g * v } else { 0.0 };
-                                *g *= leak(v, a);
-                            };
-                            let (mut g8, mut x8) = (gc.chunks_exact_mut(8), xc.chunks_exact(8));
-                            for (g, x) in (&mut g8).zip(&mut x8) {
-                                for k in 0..8 {
-                                    step(&mut g[k], x[k], &mut lanes[k]);
-                                }
+        .zip(rows.par_chunks_mut(slopes))
+        .for_each(|((gi, xi), acc)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (c, (gc, xc)) in gi.chunks_mut(plane).zip(xi.chunks(plane)).enumerate() {
+                        let a = slope(alpha, c);
+                        // One pass: dx over dy, and dalpha's sum in eight lanes (vectorisable).
+                        let mut lanes = [0f32; 8];
+                        let step = |g: &mut f32, v: f32, lane: &mut f32| {
+                            *lane += if v < 0.0 { *g * v } else { 0.0 };
+                            *g *= leak(v, a);
+                        };
+                        let (mut g8, mut x8) = (gc.chunks_exact_mut(8), xc.chunks_exact(8));
+                        for (g, x) in (&mut g8).zip(&mut x8) {
+                            for k in 0..8 {
+                                step(&mut g[k], x[k], &mut lanes[k]);
                             }
-                            let mut tail = 0f32;
-                            for (g, &v) in g8.into_remainder().iter_mut().zip(x8.remainder()) {
-                                step(g, v, &mut tail);
-                            }
-                            let da = lanes.iter().sum::<f32>() + tail;
-                            acc[if alpha.len() == 1 { 0 } else { c }] += da;
                         }
-                        acc
-                    },
-                )
-            },
-        )
-        .reduce(
-            || vec![0f32; alpha.len()],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+                        let mut tail = 0f32;
+                        for (g, &v) in g8.into_remainder().iter_mut().zip(x8.remainder()) {
+                            step(g, v, &mut tail);
+                        }
+                        acc[if slopes == 1 { 0 } else { c }] += lanes.iter().sum::<f32>() + tail;
+                    }
+                },
+            )
+        });
+    for row in rows.chunks_exact(slopes) {
+        for (d, r) in dalpha.iter_mut().zip(row) {
+            *d += r;
+        }
+    }
+    dalpha
 }
 
 /// Leaky ReLU, `y = x < 0 ? slope * x : x` (burn's definition), any shape. Chunks run in
@@ -277,6 +283,43 @@ mod tests {
     /// The in-place ReLU, its in-place gradient (masked by the output) and leaky ReLU's in-place
     /// gradient equal the out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
     /// one parallel chunk.
+    /// PReLU's dalpha is a sum over images; it must not depend on how rayon splits them (the
+    /// same seed gives the same training run on a busy machine and an idle one). Every pool size,
+    /// many times over, gives the bits of the one-thread result.
+    #[test]
+    fn prelu_dalpha_does_not_depend_on_the_threads() {
+        let (n, c, plane) = (96, 3, 37);
+        let x: Vec<f32> = (0..n * c * plane)
+            .map(|i| ((i * 7919 % 1013) as f32 - 600.0) / 97.0)
+            .collect();
+        let dy: Vec<f32> = (0..x.len())
+            .map(|i| ((i * 31 % 97) as f32 - 48.0) / 7.0)
+            .collect();
+        for alpha in [vec![0.25f32], vec![0.1, 0.2, 0.3]] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| prelu_backward(&x, &alpha, &dy, c, plane))
+            };
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let (dx1, da1) = run(1);
+            for threads in [2, 3, 4, 8] {
+                for _ in 0..25 {
+                    let (dx, da) = run(threads);
+                    assert_eq!(bits(&dx), bits(&dx1));
+                    assert_eq!(
+                        bits(&da),
+                        bits(&da1),
+                        "{threads} threads, {} slopes",
+                        alpha.len()
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn relu_in_place_equals_relu() {
         let mut x: Vec<f32> = (0..CHUNK + 37)
