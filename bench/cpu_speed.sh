@@ -3,7 +3,8 @@
 #   W1 mlp-vae, W2 conv-vae (batch 128, mnist-10k), W3 dcgan (batch 64, one D + one G step),
 #   W4 fsrcnn (x2, LR 32x32, batch 32). images/s, median of 7 two-second windows, 2 threads.
 # Each genlab binary and PyTorch run ROUNDS times per workload, interleaved (A B P A B P ...), so
-# drift of the machine's speed hits all of them alike; the table shows the median over rounds.
+# drift of the machine's speed hits all of them alike; the table shows the median over rounds, the
+# CPU it ran on, and with two binaries the ratio B / A of each round.
 #
 # Usage: bash bench/cpu_speed.sh [BIN_A [BIN_B]]   (default: target/release/genlab only)
 #   e.g. compare the system allocator with mimalloc:
@@ -46,9 +47,14 @@ def t(w, r):
     d = json.load(open(f"{out}/{w}-torch-r{r}.json"))
     v = d.get("median_images_per_s", d.get("median_patches_per_s"))
     return v, d.get("peak_rss_mib", float("nan"))
-head = "| workload | PyTorch img/s (RSS MiB) | " + " | ".join(f"{b} img/s (RSS MiB) | ratio" for b in bins) + " |"
+cpu = json.load(open(f"{out}/{workloads[0]}-g0-r1.json")).get("cpu", {})
+print(f"CPU: {cpu.get('model', '?')} ({cpu.get('vendor', '?')}; {' '.join(cpu.get('simd', []))})")
+head = "| workload | PyTorch img/s (RSS MiB) | " + " | ".join(f"{b} img/s (RSS MiB) | ratio" for b in bins)
+# With two builds, the second against the first in each round: the spread is the machine's noise.
+per_round = nbins == 2
+head += " | B / A per round |" if per_round else " |"
 print(head)
-print("|---" * (2 + 2 * nbins) + "|")
+print("|---" * (2 + 2 * nbins + per_round) + "|")
 for w in workloads:
     tv = [t(w, r) for r in range(1, rounds + 1)]
     tm = statistics.median(v for v, _ in tv)
@@ -57,6 +63,9 @@ for w in workloads:
         gv = [g(w, i, r) for r in range(1, rounds + 1)]
         gm = statistics.median(v for v, _ in gv)
         row += f" {gm:,.0f} ({max(m for _, m in gv):.0f}) | {gm / tm:.2f} |"
+    if per_round:
+        ratios = [g(w, 1, r)[0] / g(w, 0, r)[0] for r in range(1, rounds + 1)]
+        row += " " + ", ".join(f"{x:.2f}" for x in ratios) + " |"
     print(row)
 print(f"(median over {rounds} interleaved rounds; raw JSON in {out})")
 PY
