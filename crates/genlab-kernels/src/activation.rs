@@ -1,4 +1,4 @@
-//! ReLU, leaky ReLU and PReLU, forward and backward, as branch-free selects.
+//! ReLU, leaky ReLU and PReLU, forward and backward, as branch-free selects; tanh.
 
 use rayon::prelude::*;
 
@@ -276,6 +276,59 @@ pub fn relu_backward_in_place(y: &[f32], dy: &mut [f32]) {
         });
 }
 
+/// tanh in place, value by value with the C library's `tanhf` (what `f32::tanh` and burn-flex's
+/// tanh call), so the values are those of burn's tanh. Chunks run in parallel.
+pub fn tanh_in_place(x: &mut [f32]) {
+    x.par_chunks_mut(CHUNK).for_each(|x| {
+        for v in x.iter_mut() {
+            *v = v.tanh();
+        }
+    });
+}
+
+/// [`tanh_in_place`] into a new buffer.
+pub fn tanh_forward(x: &[f32]) -> Vec<f32> {
+    // SAFETY: `y` and `x` have the same length and are cut into the same chunks, and each value of
+    // `y` is written from the value of `x` zipped with it.
+    unsafe {
+        output(x.len(), |y| {
+            y.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, x)| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        o.write(v.tanh());
+                    }
+                });
+        })
+    }
+}
+
+/// The gradient of tanh from its output `y`, in place on `dy`: `dy * (1 - y * y)`. burn's
+/// backward computes `tanh(x)` again, then `-(y * y) + 1` and the product, each a pass; the
+/// values are the same (`-(a) + 1` is `1 - a` exactly).
+pub fn tanh_backward_in_place(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "tanh_backward_in_place: y and dy");
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(g, y)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (g, &v) in g.iter_mut().zip(y) {
+                        *g *= 1.0 - v * v;
+                    }
+                },
+            )
+        });
+}
+
+/// [`tanh_backward_in_place`] into a new buffer.
+pub fn tanh_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = dy.to_vec();
+    tanh_backward_in_place(y, &mut dx);
+    dx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +370,44 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// tanh and its gradient equal burn's formulas bit for bit (`f32::tanh`, then
+    /// `dy * (-(y * y) + 1)`), and the in-place forms their copying forms.
+    #[test]
+    fn tanh_matches_burns_formulas() {
+        let mut x: Vec<f32> = (0..CHUNK + 37)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 97.0)
+            .collect();
+        x[..7].copy_from_slice(&[
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            9.5,
+        ]);
+        let dy: Vec<f32> = (0..x.len()).map(|i| (i % 17) as f32 - 8.5).collect();
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let want_y: Vec<f32> = x.iter().map(|v| v.tanh()).collect();
+        let y = tanh_forward(&x);
+        assert_eq!(bits(&y), bits(&want_y));
+        let mut y_in = x.clone();
+        tanh_in_place(&mut y_in);
+        assert_eq!(bits(&y_in), bits(&want_y));
+        let want_dx: Vec<f32> = dy
+            .iter()
+            .zip(&y)
+            .map(|(g, y)| g * (-(y * y) + 1.0))
+            .collect();
+        assert_eq!(bits(&tanh_backward(&y, &dy)), bits(&want_dx));
+        // Against f64: d/dx tanh = 1 - tanh^2.
+        for (i, (&xv, &g)) in x.iter().zip(&dy).enumerate().skip(7).step_by(97) {
+            let t = f64::from(xv).tanh();
+            let want = f64::from(g) * (1.0 - t * t);
+            assert!((f64::from(want_dx[i]) - want).abs() < 1e-5, "{xv}");
         }
     }
 

@@ -5,14 +5,13 @@
 //! Weights start from N(0, 0.02) (Section 4). The layer sizes follow pytorch/examples' dcgan,
 //! scaled to 28x28 (MNIST, Fashion-MNIST: 7 -> 14 -> 28) and 32x32 (CIFAR-10: 4 -> 8 -> 16 -> 32).
 
-use crate::nn::ops::activation::relu;
+use crate::nn::ops::activation::{relu, tanh};
 use crate::nn::ops::batch_norm::batch_norm;
 use crate::nn::ops::conv::conv_transpose2d;
 use crate::nn::ops::linear::linear;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::tanh;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

@@ -8,11 +8,11 @@
 //!   -> pixel shuffle -> [b, 1, scale h, scale w]
 //! ```
 
+use crate::nn::ops::activation::tanh;
 use crate::nn::ops::conv::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;
-use burn::tensor::activation::tanh;
 use serde::{Deserialize, Serialize};
 
 use super::SrNet;

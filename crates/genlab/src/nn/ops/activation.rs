@@ -1,5 +1,6 @@
-//! ReLU, leaky ReLU and PReLU: [`relu`], [`leaky_relu`] and [`prelu`], drop-ins for
-//! `burn::tensor::activation::relu`, `burn::tensor::activation::leaky_relu` and `PRelu::forward`.
+//! ReLU, leaky ReLU, PReLU and tanh: [`relu`], [`leaky_relu`], [`prelu`] and [`tanh`], drop-ins
+//! for `burn::tensor::activation::relu`, `burn::tensor::activation::leaky_relu`,
+//! `PRelu::forward` and `burn::tensor::activation::tanh`.
 //!
 //! burn builds each, forward and backward, from generic compare / mask / multiply /
 //! broadcast-sum ops, each a pass over memory into a new buffer (a bool mask tensor for ReLU).
@@ -15,7 +16,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ActivationOps;
+use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PRelu;
@@ -41,6 +42,11 @@ pub trait ActivationBackend: Backend {
     /// ReLU.
     fn relu_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::relu(x)
+    }
+
+    /// tanh.
+    fn tanh_fast(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_tanh(x)
     }
 }
 
@@ -68,6 +74,15 @@ pub fn prelu(layer: &PRelu, x: Tensor<4>) -> Tensor<4> {
 /// has it (burn's compares into a mask tensor, then fills: two passes and a bool tensor each way).
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as ActivationBackend>::relu_fast(
+        x.into_dispatch(),
+    ))
+}
+
+/// `burn::tensor::activation::tanh(x)`, with the same values; where the backend has it, the tape
+/// keeps the output and the backward is one pass from it (burn's keeps the input, computes tanh
+/// again, then takes three passes).
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as ActivationBackend>::tanh_fast(
         x.into_dispatch(),
     ))
 }
@@ -111,6 +126,21 @@ impl<C: CheckpointStrategy> ActivationBackend for Autodiff<Flex, C> {
                 prep.finish(y.clone(), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
+        }
+    }
+
+    fn tanh_fast(x: AdTensor<C>) -> AdTensor<C> {
+        if !is_f32(&[x.primitive()]) {
+            return Self::float_tanh(x);
+        }
+        match TanhStep.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                // As ReLU: the state is the output, so the input is overwritten when nothing else
+                // holds it.
+                let y = tanh_forward(x.into_primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(tanh_forward(x.into_primitive())),
         }
     }
 
@@ -192,6 +222,42 @@ impl Backward<Flex, 1> for ReluStep {
             grads.register::<Flex>(parent.id, dx);
         }
     }
+}
+
+/// Backward step of tanh; the state is the output `y`: `dx = dy * (1 - y * y)`.
+#[derive(Debug)]
+struct TanhStep;
+
+impl Backward<Flex, 1> for TanhStep {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let mut dy = grads.consume::<Flex>(&ops.node);
+        if let [Some(parent)] = &ops.parents {
+            let y = contiguous(&ops.state);
+            let dx = match values_mut(&mut dy) {
+                Some(g) => {
+                    kernels::tanh_backward_in_place(values(&y), g);
+                    dy
+                }
+                None => {
+                    let dy = contiguous(&dy);
+                    flex_like(kernels::tanh_backward(values(&y), values(&dy)), &dy)
+                }
+            };
+            grads.register::<Flex>(parent.id, dx);
+        }
+    }
+}
+
+/// tanh over `x`'s own buffer when nothing else shares it, else into a new one.
+fn tanh_forward(mut x: FlexTensor) -> FlexTensor {
+    if let Some(v) = values_mut(&mut x) {
+        kernels::tanh_in_place(v);
+        return x;
+    }
+    let x = contiguous(&x);
+    flex_like(kernels::tanh_forward(values(&x)), &x)
 }
 
 /// ReLU over `x`'s own buffer when nothing else shares it, else into a new one.
@@ -347,6 +413,37 @@ mod tests {
                 assert_eq!(a, b);
             }
             // The caller's tensor keeps its negative values.
+            assert_eq!(ours[2], x.to_data());
+        }
+    }
+
+    /// tanh's output and input gradient equal burn's bit for bit (a shared input and an op's
+    /// output overwritten in place; large inputs, where tanh saturates, included).
+    #[test]
+    fn tanh_gradient_matches_burns() {
+        let d = device();
+        let x = Tensor::<4>::random([3, 2, 9, 11], Distribution::Normal(0.0, 3.0), &d);
+        let r = Tensor::<4>::random([3, 2, 9, 11], Distribution::Normal(0.0, 1.0), &d);
+        let run = |ours: bool, shared: bool| {
+            let x = x.clone().require_grad();
+            let input = if shared { x.clone() } else { x.clone() * 2.0 };
+            let y = if ours {
+                tanh(input)
+            } else {
+                burn::tensor::activation::tanh(input)
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [
+                y.into_data(),
+                x.grad(&g).expect("x grad").into_data(),
+                x.into_data(),
+            ]
+        };
+        for shared in [true, false] {
+            let (ours, burns) = (run(true, shared), run(false, shared));
+            for (a, b) in ours.iter().zip(&burns) {
+                assert_eq!(a, b);
+            }
             assert_eq!(ours[2], x.to_data());
         }
     }
