@@ -51,7 +51,7 @@ mod test_util;
 pub use activation::{
     leaky_relu_backward, leaky_relu_backward_in_place, leaky_relu_forward, prelu_backward,
     prelu_backward_in_place, prelu_forward, relu_backward, relu_backward_in_place, relu_forward,
-    relu_in_place, tanh_backward, tanh_backward_in_place, tanh_forward, tanh_in_place,
+    relu_in_place, tanh_backward_in_place, tanh_in_place,
 };
 pub use conv::bias_grad;
 pub use conv::forward::forward;

@@ -117,31 +117,15 @@ impl<C: CheckpointStrategy> ActivationBackend for Autodiff<Flex, C> {
         if !is_f32(&[x.primitive()]) {
             return Self::relu(x);
         }
-        match ReluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                // The state is the output, not a checkpoint of the input: the input then has no
-                // other owner (when nothing else reads it), so the forward overwrites it in
-                // place, and the backward masks by the output instead.
-                let y = relu_forward(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
-        }
+        // Masking dy by `y <= 0` is masking by `x <= 0` (`kernels::relu_backward_in_place`).
+        from_output::<C>(x, kernels::relu_in_place, kernels::relu_backward_in_place)
     }
 
     fn tanh_fast(x: AdTensor<C>) -> AdTensor<C> {
         if !is_f32(&[x.primitive()]) {
             return Self::float_tanh(x);
         }
-        match TanhStep.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                // As ReLU: the state is the output, so the input is overwritten when nothing else
-                // holds it.
-                let y = tanh_forward(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(tanh_forward(x.into_primitive())),
-        }
+        from_output::<C>(x, kernels::tanh_in_place, kernels::tanh_backward_in_place)
     }
 
     fn prelu_nchw(x: AdTensor<C>, alpha: AdTensor<C>) -> AdTensor<C> {
@@ -196,78 +180,54 @@ impl Backward<Flex, 1> for LeakyReluStep {
     }
 }
 
-/// Backward step of ReLU; the state is the output `y` (masking by `y <= 0` is masking by
-/// `x <= 0`: `kernels::relu_backward_in_place`).
+/// Backward step of an activation whose gradient is a rule of its output `y` alone (ReLU: mask
+/// by `y <= 0`; tanh: times `1 - y * y`). The state is `y`, not a checkpoint of the input, so
+/// the forward may overwrite its input ([`map_in_place`]).
 #[derive(Debug)]
-struct ReluStep;
+struct FromOutput {
+    /// `dy <- dx`, given `y`.
+    grad: fn(&[f32], &mut [f32]),
+}
 
-impl Backward<Flex, 1> for ReluStep {
+impl Backward<Flex, 1> for FromOutput {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let mut dy = grads.consume::<Flex>(&ops.node);
+        let dy = grads.consume::<Flex>(&ops.node);
         if let [Some(parent)] = &ops.parents {
             let y = contiguous(&ops.state);
-            let dx = match values_mut(&mut dy) {
-                Some(g) => {
-                    kernels::relu_backward_in_place(values(&y), g);
-                    dy
-                }
-                // The output masks as the input does (`relu_backward`).
-                None => {
-                    let dy = contiguous(&dy);
-                    flex_like(kernels::relu_backward(values(&y), values(&dy)), &dy)
-                }
-            };
+            let dx = map_in_place(dy, |dy| (self.grad)(values(&y), dy));
             grads.register::<Flex>(parent.id, dx);
         }
     }
 }
 
-/// Backward step of tanh; the state is the output `y`: `dx = dy * (1 - y * y)`.
-#[derive(Debug)]
-struct TanhStep;
-
-impl Backward<Flex, 1> for TanhStep {
-    type State = FlexTensor;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let mut dy = grads.consume::<Flex>(&ops.node);
-        if let [Some(parent)] = &ops.parents {
-            let y = contiguous(&ops.state);
-            let dx = match values_mut(&mut dy) {
-                Some(g) => {
-                    kernels::tanh_backward_in_place(values(&y), g);
-                    dy
-                }
-                None => {
-                    let dy = contiguous(&dy);
-                    flex_like(kernels::tanh_backward(values(&y), values(&dy)), &dy)
-                }
-            };
-            grads.register::<Flex>(parent.id, dx);
+/// The activation `forward` (in place), with the gradient rule `grad` of its output on the tape.
+fn from_output<C: CheckpointStrategy>(
+    x: AdTensor<C>,
+    forward: fn(&mut [f32]),
+    grad: fn(&[f32], &mut [f32]),
+) -> AdTensor<C> {
+    let step = FromOutput { grad };
+    match step.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let y = map_in_place(x.into_primitive(), forward);
+            prep.finish(y.clone(), y)
         }
+        OpsKind::UnTracked(prep) => prep.finish(map_in_place(x.into_primitive(), forward)),
     }
 }
 
-/// tanh over `x`'s own buffer when nothing else shares it, else into a new one.
-fn tanh_forward(mut x: FlexTensor) -> FlexTensor {
+/// `f` over `x`'s own values when nothing else holds them, else over a contiguous copy.
+fn map_in_place(mut x: FlexTensor, f: impl FnOnce(&mut [f32])) -> FlexTensor {
     if let Some(v) = values_mut(&mut x) {
-        kernels::tanh_in_place(v);
+        f(v);
         return x;
     }
     let x = contiguous(&x);
-    flex_like(kernels::tanh_forward(values(&x)), &x)
-}
-
-/// ReLU over `x`'s own buffer when nothing else shares it, else into a new one.
-fn relu_forward(mut x: FlexTensor) -> FlexTensor {
-    if let Some(v) = values_mut(&mut x) {
-        kernels::relu_in_place(v);
-        return x;
-    }
-    let x = contiguous(&x);
-    flex_like(kernels::relu_forward(values(&x)), &x)
+    let mut v = values(&x).to_vec();
+    f(&mut v);
+    flex_like(v, &x)
 }
 
 fn leaky_relu_forward(x: FlexTensor, slope: f32) -> FlexTensor {
