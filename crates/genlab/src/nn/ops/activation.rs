@@ -343,69 +343,49 @@ mod tests {
         }
     }
 
+    /// `ours(x)` and `burns(x)` give the same output and input gradient, bit for bit, for an
+    /// input the caller still holds (a new buffer) and for an op's output that nothing else holds
+    /// (overwritten in place); the caller's tensor is unchanged.
+    fn same_as_burns(
+        x: Tensor<4>,
+        ours: fn(Tensor<4>) -> Tensor<4>,
+        burns: fn(Tensor<4>) -> Tensor<4>,
+    ) {
+        let r = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device());
+        let run = |f: fn(Tensor<4>) -> Tensor<4>, shared: bool| {
+            let x = x.clone().require_grad();
+            let input = if shared { x.clone() } else { x.clone() * 2.0 };
+            let y = f(input);
+            let g = (y.clone() * r.clone()).sum().backward();
+            [
+                y.into_data(),
+                x.grad(&g).expect("x grad").into_data(),
+                x.into_data(),
+            ]
+        };
+        for shared in [true, false] {
+            let (a, b) = (run(ours, shared), run(burns, shared));
+            assert_eq!(a, b, "shared input: {shared}");
+            assert_eq!(a[2], x.to_data());
+        }
+    }
+
     /// ReLU's output and input gradient equal burn's, exact zeros included.
     #[test]
     fn relu_gradient_matches_burns() {
         let d = device();
-        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d)
-            .slice_assign([0..1, 0..3], Tensor::zeros([1, 3], &d));
-        let r = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &d);
-        // `shared`: ReLU of the leaf itself, which the caller still holds (a new buffer);
-        // else of an op's output that nothing else holds (overwritten in place).
-        let run = |ours: bool, shared: bool| {
-            let x = x.clone().require_grad();
-            let input = if shared { x.clone() } else { x.clone() * 2.0 };
-            let y = if ours {
-                relu(input)
-            } else {
-                burn::tensor::activation::relu(input)
-            };
-            let g = (y.clone() * r.clone()).sum().backward();
-            [
-                y.into_data(),
-                x.grad(&g).expect("x grad").into_data(),
-                x.into_data(),
-            ]
-        };
-        for shared in [true, false] {
-            let (ours, burns) = (run(true, shared), run(false, shared));
-            for (a, b) in ours.iter().zip(&burns) {
-                assert_eq!(a, b);
-            }
-            // The caller's tensor keeps its negative values.
-            assert_eq!(ours[2], x.to_data());
-        }
+        let x = Tensor::<4>::random([3, 2, 9, 11], Distribution::Normal(0.0, 1.0), &d)
+            .slice_assign([0..1, 0..1, 0..1, 0..3], Tensor::zeros([1, 1, 1, 3], &d));
+        same_as_burns(x, relu, burn::tensor::activation::relu);
     }
 
-    /// tanh's output and input gradient equal burn's bit for bit (a shared input and an op's
-    /// output overwritten in place; large inputs, where tanh saturates, included).
+    /// tanh's output and input gradient equal burn's (large inputs, where tanh saturates,
+    /// included).
     #[test]
     fn tanh_gradient_matches_burns() {
         let d = device();
         let x = Tensor::<4>::random([3, 2, 9, 11], Distribution::Normal(0.0, 3.0), &d);
-        let r = Tensor::<4>::random([3, 2, 9, 11], Distribution::Normal(0.0, 1.0), &d);
-        let run = |ours: bool, shared: bool| {
-            let x = x.clone().require_grad();
-            let input = if shared { x.clone() } else { x.clone() * 2.0 };
-            let y = if ours {
-                tanh(input)
-            } else {
-                burn::tensor::activation::tanh(input)
-            };
-            let g = (y.clone() * r.clone()).sum().backward();
-            [
-                y.into_data(),
-                x.grad(&g).expect("x grad").into_data(),
-                x.into_data(),
-            ]
-        };
-        for shared in [true, false] {
-            let (ours, burns) = (run(true, shared), run(false, shared));
-            for (a, b) in ours.iter().zip(&burns) {
-                assert_eq!(a, b);
-            }
-            assert_eq!(ours[2], x.to_data());
-        }
+        same_as_burns(x, tanh, burn::tensor::activation::tanh);
     }
 
     /// Leaky ReLU's output and input gradient equal burn's.
