@@ -261,7 +261,16 @@ pub fn relu_in_place(x: &mut [f32]) {
 /// `dy = y <= 0 ? 0 : dy`. `y <= 0` holds exactly where `x <= 0` does (`y` is +0 there, and NaN
 /// where `x` is NaN), so the result is the same.
 pub fn relu_backward_in_place(y: &[f32], dy: &mut [f32]) {
-    assert_eq!(y.len(), dy.len(), "relu_backward_in_place: y and dy");
+    by_output(y, dy, "relu_backward_in_place", |y, g| {
+        if y <= 0.0 { 0.0 } else { g }
+    });
+}
+
+/// `dy = rule(y, dy)` value by value, for a gradient that is a function of the activation's
+/// output `y` alone; chunks in parallel, each loop vectorised.
+#[inline(always)]
+fn by_output(y: &[f32], dy: &mut [f32], name: &str, rule: impl Fn(f32, f32) -> f32 + Sync) {
+    assert_eq!(y.len(), dy.len(), "{name}: y and dy");
     dy.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK))
         .for_each(|(g, y)| {
@@ -269,7 +278,7 @@ pub fn relu_backward_in_place(y: &[f32], dy: &mut [f32]) {
                 #[inline(always)]
                 || {
                     for (g, &v) in g.iter_mut().zip(y) {
-                        *g = if v <= 0.0 { 0.0 } else { *g };
+                        *g = rule(v, *g);
                     }
                 },
             )
@@ -290,28 +299,13 @@ pub fn tanh_in_place(x: &mut [f32]) {
 /// backward computes `tanh(x)` again, then `-(y * y) + 1` and the product, each a pass; the
 /// values are the same (`-(a) + 1` is `1 - a` exactly).
 pub fn tanh_backward_in_place(y: &[f32], dy: &mut [f32]) {
-    assert_eq!(y.len(), dy.len(), "tanh_backward_in_place: y and dy");
-    dy.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK))
-        .for_each(|(g, y)| {
-            simd(
-                #[inline(always)]
-                || {
-                    for (g, &v) in g.iter_mut().zip(y) {
-                        *g *= 1.0 - v * v;
-                    }
-                },
-            )
-        });
+    by_output(y, dy, "tanh_backward_in_place", |y, g| g * (1.0 - y * y));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The in-place ReLU, its in-place gradient (masked by the output) and leaky ReLU's in-place
-    /// gradient equal the out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
-    /// one parallel chunk.
     /// PReLU's dalpha is a sum over images; it must not depend on how rayon splits them (the
     /// same seed gives the same training run on a busy machine and an idle one). Every pool size,
     /// many times over, gives the bits of the one-thread result.
@@ -329,7 +323,7 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
-                    .unwrap();
+                    .expect("a rayon pool for the test");
                 pool.install(|| prelu_backward(&x, &alpha, &dy, c, plane))
             };
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -388,6 +382,9 @@ mod tests {
         }
     }
 
+    /// The in-place ReLU, its in-place gradient (masked by the output) and leaky ReLU's in-place
+    /// gradient equal the out-of-place kernels bit for bit, on signed zeros, NaN, infinities and more values than
+    /// one parallel chunk.
     #[test]
     fn relu_in_place_equals_relu() {
         let mut x: Vec<f32> = (0..CHUNK + 37)
