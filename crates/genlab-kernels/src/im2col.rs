@@ -151,15 +151,27 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
 }
 
 /// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into the start of `buf` (of
-/// [`Padded::scratch_len`] values). With stride 1 each row is copied between zeros. With a
-/// larger stride, each channel's input rows are first laid out as padded rows in the staging
-/// area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of 16-value
-/// blocks), then split into their phases in fixed-size blocks: no bounds logic or short fills
-/// per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than the
-/// column copies did. All of a channel's rows are laid out before any is split, so the split's
-/// 16-value loads do not wait on the copy's narrower stores of the same bytes (a
-/// store-forwarding stall).
+/// [`Padded::scratch_len`] values): [`pad_image_avx512`] where the rows fit one AVX-512 vector
+/// and the CPU has it, else [`pad_image_portable`].
 fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if p.row_len <= 16 && g.iw <= 16 && has_avx512() {
+        // SAFETY: the CPU has AVX-512 F, checked just above, and the rows fit one vector.
+        unsafe { pad_image_avx512(x, g, p, buf) };
+        return;
+    }
+    pad_image_portable(x, g, p, buf)
+}
+
+/// [`pad_image`] in plain Rust, for any row length. With stride 1 each row is copied between
+/// zeros. With a larger stride, each channel's input rows are first laid out as padded rows in
+/// the staging area at the end of `buf` (`pad_w` zeros, the row, zeros up to a whole number of
+/// 16-value blocks), then split into their phases in fixed-size blocks: no bounds logic or short
+/// fills per row, which for the 14- and 28-value rows of the MNIST-sized layers cost more than
+/// the column copies did. All of a channel's rows are laid out before any is split, so the
+/// split's 16-value loads do not wait on the copy's narrower stores of the same bytes (a
+/// store-forwarding stall).
+fn pad_image_portable(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     simd(
         #[inline(always)]
         || {
@@ -217,6 +229,54 @@ fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
             }
         },
     )
+}
+
+/// [`pad_image`] for rows of at most 16 values, in and out, with AVX-512: each padded row is
+/// one masked load of its input row, one permutation (with the zeros of the padding masked in)
+/// and one masked store, for any stride. The MNIST-sized layers' 14-value input rows and
+/// 16-value padded rows spent more time in the general path's short copies, fills and bounds
+/// checks than in moving their values (BENCHMARKS.md).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512 F, and `p.row_len` and `g.iw` must be at most 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pad_image_avx512(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(p.row_len <= 16 && g.iw <= 16);
+    assert!(x.len() >= g.cin * g.ih * g.iw && buf.len() >= g.cin * p.plane());
+    let (sw, [ph, pw]) = (g.stride[1], g.pad);
+    // Padded value `t` (phase `q`, index `j`) is input column `j * sw + q - pw`, or a zero.
+    let (mut from, mut inside) = ([0i32; 16], 0u16);
+    for (t, from) in from.iter_mut().enumerate().take(p.row_len) {
+        let col = (t % p.phase_len) * sw + t / p.phase_len;
+        if col >= pw && col - pw < g.iw {
+            *from = (col - pw) as i32;
+            inside |= 1 << t;
+        }
+    }
+    let (load, store) = ((1u32 << g.iw) as u16, (1u32 << p.row_len) as u16);
+    let (load, store) = (load.wrapping_sub(1), store.wrapping_sub(1));
+    // SAFETY: the asserts above keep every access in bounds: each input row read is `g.iw`
+    // values of `x` (masked: lanes past them are neither read nor faulted on), each padded row
+    // written is `p.row_len` values of the first `g.cin * p.plane()` of `buf`.
+    unsafe {
+        let from = _mm512_loadu_si512(from.as_ptr().cast());
+        let zero = _mm512_setzero_ps();
+        for c in 0..g.cin {
+            for r in 0..p.rows {
+                let dst = buf.as_mut_ptr().add(c * p.plane() + r * p.row_len);
+                let row = if r < ph || r - ph >= g.ih {
+                    zero
+                } else {
+                    let src = x.as_ptr().add((c * g.ih + r - ph) * g.iw);
+                    _mm512_maskz_permutexvar_ps(inside, from, _mm512_maskz_loadu_ps(load, src))
+                };
+                _mm512_mask_storeu_ps(dst, store, row);
+            }
+        }
+    }
 }
 
 /// `row = [line[0], line[2], ..] ++ [line[1], line[3], ..]`, `half` values each, sixteen values
@@ -307,16 +367,71 @@ fn unpad_image(buf: &[f32], g: &Geom, p: &Padded, x: &mut [f32]) {
 fn for_each_tap(g: &Geom, p: &Padded, ld: usize, mut f: impl FnMut(usize, usize)) {
     let sw = g.stride[1];
     let [dh, dw] = g.dilation;
+    // Where tap column `kj` starts in a padded row (its phase, then its place in the phase),
+    // worked out once per call rather than by a division per tap.
+    let cols: Vec<usize> = (0..g.kw)
+        .map(|kj| {
+            let t = kj * dw;
+            (t % sw) * p.phase_len + t / sw
+        })
+        .collect();
+    let mut row = 0;
     for c in 0..g.cin {
         for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = ((c * g.kh + ki) * g.kw + kj) * ld;
-                let t = kj * dw;
-                let base = c * p.plane() + (t % sw) * p.phase_len + t / sw;
-                f(base + ki * dh * p.row_len, row);
+            let base = c * p.plane() + ki * dh * p.row_len;
+            for &col in &cols {
+                f(base + col, row);
+                row += ld;
             }
         }
     }
+}
+
+/// [`im2col_at`]'s copies for output rows of at most 16 values, with AVX-512: each run is one
+/// masked load and one masked store, where the general loop takes two overlapping loads and
+/// stores and their bounds checks.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512 F and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn copy_taps_avx512(g: &Geom, p: &Padded, padded: &[f32], col: &mut [f32], ld: usize) {
+    use std::arch::x86_64::*;
+    let (ow, step, plane) = (g.ow, p.run_step(g), g.out_plane());
+    assert!(ow <= 16);
+    let reach = (g.oh - 1) * step + ow;
+    let mask = ((1u32 << ow) - 1) as u16;
+    for_each_tap(
+        g,
+        p,
+        ld,
+        #[inline(always)]
+        |from, to| {
+            let (src, dst) = (&padded[from..from + reach], &mut col[to..to + plane]);
+            let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+            // SAFETY (both loops): run `oy` is `src[oy * step..][..ow]` and
+            // `dst[oy * ow..][..ow]`, inside both slices (`reach` and `plane` above); the masked
+            // lanes past `ow` are neither read nor written.
+            if ow <= 8 {
+                // 8-lane moves: 16-lane ones were slower for the same copies on Zen 5
+                // (BENCHMARKS.md).
+                for oy in 0..g.oh {
+                    unsafe {
+                        let v = _mm256_maskz_loadu_ps(mask as u8, s.add(oy * step));
+                        _mm256_mask_storeu_ps(d.add(oy * ow), mask as u8, v);
+                    }
+                }
+            } else {
+                for oy in 0..g.oh {
+                    unsafe {
+                        let v = _mm512_maskz_loadu_ps(mask, s.add(oy * step));
+                        _mm512_mask_storeu_ps(d.add(oy * ow), mask, v);
+                    }
+                }
+            }
+        },
+    );
 }
 
 /// `col [cin*kh*kw, oh*ow]` of one image `x [cin, ih, iw]`; zeros where a tap falls in the padding.
@@ -327,17 +442,42 @@ fn im2col(x: &[f32], g: &Geom, scratch: &mut Scratch) {
 /// [`im2col`] into the columns of `col` from its start, its rows `ld` values apart (one image of
 /// several side by side), through the padded-image scratch `padded`.
 pub(crate) fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32], ld: usize) {
+    if g.out_plane() == 0 {
+        return;
+    }
+    let p = Padded::of(g);
+    pad_image(x, g, &p, padded);
+    copy_taps(g, &p, padded, col, ld);
+}
+
+/// Whether this CPU runs the AVX-512 paths of [`pad_image`] and [`copy_taps`].
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+/// Copies the runs of every column-matrix row `(c, ki, kj)` out of the padded image `padded`
+/// into `col`, its rows `ld` values apart: [`copy_taps_avx512`] for output rows of at most 16
+/// values where the CPU has AVX-512, else [`copy_taps_portable`].
+fn copy_taps(g: &Geom, p: &Padded, padded: &[f32], col: &mut [f32], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if g.ow <= 16 && has_avx512() {
+        // SAFETY: the CPU has AVX-512 F and VL, checked just above.
+        unsafe { copy_taps_avx512(g, p, padded, col, ld) };
+        return;
+    }
+    copy_taps_portable(g, p, padded, col, ld)
+}
+
+/// [`copy_taps`] in plain Rust: each run is a [`copy_run`].
+fn copy_taps_portable(g: &Geom, p: &Padded, padded: &[f32], col: &mut [f32], ld: usize) {
     simd(
         #[inline(always)]
         || {
-            if g.out_plane() == 0 {
-                return;
-            }
-            let p = Padded::of(g);
-            pad_image(x, g, &p, padded);
             let (ow, step) = (g.ow, p.run_step(g));
             let reach = (g.oh - 1) * step + ow;
-            for_each_tap(g, &p, ld, |from, to| {
+            for_each_tap(g, p, ld, |from, to| {
                 let (src, dst) = (
                     &padded[from..from + reach],
                     &mut col[to..to + g.out_plane()],
@@ -399,6 +539,76 @@ pub(crate) fn col2im(scratch: &mut Scratch, g: &Geom, x: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::test_util::{geom, lcg};
+
+    /// The AVX-512 paths of `pad_image` and `copy_taps` write the same bits as the portable ones,
+    /// over strides 1 to 3, paddings up to 3, dilations 1 and 2, kernels of 1 to 5 and rows of 1
+    /// to 16 values, into column matrices with extra columns. (Where the CPU lacks AVX-512 there
+    /// is nothing to compare: the portable paths are what runs, and the test below checks them.)
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_paths_match_the_portable_ones() {
+        if !has_avx512() {
+            eprintln!("this CPU has no AVX-512: only the portable paths run here");
+            return;
+        }
+        let mut checked = [0usize; 2];
+        for cin in [1, 3] {
+            for (ih, iw) in [(1, 1), (5, 3), (14, 14), (7, 16), (16, 9), (28, 28)] {
+                for k in [1, 2, 4, 5] {
+                    for (stride, pad, dilation) in [
+                        ([1, 1], [0, 0], [1, 1]),
+                        ([1, 1], [1, 2], [1, 1]),
+                        ([2, 2], [1, 1], [1, 1]),
+                        ([2, 3], [3, 0], [1, 2]),
+                        ([3, 2], [0, 3], [2, 1]),
+                        ([2, 2], [2, 2], [2, 2]),
+                    ] {
+                        let span = |len: usize, p: usize, d: usize| len + 2 * p > d * (k - 1);
+                        if !span(ih, pad[0], dilation[0]) || !span(iw, pad[1], dilation[1]) {
+                            continue;
+                        }
+                        let g = geom(1, cin, [ih, iw], 2, [k, k], stride, pad, dilation);
+                        let p = Padded::of(&g);
+                        let x = lcg((cin * 100 + ih * 10 + k) as u64, g.in_len());
+                        let mut buf = [
+                            vec![f32::NAN; p.scratch_len(&g)],
+                            vec![f32::NAN; p.scratch_len(&g)],
+                        ];
+                        pad_image_portable(&x, &g, &p, &mut buf[0]);
+                        let vectorised = p.row_len <= 16 && iw <= 16;
+                        if vectorised {
+                            // SAFETY: the CPU has AVX-512 (checked above) and the rows fit.
+                            unsafe { pad_image_avx512(&x, &g, &p, &mut buf[1]) };
+                            let plane = g.cin * p.plane();
+                            let bits = |b: &[f32]| {
+                                b[..plane].iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                            };
+                            assert_eq!(bits(&buf[0]), bits(&buf[1]), "pad_image {g:?}");
+                            checked[0] += 1;
+                        }
+                        if g.ow <= 16 {
+                            let ld = g.out_plane() + 3;
+                            let mut col = [
+                                vec![f32::NAN; g.col_rows() * ld],
+                                vec![f32::NAN; g.col_rows() * ld],
+                            ];
+                            copy_taps_portable(&g, &p, &buf[0], &mut col[0], ld);
+                            // SAFETY: the CPU has AVX-512 (checked above).
+                            unsafe { copy_taps_avx512(&g, &p, &buf[0], &mut col[1], ld) };
+                            let bits =
+                                |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&col[0]), bits(&col[1]), "copy_taps {g:?}");
+                            checked[1] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            checked[0] > 50 && checked[1] > 50,
+            "{checked:?} geometries compared"
+        );
+    }
 
     /// im2col against its definition, and col2im against the definition of its adjoint (each
     /// column entry added onto the input value it was read from), over geometries with strides 1
