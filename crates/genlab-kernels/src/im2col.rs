@@ -151,12 +151,12 @@ fn phase_ranges(g: &Geom, p: &Padded) -> Vec<(usize, usize)> {
 }
 
 /// Writes the [`Padded`] copy of one image `x [cin, ih, iw]` into the start of `buf` (of
-/// [`Padded::scratch_len`] values): [`pad_image_avx512`] where the rows fit one AVX-512 vector
+/// [`Padded::scratch_len`] values): [`pad_image_avx512`] where the rows fit two AVX-512 vectors
 /// and the CPU has it, else [`pad_image_portable`].
 fn pad_image(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if p.row_len <= 16 && g.iw <= 16 && has_avx512() {
-        // SAFETY: the CPU has AVX-512 F, checked just above, and the rows fit one vector.
+    if p.row_len <= 32 && g.iw <= 32 && has_avx512() {
+        // SAFETY: the CPU has AVX-512 F, checked just above, and the rows fit two vectors.
         unsafe { pad_image_avx512(x, g, p, buf) };
         return;
     }
@@ -231,24 +231,24 @@ fn pad_image_portable(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     )
 }
 
-/// [`pad_image`] for rows of at most 16 values, in and out, with AVX-512: each padded row is
-/// one masked load of its input row, one permutation (with the zeros of the padding masked in)
-/// and one masked store, for any stride. The MNIST-sized layers' 14-value input rows and
-/// 16-value padded rows spent more time in the general path's short copies, fills and bounds
-/// checks than in moving their values (BENCHMARKS.md).
+/// [`pad_image`] for rows of at most 32 values, in and out, with AVX-512: each padded row is
+/// one or two masked loads of its input row, one permutation of them per 16 values out (with
+/// the zeros of the padding masked in) and a masked store each, for any stride. The MNIST-sized layers'
+/// 14- and 28-value input rows spent more time in the general path's short copies, fills and
+/// bounds checks than in moving their values (BENCHMARKS.md).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX-512 F, and `p.row_len` and `g.iw` must be at most 16.
+/// The CPU must support AVX-512 F, and `p.row_len` and `g.iw` must be at most 32.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pad_image_avx512(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
     use std::arch::x86_64::*;
-    assert!(p.row_len <= 16 && g.iw <= 16);
+    assert!(p.row_len <= 32 && g.iw <= 32);
     assert!(x.len() >= g.cin * g.ih * g.iw && buf.len() >= g.cin * p.plane());
     let (sw, [ph, pw]) = (g.stride[1], g.pad);
     // Padded value `t` (phase `q`, index `j`) is input column `j * sw + q - pw`, or a zero.
-    let (mut from, mut inside) = ([0i32; 16], 0u16);
+    let (mut from, mut inside) = ([0i32; 32], 0u32);
     for (t, from) in from.iter_mut().enumerate().take(p.row_len) {
         let col = (t % p.phase_len) * sw + t / p.phase_len;
         if col >= pw && col - pw < g.iw {
@@ -256,24 +256,55 @@ unsafe fn pad_image_avx512(x: &[f32], g: &Geom, p: &Padded, buf: &mut [f32]) {
             inside |= 1 << t;
         }
     }
-    let (load, store) = ((1u32 << g.iw) as u16, (1u32 << p.row_len) as u16);
-    let (load, store) = (load.wrapping_sub(1), store.wrapping_sub(1));
+    let ones = |n: usize| ((1u64 << n) - 1) as u32;
+    let (load, store) = (ones(g.iw), ones(p.row_len));
+    let halves = |m: u32| [m as u16, (m >> 16) as u16];
+    let ([load0, load1], [store0, store1], [inside0, inside1]) =
+        (halves(load), halves(store), halves(inside));
     // SAFETY: the asserts above keep every access in bounds: each input row read is `g.iw`
     // values of `x` (masked: lanes past them are neither read nor faulted on), each padded row
     // written is `p.row_len` values of the first `g.cin * p.plane()` of `buf`.
     unsafe {
-        let from = _mm512_loadu_si512(from.as_ptr().cast());
+        let from0 = _mm512_loadu_si512(from.as_ptr().cast());
+        let from1 = _mm512_loadu_si512(from[16..].as_ptr().cast());
         let zero = _mm512_setzero_ps();
+        let inside_image = |r: usize| r >= ph && r - ph < g.ih;
+        if p.row_len <= 16 && g.iw <= 16 {
+            // One vector per row: half the work of the loop below.
+            for c in 0..g.cin {
+                for r in 0..p.rows {
+                    let dst = buf.as_mut_ptr().add(c * p.plane() + r * p.row_len);
+                    let out = if inside_image(r) {
+                        let src = x.as_ptr().add((c * g.ih + r - ph) * g.iw);
+                        _mm512_maskz_permutexvar_ps(
+                            inside0,
+                            from0,
+                            _mm512_maskz_loadu_ps(load0, src),
+                        )
+                    } else {
+                        zero
+                    };
+                    _mm512_mask_storeu_ps(dst, store0, out);
+                }
+            }
+            return;
+        }
         for c in 0..g.cin {
             for r in 0..p.rows {
                 let dst = buf.as_mut_ptr().add(c * p.plane() + r * p.row_len);
-                let row = if r < ph || r - ph >= g.ih {
-                    zero
+                let (out0, out1) = if !inside_image(r) {
+                    (zero, zero)
                 } else {
                     let src = x.as_ptr().add((c * g.ih + r - ph) * g.iw);
-                    _mm512_maskz_permutexvar_ps(inside, from, _mm512_maskz_loadu_ps(load, src))
+                    let a = _mm512_maskz_loadu_ps(load0, src);
+                    let b = _mm512_maskz_loadu_ps(load1, src.add(16));
+                    (
+                        _mm512_maskz_permutex2var_ps(inside0, a, from0, b),
+                        _mm512_maskz_permutex2var_ps(inside1, a, from1, b),
+                    )
                 };
-                _mm512_mask_storeu_ps(dst, store, row);
+                _mm512_mask_storeu_ps(dst, store0, out0);
+                _mm512_mask_storeu_ps(dst.add(16), store1, out1);
             }
         }
     }
@@ -542,7 +573,8 @@ mod tests {
 
     /// The AVX-512 paths of `pad_image` and `copy_taps` write the same bits as the portable ones,
     /// over strides 1 to 3, paddings up to 3, dilations 1 and 2, kernels of 1 to 5 and rows of 1
-    /// to 16 values, into column matrices with extra columns. (Where the CPU lacks AVX-512 there
+    /// to 40 values (the vector paths take up to 32 and 16), into column matrices with extra
+    /// columns. (Where the CPU lacks AVX-512 there
     /// is nothing to compare: the portable paths are what runs, and the test below checks them.)
     #[test]
     #[cfg(target_arch = "x86_64")]
@@ -553,7 +585,16 @@ mod tests {
         }
         let mut checked = [0usize; 2];
         for cin in [1, 3] {
-            for (ih, iw) in [(1, 1), (5, 3), (14, 14), (7, 16), (16, 9), (28, 28)] {
+            for (ih, iw) in [
+                (1, 1),
+                (5, 3),
+                (14, 14),
+                (7, 16),
+                (16, 9),
+                (28, 28),
+                (3, 32),
+                (6, 40),
+            ] {
                 for k in [1, 2, 4, 5] {
                     for (stride, pad, dilation) in [
                         ([1, 1], [0, 0], [1, 1]),
@@ -575,7 +616,7 @@ mod tests {
                             vec![f32::NAN; p.scratch_len(&g)],
                         ];
                         pad_image_portable(&x, &g, &p, &mut buf[0]);
-                        let vectorised = p.row_len <= 16 && iw <= 16;
+                        let vectorised = p.row_len <= 32 && iw <= 32;
                         if vectorised {
                             // SAFETY: the CPU has AVX-512 (checked above) and the rows fit.
                             unsafe { pad_image_avx512(&x, &g, &p, &mut buf[1]) };
