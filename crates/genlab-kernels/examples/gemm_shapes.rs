@@ -5,7 +5,8 @@
 //! `colᵀ = dYᵀ · W'` (position-major, so the GEMM's long side is `rows`); weight gradient
 //! reading a contiguous position-major `colᵀ`; and the same GEMMs over 2-16 images at once
 //! (the forward and input-gradient blocks of `images_per_gemm`; the weight gradient gains
-//! nothing from it). BENCHMARKS.md has a run.
+//! nothing from it); and the transposed convolution's weight gradient from a row-major column
+//! matrix, as `dW += X · colᵀ` or as `dWᵀ += col · Xᵀ`. BENCHMARKS.md has a run.
 //!
 //! Run: `cargo run --release -p genlab-kernels --example gemm_shapes` (median of 20 windows of
 //! 64 GEMMs each).
@@ -159,6 +160,56 @@ fn main() {
                         mm(dst.len() / 256, 256, rows, dst, w, [r, 1], &colp, [256, 1]);
                     }
                     black_box(&outp);
+                },
+            );
+        }
+        // The transposed convolution's weight gradient (`transposed_grads`), image by image
+        // out of a block of five 7x7 images padded to 256 columns, in both orientations, and
+        // over the whole block at once (X's images side by side): the orientation matters, the
+        // block does not.
+        let xb = vec![0.1f32; cout * 256];
+        for (name, images, k, used) in [
+            ("5 images one by one", 5, plane, " (used)"),
+            ("5 images as one block", 1, 256, ""),
+        ] {
+            time(
+                &l(&format!("transposed weight grad, {name}: dW += X · colᵀ")),
+                flop * 5.0,
+                || {
+                    for b in 0..images {
+                        mm(
+                            cout,
+                            rows,
+                            k,
+                            &mut out,
+                            &xb[b * plane..],
+                            [256, 1],
+                            &colp[b * plane..],
+                            [1, 256],
+                        );
+                    }
+                    black_box(&out);
+                },
+            );
+            time(
+                &l(&format!(
+                    "transposed weight grad, {name}: dWᵀ += col · Xᵀ{used}"
+                )),
+                flop * 5.0,
+                || {
+                    for b in 0..images {
+                        mm(
+                            rows,
+                            cout,
+                            k,
+                            &mut out,
+                            &colp[b * plane..],
+                            [256, 1],
+                            &xb[b * plane..],
+                            [1, 256],
+                        );
+                    }
+                    black_box(&out);
                 },
             );
         }

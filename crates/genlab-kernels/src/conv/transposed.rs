@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::channels_last::reorder_taps;
 use super::forward::weights_times_columns;
 use super::input_grad::input_grad_onto;
 use crate::gemm::{for_each_block, images_per_gemm, matmul, split_by_runs, sum_partials};
@@ -36,6 +37,7 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
     if g.n == 0 || out_len == 0 {
         return (vec![0f32; g.n * out_len], vec![0f32; g.cout * rows]);
     }
+    let transposed = transposed_weight_grad(g);
     let mut partials: Vec<Vec<f32>> = Vec::new();
     // SAFETY: every value of `dx` is written, as in `forward`: `split_by_runs` cuts it into one
     // piece per run of `image_runs`, and the runs together cover all `g.n` images; `for_each_block`
@@ -58,20 +60,21 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
                                     [(first - start) * out_len..(first - start + count) * out_len];
                                 weights_times_columns(g, w, None, col, ld, count, dst, &mut block);
                                 for b in 0..count {
-                                    // dW += X_i [cout, plane] · colᵀ [plane, rows] (image b's
-                                    // columns).
-                                    let i = first + b;
-                                    matmul(
-                                        g.cout,
-                                        rows,
-                                        plane,
-                                        &mut acc,
-                                        true,
-                                        &x[i * out_len..(i + 1) * out_len],
-                                        [plane as isize, 1],
-                                        &col[b * plane..],
-                                        [1, ld as isize],
-                                    );
+                                    let (i, col) = (first + b, &col[b * plane..]);
+                                    let xi = &x[i * out_len..(i + 1) * out_len];
+                                    if transposed {
+                                        // dWᵀ [rows, cout] += col [rows, plane] · X_iᵀ.
+                                        let (cs, xs) = ([ld as isize, 1], [1, plane as isize]);
+                                        matmul(
+                                            rows, g.cout, plane, &mut acc, true, col, cs, xi, xs,
+                                        );
+                                    } else {
+                                        // dW [cout, rows] += X_i [cout, plane] · colᵀ.
+                                        let (xs, cs) = ([plane as isize, 1], [1, ld as isize]);
+                                        matmul(
+                                            g.cout, rows, plane, &mut acc, true, xi, xs, col, cs,
+                                        );
+                                    }
                                 }
                             });
                             acc
@@ -81,7 +84,20 @@ pub fn transposed_grads(dy: &[f32], w: &[f32], x: &[f32], g: &Geom) -> (Vec<f32>
                 .collect();
         })
     };
-    (dx, sum_partials(partials, g.cout * rows))
+    let dw = sum_partials(partials, g.cout * rows);
+    if transposed {
+        (dx, reorder_taps(&dw, 1, rows, g.cout))
+    } else {
+        (dx, dw)
+    }
+}
+
+/// Whether [`transposed_grads`] accumulates the weight gradient transposed, `dWᵀ [rows, cout]
+/// += col · X_iᵀ`, rather than `dW += X_i · colᵀ`: the same products, which gemm runs faster
+/// this way round for a tall column matrix and at most 64 channels, and slower for 128 channels
+/// or a 16-row column matrix (measured on Zen 5, BENCHMARKS.md; the sums are the same bits).
+fn transposed_weight_grad(g: &Geom) -> bool {
+    g.cout <= 64 && g.col_rows() >= g.cout
 }
 
 #[cfg(test)]
