@@ -1,8 +1,9 @@
 //! The convolution kernels alone, on the convolution layers of issue 5's W2 (conv VAE) and W3
-//! (DCGAN): forward, weight gradient and input gradient of each layer at its training batch size,
-//! in ms and GFLOP/s (2 · n · cout · cin·kh·kw · oh·ow per pass). A transposed convolution's
-//! forward pass is its convolution's input gradient and its input gradient is the convolution's
-//! forward pass, so the three kernels cover both.
+//! (DCGAN): forward, weight gradient and input gradient of each layer at its training batch
+//! size, and both gradients of the transposed convolution at once, in ms and GFLOP/s (2 · n ·
+//! cout · cin·kh·kw · oh·ow per pass; two passes for the transposed gradients). A transposed
+//! convolution's forward pass is its convolution's input gradient and its input gradient is the
+//! convolution's forward pass, so the first three kernels cover both.
 //!
 //! Run: `cargo bench -p genlab-kernels --bench conv_kernels` (median of 15 timed runs after 3
 //! warm-ups; prints a Markdown table).
@@ -10,7 +11,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use genlab_kernels::{Geom, forward, input_grad, weight_grad};
+use genlab_kernels::{Geom, forward, input_grad, transposed_grads, weight_grad};
 
 /// A k4 s2 p1 convolution `[n, cin, h, h] -> [n, cout, h/2, h/2]`.
 fn k4s2(n: usize, cin: usize, cout: usize, h: usize) -> Geom {
@@ -73,9 +74,9 @@ fn main() {
         ),
     ];
     println!(
-        "| layer | forward ms | GFLOP/s | weight grad ms | GFLOP/s | input grad ms | GFLOP/s |"
+        "| layer | forward ms | GFLOP/s | weight grad ms | GFLOP/s | input grad ms | GFLOP/s | convT grads ms | GFLOP/s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, g) in &cases {
         let x = fill(g.n * g.in_len(), 1);
         let w = fill(g.cout * g.col_rows(), 2);
@@ -91,12 +92,18 @@ fn main() {
         let ig = median_ms(|| {
             black_box(input_grad(&w, &dy, g));
         });
+        // Both gradients of the transposed convolution (`transposed_grads`: one column matrix
+        // of dY per image for dX = W · col and dW += X · colᵀ), `x` in the role of its input.
+        let t = median_ms(|| {
+            black_box(transposed_grads(&x, &w, &dy, g));
+        });
         let rate = |ms: f64| gflop / (ms / 1e3);
         println!(
-            "| {name} | {f:.2} | {:.0} | {wg:.2} | {:.0} | {ig:.2} | {:.0} |",
+            "| {name} | {f:.2} | {:.0} | {wg:.2} | {:.0} | {ig:.2} | {:.0} | {t:.2} | {:.0} |",
             rate(f),
             rate(wg),
-            rate(ig)
+            rate(ig),
+            2.0 * rate(t)
         );
     }
 }
