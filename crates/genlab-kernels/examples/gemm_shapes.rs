@@ -168,50 +168,29 @@ fn main() {
         // over the whole block at once (X's images side by side): the orientation matters, the
         // block does not.
         let xb = vec![0.1f32; cout * 256];
-        for (name, images, k, used) in [
-            ("5 images one by one", 5, plane, " (used)"),
-            ("5 images as one block", 1, 256, ""),
+        for (name, images, k) in [
+            ("5 images one by one", 5, plane),
+            ("5 images as one block", 1, 256),
         ] {
-            time(
-                &l(&format!("transposed weight grad, {name}: dW += X · colᵀ")),
-                flop * 5.0,
-                || {
+            for (form, transposed) in [("dW += X · colᵀ", false), ("dWᵀ += col · Xᵀ", true)]
+            {
+                // `transposed_weight_grad`: image by image, the transposed form for at most 64
+                // channels, the other for more.
+                let used = images > 1 && transposed == (cout <= 64);
+                let used = if used { " (used)" } else { "" };
+                let name = format!("transposed weight grad, {name}: {form}{used}");
+                time(&l(&name), flop * 5.0, || {
                     for b in 0..images {
-                        mm(
-                            cout,
-                            rows,
-                            k,
-                            &mut out,
-                            &xb[b * plane..],
-                            [256, 1],
-                            &colp[b * plane..],
-                            [1, 256],
-                        );
+                        let (x, c) = (&xb[b * plane..], &colp[b * plane..]);
+                        if transposed {
+                            mm(rows, cout, k, &mut out, c, [256, 1], x, [1, 256]);
+                        } else {
+                            mm(cout, rows, k, &mut out, x, [256, 1], c, [1, 256]);
+                        }
                     }
                     black_box(&out);
-                },
-            );
-            time(
-                &l(&format!(
-                    "transposed weight grad, {name}: dWᵀ += col · Xᵀ{used}"
-                )),
-                flop * 5.0,
-                || {
-                    for b in 0..images {
-                        mm(
-                            rows,
-                            cout,
-                            k,
-                            &mut out,
-                            &colp[b * plane..],
-                            [256, 1],
-                            &xb[b * plane..],
-                            [1, 256],
-                        );
-                    }
-                    black_box(&out);
-                },
-            );
+                });
+            }
         }
         time(&l("forward Yᵀ = colᵀ · Wᵀ"), flop, || {
             mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r]);
