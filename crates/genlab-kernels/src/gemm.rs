@@ -22,7 +22,7 @@ pub(crate) fn images_per_gemm(g: &Geom) -> usize {
 /// Columns of the column matrix of `count` images side by side: `count * oh*ow`, rounded up to
 /// a multiple of 16 for several images. gemm copies ("packs") the column matrix of a forward
 /// GEMM into its own layout unless the GEMM's long side is a whole number of 16-value vectors
-/// and [`UNPACKED_CHANNELS`] holds (`do_prepack_lhs` and `do_pack_lhs` in gemm-common's
+/// and [`unpacked_channels`] holds (`do_prepack_lhs` and `do_pack_lhs` in gemm-common's
 /// `gemm.rs`, which sees `Yᵀ = colᵀ · Wᵀ`); the padding columns cost a few percent more
 /// arithmetic on results nobody reads, and save that copy (BENCHMARKS.md has the timings).
 /// One image's GEMM writes straight into the output, whose rows are `oh*ow` apart: no padding.

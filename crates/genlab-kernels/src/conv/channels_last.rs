@@ -32,9 +32,9 @@ impl ChannelsLast {
         self.rows * self.cols * cin
     }
 
-    /// The offsets of [`at`](Self::at) as two tables, `at(g, pos, t) = positions[pos] +
-    /// taps[t]`: `positions[pos]` is `at(g, pos, 0)` for every output position, `taps[t]` the
-    /// step from there to tap `t`. The gather and scatter loops add the two rather than call
+    /// The offsets of `at` (the test-only definition) as two tables, `at(g, pos, t) =
+    /// positions[pos] + taps[t]`: `positions[pos]` is `at(g, pos, 0)` for every output
+    /// position, `taps[t]` the step from there to tap `t`. The gather and scatter loops add the two rather than call
     /// `at`, whose two divisions per run of `cin` values cost more than the run's copy.
     pub(super) fn offsets(&self, g: &Geom) -> (Vec<usize>, Vec<usize>) {
         let [sh, sw] = g.stride;
