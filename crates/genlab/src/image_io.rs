@@ -11,14 +11,15 @@ use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, imageops::FilterType
 use crate::error::{Error, Result, one_line};
 use crate::fsutil::write_atomic;
 
-/// A pixel as a network value: `p / 255`, in `[0, 1]`.
-pub fn unit_from_u8(p: u8) -> f32 {
-    f32::from(p) / 255.0
-}
+/// A pixel as a network value, `p / 255` in `[0, 1]` ([`unit_from_u8`]), and a slice of them
+/// at once ([`units_from_u8`]): defined in genlab-kernels, whose SIMD dispatch the slice
+/// conversion runs under.
+pub use genlab_kernels::pointwise::{unit_from_u8, units_from_u8};
 
 /// `[n, c, h, w]` planar `u8` pixels as a float tensor in `[0, 1]`.
 pub fn pixels_to_tensor(pixels: &[u8], dims: [usize; 4], device: &Device) -> Tensor<4> {
-    let buf: Vec<f32> = pixels.iter().map(|&p| unit_from_u8(p)).collect();
+    let mut buf = vec![0f32; pixels.len()];
+    units_from_u8(pixels, &mut buf);
     Tensor::from_data(TensorData::new(buf, dims), device)
 }
 

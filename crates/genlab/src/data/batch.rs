@@ -5,14 +5,13 @@ use burn::prelude::*;
 use super::ImageSet;
 use crate::error::{Error, Result};
 use crate::image_io::unit_from_u8;
+use genlab_kernels::pointwise::gather_units_from_u8;
 
 /// Builds a `[b, c, h, w]` float tensor in `[0, 1]` from the images of `set` at `indices`.
 pub fn batch_tensor(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor<4> {
     let [c, h, w] = set.shape;
-    let mut buf = Vec::with_capacity(indices.len() * c * h * w);
-    for &i in indices {
-        buf.extend(set.image(i).iter().map(|&p| unit_from_u8(p)));
-    }
+    let mut buf = vec![0f32; indices.len() * c * h * w];
+    gather_units_from_u8(&set.pixels, set.image_len(), indices, &mut buf);
     Tensor::from_data(TensorData::new(buf, [indices.len(), c, h, w]), device)
 }
 
