@@ -11,6 +11,9 @@
 #   cargo build --release -p genlab-cli --no-default-features && cp target/release/genlab /tmp/genlab-sysalloc
 #   cargo build --release -p genlab-cli && bash bench/cpu_speed.sh /tmp/genlab-sysalloc target/release/genlab
 # Env: ROUNDS (default 3), WORKLOADS (default "mlp-vae conv-vae dcgan fsrcnn"), OUT (keep the JSON here).
+# An AVX2-only machine, measured on one with AVX-512 (BENCHMARKS.md, "Without AVX-512"): genlab
+# built with `--no-default-features --features mimalloc`, PyTorch held to AVX2 by
+#   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 bash bench/cpu_speed.sh BIN
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bins=("${@:-target/release/genlab}")
@@ -37,9 +40,11 @@ for w in $workloads; do
   done
 done
 
-python3 - "$out" "$rounds" "${#bins[@]}" "$workloads" "${bins[@]}" <<'PY'
+torch_isa=$(python3 -c "import torch; print(torch.backends.cpu.get_cpu_capability())" 2>/dev/null || echo "?")
+
+python3 - "$out" "$rounds" "$torch_isa" "${#bins[@]}" "$workloads" "${bins[@]}" <<'PY'
 import json, statistics, sys
-out, rounds, nbins, workloads, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(), sys.argv[5:]
+out, rounds, torch_isa, nbins, workloads, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6:]
 def g(w, i, r):
     d = json.load(open(f"{out}/{w}-g{i}-r{r}.json"))
     return d["workloads"][0]["median_images_per_s"], d["peak_rss_mib"]
@@ -49,6 +54,8 @@ def t(w, r):
     return v, d.get("peak_rss_mib", float("nan"))
 cpu = json.load(open(f"{out}/{workloads[0]}-g0-r1.json")).get("cpu", {})
 print(f"CPU: {cpu.get('model', '?')} ({cpu.get('vendor', '?')}; {' '.join(cpu.get('simd', []))})")
+kernels = [json.load(open(f"{out}/{workloads[0]}-g{i}-r1.json")).get("cpu", {}).get("kernels", "?") for i in range(nbins)]
+print("Vector instructions: PyTorch " + torch_isa + "; " + ", ".join(f"{b} {k}" for b, k in zip(bins, kernels)))
 head = "| workload | PyTorch img/s (RSS MiB) | " + " | ".join(f"{b} img/s (RSS MiB) | ratio" for b in bins)
 # With two builds, the second against the first in each round: the spread is the machine's noise.
 per_round = nbins == 2

@@ -81,10 +81,11 @@ pub fn run(a: Args) -> Result<i32> {
         opts.windows, opts.window_secs, opts.warmup_steps
     );
     println!(
-        "cpu: {} ({}; {})",
+        "cpu: {} ({}; {}); genlab's kernels: {}",
         cpu.model,
         cpu.vendor,
-        cpu.simd.join(" ")
+        cpu.simd.join(" "),
+        cpu.kernels
     );
     let mut reports = Vec::new();
     for w in &workloads {

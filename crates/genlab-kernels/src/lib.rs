@@ -45,6 +45,7 @@ mod linear;
 mod output;
 pub mod pointwise;
 mod simd;
+pub use simd::widest as widest_simd;
 #[cfg(test)]
 mod test_util;
 

@@ -12,6 +12,24 @@ pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
+/// The widest vector instructions the kernels (theirs and gemm's) run on this CPU in this
+/// build: `"avx512"` (the `avx512` feature and a CPU with AVX-512F), `"avx2+fma"`, or
+/// `"baseline"`. A speed figure carries it beside the CPU's own flags, since a build without the
+/// feature runs AVX2 on an AVX-512 machine.
+pub fn widest() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx2+fma";
+        }
+    }
+    "baseline"
+}
+
 /// `Σ f(k)` over `range`, kept in eight independent f32 lanes (then added up) so the compiler
 /// can vectorise the reduction, which it may not reorder in a single running sum.
 #[inline(always)]

@@ -372,6 +372,9 @@ pub struct Cpu {
     pub model: String,
     /// The SIMD extensions genlab's and burn's kernels choose between, as detected at run time.
     pub simd: Vec<&'static str>,
+    /// What genlab's kernels run of those in this build (`avx512`, `avx2+fma`, `baseline`): a
+    /// build without the `avx512` feature stops at AVX2 on any CPU.
+    pub kernels: &'static str,
 }
 
 /// This machine's [`Cpu`].
@@ -416,6 +419,7 @@ pub fn cpu() -> Cpu {
         vendor: field("vendor_id").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
         model: field("model name").unwrap_or_else(|| "unknown".into()),
         simd,
+        kernels: genlab_kernels::widest_simd(),
     }
 }
 

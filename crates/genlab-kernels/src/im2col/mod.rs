@@ -179,9 +179,16 @@ pub(crate) fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32]
     copy_taps(g, &p, padded, col, ld);
 }
 
-/// Whether this CPU runs the AVX-512 paths of [`pad_image`] and [`copy_taps`].
+/// Whether [`pad_image`] and [`copy_taps`] take their AVX-512 paths: the build has the `avx512`
+/// feature and the CPU [`cpu_has_avx512`].
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
+    cfg!(feature = "avx512") && cpu_has_avx512()
+}
+
+/// Whether this CPU has the AVX-512 subsets the AVX-512 paths use (F and VL).
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512vl")
 }
@@ -278,7 +285,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn avx512_paths_match_the_portable_ones() {
         use super::padded::{pad_image_avx512, pad_image_portable};
-        if !has_avx512() {
+        if !cpu_has_avx512() {
             eprintln!("this CPU has no AVX-512: only the portable paths run here");
             return;
         }
