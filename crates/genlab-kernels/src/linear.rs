@@ -96,38 +96,52 @@ pub fn linear_grads(
         "linear: short input"
     );
     // SAFETY (both): the GEMM writes all of the output (accumulate = false).
-    let dx = want_x.then(|| unsafe {
-        output(n * din, |dx| {
-            // wᵀ [out, in]: element (p, j) is w[j, p].
-            gemm_into(
-                dx,
-                n,
-                din,
-                dout,
-                false,
-                dy,
-                [dout as isize, 1],
-                w,
-                [1, dout as isize],
-            )
+    let dx = || {
+        want_x.then(|| unsafe {
+            output(n * din, |dx| {
+                // wᵀ [out, in]: element (p, j) is w[j, p].
+                gemm_into(
+                    dx,
+                    n,
+                    din,
+                    dout,
+                    false,
+                    dy,
+                    [dout as isize, 1],
+                    w,
+                    [1, dout as isize],
+                )
+            })
         })
-    });
-    let dw = want_w.then(|| unsafe {
-        output(din * dout, |dw| {
-            // xᵀ [in, n]: element (i, p) is x[p, i].
-            gemm_into(
-                dw,
-                din,
-                dout,
-                n,
-                false,
-                x,
-                [1, din as isize],
-                dy,
-                [dout as isize, 1],
-            )
+    };
+    let dw = || {
+        want_w.then(|| unsafe {
+            output(din * dout, |dw| {
+                // xᵀ [in, n]: element (i, p) is x[p, i].
+                gemm_into(
+                    dw,
+                    din,
+                    dout,
+                    n,
+                    false,
+                    x,
+                    [1, din as isize],
+                    dy,
+                    [dout as isize, 1],
+                )
+            })
         })
-    });
+    };
+    // Two products each too small for all threads (`runs_parallel`) run side by side, one on
+    // each of two threads, rather than one after the other while the other threads wait: the
+    // latent layers of W1 and W2 (W2's 3136 -> 16 heads take ~100 µs a product). Each is the
+    // same single-threaded GEMM either way, so the same bits (BENCHMARKS.md, issue 22).
+    let small = !runs_parallel(n, din, dout) && !runs_parallel(din, dout, n);
+    let (dx, dw) = if want_x && want_w && small {
+        rayon::join(dx, dw)
+    } else {
+        (dx(), dw())
+    };
     let db = want_b.then(|| {
         let mut db = vec![0f32; dout];
         for row in dy[..n * dout].chunks(dout.max(1)) {
@@ -254,6 +268,7 @@ mod tests {
             (3, 5, 2),
             (17, 33, 9),
             (256, 200, 200),
+            (128, 3136, 16),
             (4, 0, 3),
         ] {
             let (x, w, b, dy) = (
@@ -278,6 +293,29 @@ mod tests {
             let (gx, gw, gb) = linear_grads(&x, &w, &dy, n, din, dout, [false, true, false]);
             assert!(gx.is_none() && gb.is_none());
             close(&gw.expect("dw"), &dw, "dw alone");
+        }
+    }
+
+    /// The two gradients of a small layer, run side by side on two threads, are the bits of
+    /// the same products on one thread: W2's 3136 -> 16 head and W1's 400 -> 20 one.
+    #[test]
+    fn gradients_side_by_side_are_the_one_thread_bits() {
+        let pool = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+        };
+        let (one, two) = (pool(1), pool(2));
+        for (n, din, dout) in [(128, 3136, 16), (128, 400, 20)] {
+            assert!(!runs_parallel(n, din, dout) && !runs_parallel(din, dout, n));
+            let (x, w, dy) = (
+                values(n * din, 5),
+                values(din * dout, 6),
+                values(n * dout, 7),
+            );
+            let run = || linear_grads(&x, &w, &dy, n, din, dout, [true, true, true]);
+            assert_eq!(one.install(run), two.install(run), "{n} x {din} x {dout}");
         }
     }
 }
