@@ -20,6 +20,13 @@ use crate::output::output;
 /// layers").
 const PARALLEL_OPS: usize = 192 * 192 * 192;
 
+/// Multiply-adds from which [`linear_grads`] runs a layer's two small weight products side by
+/// side. W2's 3136 -> 16 heads (6.4 M, ~100 µs a product) gained: their serial share of the
+/// stepping thread went from 7.7% to 0 and W2 ran 1-2% faster; W1's 400 -> 20 layers (1.0 M,
+/// ~15 µs a product) did not gain over 12 rounds, the wake-up costing about what it saves
+/// (BENCHMARKS.md, issue 22).
+const SIDE_BY_SIDE_OPS: usize = 1 << 21;
+
 /// Whether the dense layers run the product `[m, k]·[k, n]` on all of rayon's threads.
 pub fn runs_parallel(m: usize, n: usize, k: usize) -> bool {
     m.saturating_mul(n).saturating_mul(k) >= PARALLEL_OPS
@@ -132,12 +139,13 @@ pub fn linear_grads(
             })
         })
     };
-    // Two products each too small for all threads (`runs_parallel`) run side by side, one on
-    // each of two threads, rather than one after the other while the other threads wait: the
-    // latent layers of W1 and W2 (W2's 3136 -> 16 heads take ~100 µs a product). Each is the
-    // same single-threaded GEMM either way, so the same bits (BENCHMARKS.md, issue 22).
+    // Two products each too small for all threads (`runs_parallel`) but big enough to pay for
+    // waking another (`SIDE_BY_SIDE_OPS`) run side by side, one on each of two threads, rather
+    // than one after the other while the other threads wait. Each is the same single-threaded
+    // GEMM either way, so the same bits.
+    let ops = n * din * dout;
     let small = !runs_parallel(n, din, dout) && !runs_parallel(din, dout, n);
-    let (dx, dw) = if want_x && want_w && small {
+    let (dx, dw) = if want_x && want_w && small && ops >= SIDE_BY_SIDE_OPS {
         rayon::join(dx, dw)
     } else {
         (dx(), dw())
@@ -297,7 +305,8 @@ mod tests {
     }
 
     /// The two gradients of a small layer, run side by side on two threads, are the bits of
-    /// the same products on one thread: W2's 3136 -> 16 head and W1's 400 -> 20 one.
+    /// the same products on one thread: W2's 3136 -> 16 head, and W1's 400 -> 20 one (which
+    /// runs them one after the other).
     #[test]
     fn gradients_side_by_side_are_the_one_thread_bits() {
         let pool = |threads| {
