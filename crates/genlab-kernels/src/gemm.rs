@@ -38,13 +38,8 @@ pub(crate) fn block_width(g: &Geom, count: usize) -> usize {
 /// Output channels per gemm call in a forward GEMM over a padded block: gemm reads a column
 /// matrix in place only when the call has at most 8 microkernel widths of them (its default
 /// `lhs_packing_threshold_single_thread`, 8, times the width: 6 with AVX-512, 4 with AVX2).
-/// gemm has its AVX-512 kernels only in a build with the `avx512` feature.
 pub(crate) fn unpacked_channels() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
-        return 48;
-    }
-    32
+    if crate::simd::avx512() { 48 } else { 32 }
 }
 
 /// Runs `f(first, count, col, ld)` for consecutive blocks of up to [`images_per_gemm`] images

@@ -102,43 +102,11 @@ pub fn linear_grads(
         x.len() >= n * din && w.len() >= din * dout && dy.len() >= n * dout,
         "linear: short input"
     );
-    // SAFETY (both): the GEMM writes all of the output (accumulate = false).
-    let dx = || {
-        want_x.then(|| unsafe {
-            output(n * din, |dx| {
-                // wᵀ [out, in]: element (p, j) is w[j, p].
-                gemm_into(
-                    dx,
-                    n,
-                    din,
-                    dout,
-                    false,
-                    dy,
-                    [dout as isize, 1],
-                    w,
-                    [1, dout as isize],
-                )
-            })
-        })
-    };
-    let dw = || {
-        want_w.then(|| unsafe {
-            output(din * dout, |dw| {
-                // xᵀ [in, n]: element (i, p) is x[p, i].
-                gemm_into(
-                    dw,
-                    din,
-                    dout,
-                    n,
-                    false,
-                    x,
-                    [1, din as isize],
-                    dy,
-                    [dout as isize, 1],
-                )
-            })
-        })
-    };
+    // wᵀ [out, in]: element (p, j) is w[j, p].
+    let dx =
+        || want_x.then(|| product(n, din, dout, dy, [dout as isize, 1], w, [1, dout as isize]));
+    // xᵀ [in, n]: element (i, p) is x[p, i].
+    let dw = || want_w.then(|| product(din, dout, n, x, [1, din as isize], dy, [dout as isize, 1]));
     // Two products each too small for all threads (`runs_parallel`) but big enough to pay for
     // waking another (`SIDE_BY_SIDE_OPS`) run side by side, one on each of two threads, rather
     // than one after the other while the other threads wait. Each is the same single-threaded
@@ -160,6 +128,25 @@ pub fn linear_grads(
         db
     });
     (dx, dw, db)
+}
+
+/// `lhs [m, k] · rhs [k, n]` into a new `[m, n]` (each operand given by its (row, column)
+/// strides).
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+) -> Vec<f32> {
+    // SAFETY: the GEMM writes all of the output (accumulate = false).
+    unsafe {
+        output(m * n, |dst| {
+            gemm_into(dst, m, n, k, false, lhs, lhs_strides, rhs, rhs_strides)
+        })
+    }
 }
 
 /// One GEMM of `m x k` by `k x n` into `dst` (`m * n` values), accumulating onto it or not.

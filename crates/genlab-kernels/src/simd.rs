@@ -12,16 +12,26 @@ pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
+/// Whether this build runs AVX-512 kernels on this CPU: the `avx512` feature (which also gives
+/// gemm its AVX-512 kernels) and a CPU with AVX-512F. Every AVX-512 choice asks this.
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if cfg!(feature = "avx512") {
+        return std::arch::is_x86_feature_detected!("avx512f");
+    }
+    false
+}
+
 /// The widest vector instructions the kernels (theirs and gemm's) run on this CPU in this
 /// build: `"avx512"` (the `avx512` feature and a CPU with AVX-512F), `"avx2+fma"`, or
 /// `"baseline"`. A speed figure carries it beside the CPU's own flags, since a build without the
 /// feature runs AVX2 on an AVX-512 machine.
 pub fn widest() -> &'static str {
+    if avx512() {
+        return "avx512";
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512";
-        }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             return "avx2+fma";

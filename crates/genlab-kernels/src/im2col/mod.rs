@@ -179,11 +179,11 @@ pub(crate) fn im2col_at(x: &[f32], g: &Geom, padded: &mut [f32], col: &mut [f32]
     copy_taps(g, &p, padded, col, ld);
 }
 
-/// Whether [`pad_image`] and [`copy_taps`] take their AVX-512 paths: the build has the `avx512`
-/// feature and the CPU [`cpu_has_avx512`].
+/// Whether [`pad_image`] and [`copy_taps`] take their AVX-512 paths: the build runs AVX-512
+/// ([`crate::simd::avx512`]) and the CPU also has AVX-512VL.
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    cfg!(feature = "avx512") && cpu_has_avx512()
+    crate::simd::avx512() && cpu_has_avx512()
 }
 
 /// Whether this CPU has the AVX-512 subsets the AVX-512 paths use (F and VL).

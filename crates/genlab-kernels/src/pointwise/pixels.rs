@@ -16,12 +16,16 @@ pub fn unit_from_u8(p: u8) -> f32 {
 pub fn units_from_u8(pixels: &[u8], out: &mut [f32]) {
     simd(
         #[inline(always)]
-        || {
-            for (o, &p) in out.iter_mut().zip(pixels) {
-                *o = unit_from_u8(p);
-            }
-        },
+        || convert(pixels, out),
     )
+}
+
+/// The loop of [`units_from_u8`], inlined into whichever SIMD-dispatched function calls it.
+#[inline(always)]
+fn convert(pixels: &[u8], out: &mut [f32]) {
+    for (o, &p) in out.iter_mut().zip(pixels) {
+        *o = unit_from_u8(p);
+    }
 }
 
 /// [`units_from_u8`] of the images at `indices` of `images` (`image_len` pixels each), one after
@@ -45,10 +49,7 @@ pub fn gather_units_from_u8(images: &[u8], image_len: usize, indices: &[usize], 
                 if let Some(&next) = indices.get(k + 1) {
                     prefetch(image(next));
                 }
-                let dst = &mut out[k * image_len..(k + 1) * image_len];
-                for (o, &p) in dst.iter_mut().zip(image(i)) {
-                    *o = unit_from_u8(p);
-                }
+                convert(image(i), &mut out[k * image_len..(k + 1) * image_len]);
             }
         },
     )
