@@ -2,7 +2,10 @@
 //! product `[m, k]·[k, n]` of the workloads' dense layers (forward and both gradients, batch 128
 //! or 64), and a few square-ish ones around the threshold, timed on the caller's thread alone
 //! and on all of rayon's threads, as the `gemm` crate runs them for `linear_forward` and
-//! `linear_grads`. BENCHMARKS.md ("Threads for dense layers") has a run.
+//! `linear_grads`. BENCHMARKS.md ("Threads for dense layers") has a run. A second table times
+//! the input gradient `dx = dy · wᵀ` both ways `linear_input_grad` can compute it (`wᵀ` read
+//! through strides, which gemm packs on the calling thread, or a transposed copy made on all
+//! threads), against the rule `transposes_weights` (BENCHMARKS.md, issue 22).
 //!
 //! Run: `cargo run --release -p genlab-kernels --example linear_threads` (median of 300 calls).
 
@@ -94,6 +97,49 @@ fn main() {
             "| {m} | {n} | {k} | {:.1} | {} | {:.1} | {:.1} | {:.2} | {rule} |",
             (m * n * k) as f64 / 1e6,
             m * n,
+            t[0],
+            t[1],
+            t[0] / t[1]
+        );
+    }
+    println!();
+    println!("| n | in | out | strided wᵀ µs | transposed copy µs | strided / copy | rule |");
+    println!("|---:|---:|---:|---:|---:|---:|---|");
+    for (n, din, dout) in [
+        (128, 400, 784),
+        (128, 784, 400),
+        (32, 400, 784),
+        (128, 256, 256),
+        (128, 128, 512),
+        (128, 512, 128),
+        (64, 1024, 256),
+        (128, 3136, 16),
+        (128, 16, 3136),
+        (128, 400, 20),
+        (128, 20, 400),
+        (64, 6272, 100),
+    ] {
+        let dy: Vec<f32> = (0..n * dout).map(|i| (i % 7) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..din * dout).map(|i| (i % 5) as f32 * 0.1).collect();
+        let t: [f64; 2] = std::array::from_fn(|i| {
+            median_us(|| {
+                std::hint::black_box(genlab_kernels::linear_input_grad(
+                    &dy,
+                    &w,
+                    n,
+                    din,
+                    dout,
+                    i == 1,
+                ));
+            })
+        });
+        let rule = if genlab_kernels::transposes_weights(din, dout) {
+            "copy"
+        } else {
+            "strided"
+        };
+        println!(
+            "| {n} | {din} | {dout} | {:.1} | {:.1} | {:.2} | {rule} |",
             t[0],
             t[1],
             t[0] / t[1]

@@ -60,4 +60,7 @@ pub use conv::input_grad::input_grad;
 pub use conv::transposed::{transposed_forward, transposed_grads};
 pub use conv::weight_grad::weight_grad;
 pub use geometry::Geom;
-pub use linear::{linear_forward, linear_grads, runs_parallel};
+pub use linear::{
+    input_grad as linear_input_grad, linear_forward, linear_grads, runs_parallel,
+    transposes_weights,
+};

@@ -11,7 +11,10 @@
 use std::mem::MaybeUninit;
 
 use crate::gemm::matmul_into;
+use rayon::prelude::*;
+
 use crate::output::output;
+use crate::simd::{simd, transpose_rows};
 
 /// Products of at least this many multiply-adds run on all of rayon's threads, smaller ones on
 /// the caller's: burn-flex's threshold (192³), so the threading is the one training had. A rule
@@ -102,9 +105,7 @@ pub fn linear_grads(
         x.len() >= n * din && w.len() >= din * dout && dy.len() >= n * dout,
         "linear: short input"
     );
-    // wᵀ [out, in]: element (p, j) is w[j, p].
-    let dx =
-        || want_x.then(|| product(n, din, dout, dy, [dout as isize, 1], w, [1, dout as isize]));
+    let dx = || want_x.then(|| input_grad(dy, w, n, din, dout, transposes_weights(din, dout)));
     // xᵀ [in, n]: element (i, p) is x[p, i].
     let dw = || want_w.then(|| product(din, dout, n, x, [1, din as isize], dy, [dout as isize, 1]));
     // Two products each too small for all threads (`runs_parallel`) but big enough to pay for
@@ -128,6 +129,63 @@ pub fn linear_grads(
         db
     });
     (dx, dw, db)
+}
+
+/// Whether [`linear_grads`] computes `dx = dy · wᵀ` from a transposed copy of `w` instead of
+/// reading `w` through transposed strides. gemm reads a strided `wᵀ` by packing all of it
+/// first, on the calling thread alone before its threads start, reading values `dout` apart: for
+/// W1's 400 -> 784 layer that was 4.9% of the stepping thread's samples on Zen 4. A copy made on
+/// all threads in 8x8 blocks costs less where `w` is wide (`dout` >= 256) and not thin (`din` >=
+/// 128); below that gemm's packing is quick and the copy does not pay (W2's 3136 -> 16 heads
+/// take 145 µs strided, 180-210 with the copy). `examples/linear_threads.rs` times both ways;
+/// BENCHMARKS.md (issue 22, sixth session) has a run.
+pub fn transposes_weights(din: usize, dout: usize) -> bool {
+    din >= 128 && dout >= 256
+}
+
+/// `dx [n, in] = dy [n, out] · wᵀ`, from `w [in, out]` read through transposed strides or from
+/// a transposed copy `wᵀ [out, in]` (on the shapes measured, W1's among them, the same bits:
+/// gemm packs the strided `wᵀ` into the layout the copy already has; on small shapes it may take
+/// another path and sum in another order). Public so that `examples/linear_threads.rs` can time both ways; [`linear_grads`]
+/// chooses by [`transposes_weights`].
+pub fn input_grad(
+    dy: &[f32],
+    w: &[f32],
+    n: usize,
+    din: usize,
+    dout: usize,
+    transpose: bool,
+) -> Vec<f32> {
+    if !transpose {
+        // wᵀ [out, in]: element (p, j) is w[j, p].
+        return product(n, din, dout, dy, [dout as isize, 1], w, [1, dout as isize]);
+    }
+    let wt = transposed(w, din, dout);
+    product(n, din, dout, dy, [dout as isize, 1], &wt, [din as isize, 1])
+}
+
+/// `w [a, b]` transposed to `[b, a]`, each of rayon's threads writing a run of rows.
+fn transposed(w: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let per = b
+        .div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(8);
+    // SAFETY: each worker writes all of its run of rows (`transpose_rows` writes every value of
+    // the rows it is given), and the runs cover the output.
+    unsafe {
+        output(a * b, |out| {
+            out.par_chunks_mut(per.max(8) * a.max(1))
+                .enumerate()
+                .for_each(|(t, rows)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let first = t * per.max(8);
+                            transpose_rows(w, a, b, first..first + rows.len() / a, rows);
+                        },
+                    )
+                })
+        })
+    }
 }
 
 /// `lhs [m, k] · rhs [k, n]` into a new `[m, n]` (each operand given by its (row, column)
@@ -313,5 +371,23 @@ mod tests {
             let run = || linear_grads(&x, &w, &dy, n, din, dout, [true, true, true]);
             assert_eq!(one.install(run), two.install(run), "{n} x {din} x {dout}");
         }
+    }
+
+    /// On the shapes that take the transposed copy of the weights (W1's 400 -> 784 layer, and
+    /// ragged sides), the input gradient is the strided one's bits, and `linear_grads` takes
+    /// it. (On small shapes gemm may sum in another order, so this is not true of every shape.)
+    #[test]
+    fn input_gradient_from_transposed_weights_is_the_same() {
+        for (n, din, dout) in [(128, 400, 784), (5, 131, 263)] {
+            assert!(transposes_weights(din, dout));
+            let (w, dy) = (values(din * dout, 8), values(n * dout, 9));
+            let strided = input_grad(&dy, &w, n, din, dout, false);
+            let copied = input_grad(&dy, &w, n, din, dout, true);
+            assert_eq!(copied, strided, "{n} x {din} x {dout}");
+            let x = values(n * din, 10);
+            let (dx, _, _) = linear_grads(&x, &w, &dy, n, din, dout, [true, false, false]);
+            assert_eq!(dx.expect("dx"), copied);
+        }
+        assert!(!transposes_weights(3136, 16) && !transposes_weights(400, 20));
     }
 }

@@ -1,4 +1,7 @@
-//! Run-time SIMD dispatch for the kernels' own loops, a vectorisable sum and an 8x8 transpose.
+//! Run-time SIMD dispatch for the kernels' own loops, a vectorisable sum, and an 8x8 transpose
+//! with the matrix transpose built of it.
+
+use std::mem::MaybeUninit;
 
 /// Runs `f` compiled for the widest vector instructions this CPU has: AVX-512 or AVX2+FMA,
 /// detected at run time by `pulp` (the SIMD dispatch gemm itself uses), else baseline x86-64.
@@ -69,6 +72,49 @@ pub(crate) fn transpose8(r: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
     transpose8_portable(r)
 }
 
+/// Rows `cols` of the transpose of `src [a, b]` (row-major): `dst[(j - cols.start) * a + i] =
+/// src[i * b + j]` for `j` in `cols`, in 8x8 blocks ([`transpose8`]) with the edges value by
+/// value; every value of `dst[..cols.len() * a]` is written. Value by value, each write lands `a` values past the last, which costs 12x where `a` is
+/// a few hundred (BENCHMARKS.md, issue 22). A range of rows so that threads can each take one.
+/// Call it inside [`simd`].
+#[inline(always)]
+pub(crate) fn transpose_rows(
+    src: &[f32],
+    a: usize,
+    b: usize,
+    cols: std::ops::Range<usize>,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    assert!(
+        src.len() >= a * b && cols.end <= b && dst.len() >= cols.len() * a,
+        "transpose: short slice"
+    );
+    let (j0, a8) = (cols.start, a / 8 * 8);
+    let b8 = j0 + (cols.end - j0) / 8 * 8;
+    // Eight rows of `dst` at a time, written front to back, so each of their cache lines is
+    // filled whole while the eight columns of `src` they read stay in L1.
+    for jb in (j0..b8).step_by(8) {
+        for i0 in (0..a8).step_by(8) {
+            let rows: [[f32; 8]; 8] = std::array::from_fn(|r| {
+                let at = (i0 + r) * b + jb;
+                std::array::from_fn(|c| src[at + c])
+            });
+            for (c, col) in transpose8(&rows).iter().enumerate() {
+                let at = (jb - j0 + c) * a + i0;
+                for (d, &v) in dst[at..at + 8].iter_mut().zip(col) {
+                    *d = MaybeUninit::new(v);
+                }
+            }
+        }
+    }
+    for i in 0..a {
+        let first = if i < a8 { b8 } else { j0 };
+        for j in first..cols.end {
+            dst[(j - j0) * a + i] = MaybeUninit::new(src[i * b + j]);
+        }
+    }
+}
+
 /// [`transpose8`] on plain arrays.
 fn transpose8_portable(r: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
     std::array::from_fn(|j| std::array::from_fn(|i| r[i][j]))
@@ -128,6 +174,30 @@ unsafe fn transpose8_avx(r: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every range of rows of the transpose, against the definition, on shapes with and
+    /// without whole 8x8 blocks.
+    #[test]
+    fn transpose_rows_is_the_transpose() {
+        for (a, b) in [(1, 1), (3, 5), (8, 8), (17, 40), (24, 9), (400, 21)] {
+            let src: Vec<f32> = (0..a * b).map(|v| v as f32).collect();
+            for cols in [0..b, 0..b / 2, b / 3..b, 1.min(b)..b] {
+                let mut dst = vec![MaybeUninit::new(f32::NAN); cols.len() * a];
+                transpose_rows(&src, a, b, cols.clone(), &mut dst);
+                // SAFETY: initialised above (NaN where a value was not written).
+                let dst: Vec<f32> = dst.iter().map(|v| unsafe { v.assume_init() }).collect();
+                for j in cols.clone() {
+                    for i in 0..a {
+                        assert_eq!(
+                            dst[(j - cols.start) * a + i],
+                            src[i * b + j],
+                            "{a}x{b} {cols:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Both transposes against the definition.
     #[test]

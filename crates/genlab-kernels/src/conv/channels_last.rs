@@ -1,9 +1,12 @@
 //! The zero-padded channels-last image of the channels-last gradient paths, and the weight
 //! reordering between `[cout, cin, taps]` and `[cout, taps, cin]`.
 
+use std::mem::MaybeUninit;
+
 use crate::geometry::Geom;
 use crate::im2col::Padded;
-use crate::simd::{simd, transpose8};
+use crate::output::output;
+use crate::simd::{simd, transpose_rows, transpose8};
 
 /// The zero-padded channels-last image `[rows, cols, cin]` of one input image that the
 /// channels-last kernels read or add onto: padded position `(r, t)` is input position
@@ -191,46 +194,35 @@ enum Piece<'a> {
 /// weight gradient, `a` = 512 or 1024): there each value written lands a multiple of 1-4 KiB
 /// from the last, which this CPU takes 12x longer over (236 µs against 19 µs for `[512, 64]`
 /// on Zen 5, run while the other threads wait: 1.9% of W2's stepping thread), so it goes in
-/// 8x8 blocks ([`transpose8`]) with the edges value by value. For the small `a` of the
+/// 8x8 blocks ([`transpose_rows`]). For the small `a` of the
 /// convolutions' own weights the blocks were slower (85 against 74 µs for `[128, 64, 16]`).
 pub(super) fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f32> {
-    simd(
-        #[inline(always)]
-        || {
-            let mut out = vec![0f32; outer * a * b];
-            let blocked = a >= 256;
-            let (a8, b8) = if blocked {
-                (a / 8 * 8, b / 8 * 8)
-            } else {
-                (0, 0)
-            };
-            for (dst, src) in out
-                .chunks_exact_mut(a * b)
-                .zip(w.chunks_exact(a * b))
-                .take(outer)
-            {
-                for i0 in (0..a8).step_by(8) {
-                    for j0 in (0..b8).step_by(8) {
-                        let rows: [[f32; 8]; 8] = std::array::from_fn(|r| {
-                            let at = (i0 + r) * b + j0;
-                            std::array::from_fn(|c| src[at + c])
-                        });
-                        for (c, col) in transpose8(&rows).iter().enumerate() {
-                            let at = (j0 + c) * a + i0;
-                            dst[at..at + 8].copy_from_slice(col);
+    // SAFETY: every value is written, by `transpose_rows` (which writes all of its rows) or
+    // value by value.
+    unsafe {
+        output(outer * a * b, |out| {
+            simd(
+                #[inline(always)]
+                || {
+                    for (dst, src) in out
+                        .chunks_exact_mut(a * b)
+                        .zip(w.chunks_exact(a * b))
+                        .take(outer)
+                    {
+                        if a >= 256 {
+                            transpose_rows(src, a, b, 0..b, dst);
+                        } else {
+                            for i in 0..a {
+                                for j in 0..b {
+                                    dst[j * a + i] = MaybeUninit::new(src[i * b + j]);
+                                }
+                            }
                         }
                     }
-                }
-                for i in 0..a {
-                    let first = if i < a8 { b8 } else { 0 };
-                    for j in first..b {
-                        dst[j * a + i] = src[i * b + j];
-                    }
-                }
-            }
-            out
-        },
-    )
+                },
+            )
+        })
+    }
 }
 
 #[cfg(test)]
