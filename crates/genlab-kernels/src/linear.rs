@@ -156,30 +156,33 @@ pub fn input_grad(
     dout: usize,
     transpose: bool,
 ) -> Vec<f32> {
-    if !transpose {
-        // wᵀ [out, in]: element (p, j) is w[j, p].
-        return product(n, din, dout, dy, [dout as isize, 1], w, [1, dout as isize]);
-    }
-    let wt = transposed(w, din, dout);
-    product(n, din, dout, dy, [dout as isize, 1], &wt, [din as isize, 1])
+    let copy = transpose.then(|| transposed(w, din, dout));
+    // wᵀ [out, in]: the copy's element (p, j), or w[j, p] read through swapped strides.
+    let (wt, strides) = match &copy {
+        Some(wt) => (&wt[..], [din as isize, 1]),
+        None => (w, [1, dout as isize]),
+    };
+    product(n, din, dout, dy, [dout as isize, 1], wt, strides)
 }
 
 /// `w [a, b]` transposed to `[b, a]`, each of rayon's threads writing a run of rows.
 fn transposed(w: &[f32], a: usize, b: usize) -> Vec<f32> {
+    // Rows per thread, whole 8x8 blocks but the last thread's.
     let per = b
         .div_ceil(rayon::current_num_threads().max(1))
-        .next_multiple_of(8);
+        .next_multiple_of(8)
+        .max(8);
     // SAFETY: each worker writes all of its run of rows (`transpose_rows` writes every value of
     // the rows it is given), and the runs cover the output.
     unsafe {
         output(a * b, |out| {
-            out.par_chunks_mut(per.max(8) * a.max(1))
+            out.par_chunks_mut(per * a.max(1))
                 .enumerate()
                 .for_each(|(t, rows)| {
                     simd(
                         #[inline(always)]
                         || {
-                            let first = t * per.max(8);
+                            let first = t * per;
                             transpose_rows(w, a, b, first..first + rows.len() / a, rows);
                         },
                     )

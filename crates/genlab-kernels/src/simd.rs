@@ -72,11 +72,12 @@ pub(crate) fn transpose8(r: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
     transpose8_portable(r)
 }
 
-/// Rows `cols` of the transpose of `src [a, b]` (row-major): `dst[(j - cols.start) * a + i] =
-/// src[i * b + j]` for `j` in `cols`, in 8x8 blocks ([`transpose8`]) with the edges value by
-/// value; every value of `dst[..cols.len() * a]` is written. Value by value, each write lands `a` values past the last, which costs 12x where `a` is
-/// a few hundred (BENCHMARKS.md, issue 22). A range of rows so that threads can each take one.
-/// Call it inside [`simd`].
+/// Rows `cols` of the transpose of `src [a, b]` (row-major), that is `src`'s columns `cols`:
+/// `dst[(j - cols.start) * a + i] = src[i * b + j]`, in 8x8 blocks ([`transpose8`]) with the
+/// edges value by value; every value of `dst[..cols.len() * a]` is written. Value by value,
+/// each write lands `a` values past the last, which costs 12x where `a` is a few hundred
+/// (BENCHMARKS.md, issue 22). A range of rows so that threads can each take one. Call it
+/// inside [`simd`].
 #[inline(always)]
 pub(crate) fn transpose_rows(
     src: &[f32],

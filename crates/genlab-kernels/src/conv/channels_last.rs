@@ -194,8 +194,8 @@ enum Piece<'a> {
 /// weight gradient, `a` = 512 or 1024): there each value written lands a multiple of 1-4 KiB
 /// from the last, which this CPU takes 12x longer over (236 µs against 19 µs for `[512, 64]`
 /// on Zen 5, run while the other threads wait: 1.9% of W2's stepping thread), so it goes in
-/// 8x8 blocks ([`transpose_rows`]). For the small `a` of the
-/// convolutions' own weights the blocks were slower (85 against 74 µs for `[128, 64, 16]`).
+/// 8x8 blocks ([`transpose_rows`]). For the small `a` of the convolutions' own weights the
+/// blocks were slower (85 against 74 µs for `[128, 64, 16]`).
 pub(super) fn reorder_taps(w: &[f32], outer: usize, a: usize, b: usize) -> Vec<f32> {
     // SAFETY: every value is written, by `transpose_rows` (which writes all of its rows) or
     // value by value.
