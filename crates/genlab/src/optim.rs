@@ -159,4 +159,46 @@ mod tests {
         close(flat(&c), flat(&e), 1e-6);
         close(flat(&d), flat(&e), 1e-6);
     }
+
+    /// The step writes over a parameter only when nothing else holds its buffer: a copy of the
+    /// model taken before the step (sharing its buffers, as `Module::clone` does) keeps its
+    /// values, and the stepped model is the same whether or not such a copy was held.
+    #[test]
+    fn a_shared_parameter_is_never_overwritten() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let net = Mlp::new(&[6, 4], &device);
+        let x = Tensor::<2>::ones([3, 6], &device);
+        let values = |n: &Mlp| {
+            n.layers[0]
+                .weight
+                .val()
+                .inner()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 weights")
+        };
+        let step = |net: Mlp, optim: &mut ModuleOptimizer| {
+            let loss = net.forward(x.clone()).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            optim.step(1e-1, net, grads)
+        };
+        let before = values(&net);
+        let (mut shared, mut alone) = (
+            FusedAdam::new(0.9, 0.999, 1e-8).init(),
+            FusedAdam::new(0.9, 0.999, 1e-8).init(),
+        );
+        let (mut a, mut b) = (net.clone(), net);
+        for _ in 0..3 {
+            let held = a.clone();
+            let was = values(&held);
+            a = step(a, &mut shared);
+            assert_eq!(values(&held), was, "a copy held over the step changed");
+            drop(held);
+            // `b` holds its buffers alone from its second step on: stepped in place.
+            b = step(b, &mut alone);
+        }
+        assert_ne!(values(&a), before);
+        assert_eq!(values(&a), values(&b));
+    }
 }

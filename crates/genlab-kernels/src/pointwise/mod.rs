@@ -13,7 +13,7 @@ mod batch_norm;
 mod bce;
 mod pixels;
 
-pub use adam::{AdamScalars, adam_update};
+pub use adam::{AdamScalars, adam_update, adam_update_in_place};
 pub(crate) use batch_norm::channel_sums;
 pub use batch_norm::{batch_norm_backward, batch_norm_forward};
 pub use bce::{bce_with_logits_rows, bce_with_logits_rows_backward};

@@ -3,7 +3,8 @@
 //!
 //! burn's `Adam` is about a dozen generic elementwise ops per parameter, each a pass over memory
 //! into a new buffer. On flex the step is one pass (`genlab_kernels::pointwise::adam_update`:
-//! one read of the parameter, gradient and moments, one write of each output); every other
+//! one read of the parameter, gradient and moments, one write of each output, over the inputs
+//! when they own their buffers); every other
 //! backend runs burn 0.22's arithmetic op for op with burn's ops (figures: BENCHMARKS.md,
 //! "Speed: AVX-512 GEMM and fused Adam/BCE").
 
@@ -13,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use genlab_kernels::pointwise::{self as kernels, AdamScalars};
 
-use super::{flex, is_f32, values};
+use super::{flex, is_f32, values, values_mut};
 
 /// The Adam step a backend may fuse. The default body is burn's ops.
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
@@ -90,7 +91,19 @@ impl AdamBackend for Flex {
         if !same || !is_f32(&[&param, &grad, &m, &v]) {
             return adam_ops::<Flex>(param, grad, m, v, s);
         }
-        let [p, g, m, v] = [&param, &grad, &m, &v].map(|t| t.to_contiguous());
+        let (mut param, mut m, mut v) = (param, m, v);
+        // In place when the parameter and its moments own their buffers (as after backward,
+        // with no checkpoint or clone holding them): the same bits without three new buffers.
+        let g = grad.to_contiguous();
+        if let (Some(p1), Some(m1), Some(v1)) = (
+            values_mut(&mut param),
+            values_mut(&mut m),
+            values_mut(&mut v),
+        ) {
+            kernels::adam_update_in_place(p1, values(&g), m1, v1, s);
+            return (param, m, v);
+        }
+        let [p, m, v] = [&param, &m, &v].map(|t| t.to_contiguous());
         let (p, m, v) = kernels::adam_update(values(&p), values(&g), values(&m), values(&v), s);
         (
             flex(p, shape.clone()),
