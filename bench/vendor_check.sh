@@ -8,10 +8,11 @@
 #      genlab's own crates and what changed since are compiled);
 #   3. bench/cpu_speed.sh, PyTorch against this build and flush-to-zero (and OLD) interleaved;
 #   4. the same held to AVX2 on both sides (PyTorch's, oneDNN's and MKL's switches);
-#   5. a call-graph profile of each workload, summarised by bench/perf_owners.py --threads
+#   5. genlab's GEMM against MKL's on the workloads' GEMMs (bench/gemm_vs_mkl.sh), 1 and 2 threads;
+#   6. a call-graph profile of each workload, summarised by bench/perf_owners.py --threads
 #      (skipped when perf is missing or not permitted).
 # Results go to OUT (default runs/vendor-check-<date>): speed.md, speed-avx2.md, profile-*.txt,
-# lscpu.txt, subnormal.txt, and the JSON behind them. About 45 minutes on 2 cores from a warm
+# gemm.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 45 minutes on 2 cores from a warm
 # target folder. BENCHMARKS.md's per-vendor table is where the ratios go.
 #
 # Usage: bash bench/vendor_check.sh [OUT]
@@ -71,7 +72,10 @@ ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   OUT="$out/speed-avx2-json" ROUNDS=$rounds bash bench/cpu_speed.sh "$out/genlab-avx2" |
   tee "$out/speed-avx2.md"
 
-log "5. profiles"
+log "5. GEMM: genlab's against MKL's"
+OUT="$out/gemm-tsv" ROUNDS=$rounds bash bench/gemm_vs_mkl.sh | tee "$out/gemm.md"
+
+log "6. profiles"
 if command -v perf >/dev/null && perf record -q -o "$out/probe.data" true 2>/dev/null; then
   rm -f "$out/probe.data"
   for w in $WORKLOADS; do
