@@ -12,7 +12,7 @@
 #   6. a call-graph profile of each workload, summarised by bench/perf_owners.py --threads
 #      (skipped when perf is missing or not permitted).
 # Results go to OUT (default runs/vendor-check-<date>): speed.md, speed-avx2.md, profile-*.txt,
-# gemm.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 45 minutes on 2 cores from a warm
+# gemm.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 50 minutes on 2 cores from a warm
 # target folder. BENCHMARKS.md's per-vendor table is where the ratios go.
 #
 # Usage: bash bench/vendor_check.sh [OUT]
