@@ -7,6 +7,10 @@
 //! Prints one tab-separated line per shape and thread count: name, threads, median GFLOP/s
 //! over 15 windows of at least 20 ms each (the first 3 not counted).
 
+#[path = "common/mm.rs"]
+mod mm;
+
+use mm::{mm, mm_on};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -51,44 +55,14 @@ fn parse(text: &str) -> Result<Vec<Shape>, String> {
     Ok(shapes)
 }
 
-/// `dst [m, n] = A · B`, overwriting `dst`, as `genlab_kernels` calls gemm for a product.
-fn product(s: &Shape, dst: &mut [f32], a: &[f32], b: &[f32], par: gemm::Parallelism) {
-    let (m, n, k) = (s.m, s.n, s.k);
-    // (row stride, column stride) of A [m, k] and B [k, n] as stored.
-    let (ars, acs) = if s.a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (brs, bcs) = if s.b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n);
-    // SAFETY: the strides above address exactly the m·k, k·n and m·n values the assert checks.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            acs,
-            ars,
-            b.as_ptr(),
-            bcs,
-            brs,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
+impl Shape {
+    /// (row stride, column stride) of A [m, k] and B [k, n] as stored.
+    fn strides(&self) -> ([isize; 2], [isize; 2]) {
+        let (m, n, k) = (self.m as isize, self.n as isize, self.k as isize);
+        (
+            if self.a_t { [1, m] } else { [k, 1] },
+            if self.b_t { [1, k] } else { [n, 1] },
+        )
     }
 }
 
@@ -139,13 +113,16 @@ fn main() {
         let (a, b) = (fill(s.m * s.k, 1), fill(s.k * s.n, 2));
         let mut dst = vec![0f32; s.m * s.n];
         let flop = 2.0 * (s.m * s.n * s.k) as f64;
+        let (sa, sb) = s.strides();
+        let (m, n, k) = (s.m, s.n, s.k);
         let one = median_gflops(flop, || {
-            product(s, &mut dst, &a, &b, gemm::Parallelism::None);
+            mm(m, n, k, &mut dst, &a, sa, &b, sb);
             black_box(&dst);
         });
+        let two_threads = gemm::Parallelism::Rayon(2);
         let both = two.install(|| {
             median_gflops(flop, || {
-                product(s, &mut dst, &a, &b, gemm::Parallelism::Rayon(2));
+                mm_on(two_threads, m, n, k, &mut dst, &a, sa, &b, sb);
                 black_box(&dst);
             })
         });

@@ -4,9 +4,8 @@
 //! burn's `Adam` is about a dozen generic elementwise ops per parameter, each a pass over memory
 //! into a new buffer. On flex the step is one pass (`genlab_kernels::pointwise::adam_update`:
 //! one read of the parameter, gradient and moments, one write of each output, over the inputs
-//! when they own their buffers); every other
-//! backend runs burn 0.22's arithmetic op for op with burn's ops (figures: BENCHMARKS.md,
-//! "Speed: AVX-512 GEMM and fused Adam/BCE").
+//! when they own their buffers); every other backend runs burn 0.22's arithmetic op for op with
+//! burn's ops (figures: BENCHMARKS.md, "Speed: AVX-512 GEMM and fused Adam/BCE").
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
@@ -75,10 +74,10 @@ fn adam_ops<B: Backend>(
 
 impl AdamBackend for Flex {
     fn adam_update(
-        param: FlexTensor,
+        mut param: FlexTensor,
         grad: FlexTensor,
-        m: FlexTensor,
-        v: FlexTensor,
+        mut m: FlexTensor,
+        mut v: FlexTensor,
         lr: f64,
         beta_1: f64,
         beta_2: f64,
@@ -91,7 +90,6 @@ impl AdamBackend for Flex {
         if !same || !is_f32(&[&param, &grad, &m, &v]) {
             return adam_ops::<Flex>(param, grad, m, v, s);
         }
-        let (mut param, mut m, mut v) = (param, m, v);
         // In place when the parameter and its moments own their buffers (as after backward,
         // with no checkpoint or clone holding them): the same bits without three new buffers.
         let g = grad.to_contiguous();
