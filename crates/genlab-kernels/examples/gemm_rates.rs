@@ -10,7 +10,7 @@
 #[path = "common/mm.rs"]
 mod mm;
 
-use mm::{mm, mm_on};
+use mm::mm;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -116,13 +116,22 @@ fn main() {
         let (sa, sb) = s.strides();
         let (m, n, k) = (s.m, s.n, s.k);
         let one = median_gflops(flop, || {
-            mm(m, n, k, &mut dst, &a, sa, &b, sb);
+            mm(m, n, k, &mut dst, &a, sa, &b, sb, gemm::Parallelism::None);
             black_box(&dst);
         });
-        let two_threads = gemm::Parallelism::Rayon(2);
         let both = two.install(|| {
             median_gflops(flop, || {
-                mm_on(two_threads, m, n, k, &mut dst, &a, sa, &b, sb);
+                mm(
+                    m,
+                    n,
+                    k,
+                    &mut dst,
+                    &a,
+                    sa,
+                    &b,
+                    sb,
+                    gemm::Parallelism::Rayon(2),
+                );
                 black_box(&dst);
             })
         });

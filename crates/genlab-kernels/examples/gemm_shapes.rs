@@ -15,6 +15,9 @@
 mod mm;
 
 use mm::mm;
+
+/// Every GEMM here runs on the calling thread.
+const ONE: gemm::Parallelism = gemm::Parallelism::None;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -47,14 +50,14 @@ fn main() {
         let l = |s: &str| format!("conv {cin}-{cout}: {s}");
         let (r, p) = (rows as isize, plane as isize);
         time(&l("forward Y = W · col (used)"), flop, || {
-            mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [p, 1]);
+            mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [p, 1], ONE);
             black_box(&out);
         });
         time(
             &l("forward Y = W · colᵀᵀ (col stored position-major)"),
             flop,
             || {
-                mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [1, r]);
+                mm(cout, plane, rows, &mut out, &w, [r, 1], &col, [1, r], ONE);
                 black_box(&out);
             },
         );
@@ -66,7 +69,17 @@ fn main() {
                 &l(&format!("forward, {b} images side by side: Y = W · col")),
                 flop * b as f64,
                 || {
-                    mm(cout, plane * b, rows, &mut outb, &w, [r, 1], &colb, [pb, 1]);
+                    mm(
+                        cout,
+                        plane * b,
+                        rows,
+                        &mut outb,
+                        &w,
+                        [r, 1],
+                        &colb,
+                        [pb, 1],
+                        ONE,
+                    );
                     black_box(&outb);
                 },
             );
@@ -76,7 +89,17 @@ fn main() {
                 &l(&format!("input grad, {b} images: colᵀ = dYᵀ · W'")),
                 flop * b as f64,
                 || {
-                    mm(plane * b, rows, cout, &mut colbt, &dyb, [1, pb], &w, [r, 1]);
+                    mm(
+                        plane * b,
+                        rows,
+                        cout,
+                        &mut colbt,
+                        &dyb,
+                        [1, pb],
+                        &w,
+                        [r, 1],
+                        ONE,
+                    );
                     black_box(&colbt);
                 },
             );
@@ -93,6 +116,7 @@ fn main() {
                         [pb, 1],
                         &colb,
                         [r, 1],
+                        ONE,
                     );
                     black_box(&out);
                 },
@@ -103,7 +127,17 @@ fn main() {
                 )),
                 flop * b as f64,
                 || {
-                    mm(cout, plane * b, rows, &mut outb, &w, [r, 1], &colb, [1, r]);
+                    mm(
+                        cout,
+                        plane * b,
+                        rows,
+                        &mut outb,
+                        &w,
+                        [r, 1],
+                        &colb,
+                        [1, r],
+                        ONE,
+                    );
                     black_box(&outb);
                 },
             );
@@ -119,7 +153,17 @@ fn main() {
                 flop * 5.0,
                 || {
                     for (dst, w) in outp.chunks_mut(chunk * 256).zip(w.chunks(chunk * rows)) {
-                        mm(dst.len() / 256, 256, rows, dst, w, [r, 1], &colp, [256, 1]);
+                        mm(
+                            dst.len() / 256,
+                            256,
+                            rows,
+                            dst,
+                            w,
+                            [r, 1],
+                            &colp,
+                            [256, 1],
+                            ONE,
+                        );
                     }
                     black_box(&outp);
                 },
@@ -145,9 +189,9 @@ fn main() {
                     for b in 0..images {
                         let (x, c) = (&xb[b * plane..], &colp[b * plane..]);
                         if transposed {
-                            mm(rows, cout, k, &mut out, c, [256, 1], x, [1, 256]);
+                            mm(rows, cout, k, &mut out, c, [256, 1], x, [1, 256], ONE);
                         } else {
-                            mm(cout, rows, k, &mut out, x, [256, 1], c, [1, 256]);
+                            mm(cout, rows, k, &mut out, x, [256, 1], c, [1, 256], ONE);
                         }
                     }
                     black_box(&out);
@@ -155,27 +199,27 @@ fn main() {
             }
         }
         time(&l("forward Yᵀ = colᵀ · Wᵀ"), flop, || {
-            mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r]);
+            mm(plane, cout, rows, &mut out, &col, [1, p], &w, [1, r], ONE);
             black_box(&out);
         });
         time(&l("input grad col = Wᵀ · dY"), flop, || {
-            mm(rows, plane, cout, &mut out, &w, [1, r], &dy, [p, 1]);
+            mm(rows, plane, cout, &mut out, &w, [1, r], &dy, [p, 1], ONE);
             black_box(&out);
         });
         time(&l("input grad colᵀ = dYᵀ · W' (used)"), flop, || {
-            mm(plane, rows, cout, &mut out, &dy, [1, p], &w, [r, 1]);
+            mm(plane, rows, cout, &mut out, &dy, [1, p], &w, [r, 1], ONE);
             black_box(&out);
         });
         time(
             &l("weight grad dW = dY · (row-major col)ᵀ"),
             flop,
             || {
-                mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [1, p]);
+                mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [1, p], ONE);
                 black_box(&out);
             },
         );
         time(&l("weight grad dW' = dY · colᵀ (used)"), flop, || {
-            mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [r, 1]);
+            mm(cout, rows, plane, &mut out, &dy, [p, 1], &col, [r, 1], ONE);
             black_box(&out);
         });
     }

@@ -9,6 +9,10 @@
 //!
 //! Run: `cargo run --release -p genlab-kernels --example linear_threads` (median of 300 calls).
 
+#[path = "common/mm.rs"]
+mod mm;
+
+use mm::mm;
 use std::time::Instant;
 
 fn median_us(mut f: impl FnMut()) -> f64 {
@@ -62,30 +66,17 @@ fn main() {
             .enumerate()
         {
             t[i] = median_us(|| {
-                // SAFETY: a, b and c hold m·k, k·n and m·n values, read and written row-major.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        par,
-                    )
-                }
+                mm(
+                    m,
+                    n,
+                    k,
+                    &mut c,
+                    &a,
+                    [k as isize, 1],
+                    &b,
+                    [n as isize, 1],
+                    par,
+                )
             });
         }
         let rule = if genlab_kernels::runs_parallel(m, n, k) {

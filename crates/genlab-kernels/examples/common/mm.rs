@@ -1,8 +1,9 @@
-//! The one gemm call the GEMM examples (`gemm_shapes.rs`, `gemm_rates.rs`) time: a strided
-//! product written over its destination, as `genlab_kernels`' `matmul_into` makes it.
+//! The one gemm call the GEMM examples (`gemm_shapes.rs`, `gemm_rates.rs`, `linear_threads.rs`)
+//! time: a strided product written over its destination, as `genlab_kernels`' `matmul_into`
+//! makes it.
 
 /// `dst [m, n]` (row-major) = `lhs [m, k] · rhs [k, n]`, the operands given by (row, column)
-/// strides, on the calling thread.
+/// strides, on the threads `par` says.
 #[allow(clippy::too_many_arguments)]
 pub fn mm(
     m: usize,
@@ -13,22 +14,7 @@ pub fn mm(
     ls: [isize; 2],
     rhs: &[f32],
     rs: [isize; 2],
-) {
-    mm_on(gemm::Parallelism::None, m, n, k, dst, lhs, ls, rhs, rs);
-}
-
-/// [`mm`] with gemm's threading given.
-#[allow(clippy::too_many_arguments)]
-pub fn mm_on(
     par: gemm::Parallelism,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: &[f32],
-    ls: [isize; 2],
-    rhs: &[f32],
-    rs: [isize; 2],
 ) {
     let reach =
         |r: usize, c: usize, [a, b]: [isize; 2]| (r - 1) * a as usize + (c - 1) * b as usize;
