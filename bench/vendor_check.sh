@@ -10,9 +10,12 @@
 #   4. the same held to AVX2 on both sides (PyTorch's, oneDNN's and MKL's switches);
 #   5. genlab's GEMM against MKL's on the workloads' GEMMs (bench/gemm_vs_mkl.sh), 1 and 2 threads;
 #   6. a call-graph profile of each workload, summarised by bench/perf_owners.py --threads
-#      (skipped when perf is missing or not permitted).
+#      (skipped when perf is missing or not permitted);
+#   7. the dense layers' rules tuned on AMD (`runs_parallel`/PARALLEL_OPS and
+#      `transposes_weights` in genlab-kernels' linear.rs) against the clock on this CPU
+#      (examples/linear_threads.rs, run three times: its timings move from run to run).
 # Results go to OUT (default runs/vendor-check-<date>): speed.md, speed-avx2.md, profile-*.txt,
-# gemm.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 50 minutes on 2 cores from a warm
+# gemm.md, thresholds.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 50 minutes on 2 cores from a warm
 # target folder. BENCHMARKS.md's per-vendor table is where the ratios go.
 #
 # Usage: bash bench/vendor_check.sh [OUT]
@@ -88,4 +91,12 @@ if command -v perf >/dev/null && perf record -q -o "$out/probe.data" true 2>/dev
 else
   log "perf missing or not permitted (kernel.perf_event_paranoid): no profiles"
 fi
+
+log "7. the dense layers' threading and transposition rules"
+cargo build --release -q -p genlab-kernels --example linear_threads
+for i in 1 2 3; do
+  echo "### run $i"
+  "$target/release/examples/linear_threads"
+  echo
+done > "$out/thresholds.md"
 log "done: $out"
