@@ -22,8 +22,10 @@ pub fn adam_per_network(betas: [f64; 2], eps: f64, first: ParamGroup) -> ModuleO
 }
 
 /// Adam with burn 0.22's arithmetic and state, one fused pass per parameter on flex
-/// ([`AdamBackend::adam_update`]). A `burn::optim::Optimizer` with burn's `AdamState` record, so
-/// checkpoints written with burn's `Adam` resume with it and back.
+/// ([`AdamBackend::adam_update`]), which stores moments below f32's normal range as 0 (the same
+/// parameters to the bit in practice, without subnormal arithmetic; `genlab_kernels::pointwise::
+/// adam_update`). A `burn::optim::Optimizer` with burn's `AdamState` record, so checkpoints
+/// written with burn's `Adam` resume with it and back.
 #[derive(Clone, Debug)]
 pub struct FusedAdam {
     beta_1: f32,
