@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything issue 22 asks of a new machine (an Intel one above all), in one unattended run, so a
 # session that gets one spends its time reading results, not typing commands:
-#   1. the CPU (lscpu) and whether subnormal floats are slow on it (NumPy, 1M values x 0.9);
+#   1. the CPU (lscpu) and whether subnormal floats are slow on it (NumPy, 1M values: x 0.9,
+#      / 3e-3, sqrt; Zen 4 pays nothing on the multiply and 2x on the other two);
 #   2. builds: this checkout as shipped, with flush-to-zero (a wrapper adding --flush-denormals),
 #      and AVX2-only (`--no-default-features --features mimalloc`); with OLD=<commit>, that
 #      commit too (built in a git worktree against this checkout's target folder, so only
@@ -13,9 +14,12 @@
 #      (skipped when perf is missing or not permitted);
 #   7. the dense layers' rules tuned on AMD (`runs_parallel`/PARALLEL_OPS and
 #      `transposes_weights` in genlab-kernels' linear.rs) against the clock on this CPU
-#      (examples/linear_threads.rs, run three times: its timings move from run to run).
+#      (examples/linear_threads.rs, run three times: its timings move from run to run);
+#   8. late in a long training (bench/long_training.sh: README's VAE, 50 epochs, OLD and this
+#      build against PyTorch), where Adam's moments stuck in the subnormal range cost CPUs that
+#      handle subnormals slowly; this build flushes them (BENCHMARKS.md, issue 22).
 # Results go to OUT (default runs/vendor-check-<date>): speed.md, speed-avx2.md, profile-*.txt,
-# gemm.md, thresholds.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 50 minutes on 2 cores from a warm
+# gemm.md, thresholds.md, long.md, lscpu.txt, subnormal.txt, and the JSON behind them. About 60 minutes on 2 cores from a warm
 # target folder. BENCHMARKS.md's per-vendor table is where the ratios go.
 #
 # Usage: bash bench/vendor_check.sh [OUT]
@@ -43,10 +47,15 @@ grep -E 'Model name|Vendor ID|CPU family|Model:|L1d|L2|L3|Flags' "$out/lscpu.txt
 python3 - > "$out/subnormal.txt" <<'PY'
 import timeit
 import numpy as np
+y = np.full(1_000_000, 3e-3, dtype=np.float32)
 for name, v in (("normal (1e-3)", 1e-3), ("subnormal (1e-40)", 1e-40)):
     x = np.full(1_000_000, v, dtype=np.float32)
-    t = min(timeit.repeat(lambda: x * np.float32(0.9), number=1, repeat=20))
-    print(f"{name}: {t * 1e3:.3f} ms")
+    o = np.empty_like(x)
+    best = lambda f: min(timeit.repeat(f, number=1, repeat=20)) * 1e3
+    mul = best(lambda: np.multiply(x, np.float32(0.9), out=o))
+    div = best(lambda: np.divide(x, y, out=o))
+    sqrt = best(lambda: np.sqrt(x, out=o))
+    print(f"{name}: x * 0.9 {mul:.3f} ms, x / 3e-3 {div:.3f} ms, sqrt(x) {sqrt:.3f} ms")
 PY
 cat "$out/subnormal.txt" | tee -a "$out/log.txt"
 
@@ -99,4 +108,9 @@ for i in 1 2 3; do
   "$target/release/examples/linear_threads"
   echo
 done > "$out/thresholds.md"
+
+log "8. late in a long training"
+long_bins=("$out/genlab")
+[ -n "${OLD:-}" ] && long_bins=("$out/genlab-old" "$out/genlab")
+OUT="$out/long-runs" ROUNDS=$rounds bash bench/long_training.sh "${long_bins[@]}" | tee "$out/long.md"
 log "done: $out"
