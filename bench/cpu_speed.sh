@@ -53,7 +53,9 @@ def t(w, r):
     v = d.get("median_images_per_s", d.get("median_patches_per_s"))
     return v, d.get("peak_rss_mib", float("nan"))
 cpu = json.load(open(f"{out}/{workloads[0]}-g0-r1.json")).get("cpu", {})
-print(f"CPU: {cpu.get('model', '?')} ({cpu.get('vendor', '?')}; {' '.join(cpu.get('simd', []))})")
+fm = cpu.get("family_model")
+fm = f" family {fm[0]} model {fm[1]}" if fm else ""
+print(f"CPU: {cpu.get('model', '?')} ({cpu.get('vendor', '?')}{fm}; {' '.join(cpu.get('simd', []))})")
 kernels = [json.load(open(f"{out}/{workloads[0]}-g{i}-r1.json")).get("cpu", {}).get("kernels", "?") for i in range(nbins)]
 print("Vector instructions: PyTorch " + torch_isa + "; " + ", ".join(f"{b} {k}" for b, k in zip(bins, kernels)))
 head = "| workload | PyTorch img/s (RSS MiB) | " + " | ".join(f"{b} img/s (RSS MiB) | ratio" for b in bins)

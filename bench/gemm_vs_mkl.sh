@@ -38,7 +38,9 @@ def read(side):
     return rates, order
 g, order = read("genlab")
 t, _ = read("torch")
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
+info = {k.strip(): v.strip() for k, v in info.items()}
+model = f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
 print(f"CPU: {model}; PyTorch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}; {rounds} rounds, medians")
 print("| GEMM (m x n x k, layout: bench/gemm_shapes.txt) | threads | genlab GFLOP/s | PyTorch (MKL) GFLOP/s | ratio |")
 print("|---|---:|---:|---:|---:|")

@@ -51,7 +51,9 @@ def torch(r):
     with open(f"{out}/torch-r{r}.json") as f:
         return early_late([e["images_per_s"] for e in json.load(f)["epochs"]])
 
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
+info = {k.strip(): v.strip() for k, v in info.items()}
+cpu = f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
 print(f"CPU: {cpu}; MLP VAE, {epochs} epochs of mnist-10k, {rounds} rounds, medians over rounds")
 print("| side | early img/s (epochs 2-6) | late img/s (last 5) | late / early | / PyTorch early | / PyTorch late | late / PyTorch's, per round |")
 print("|---|---:|---:|---:|---:|---:|---|")

@@ -80,8 +80,11 @@ pub fn run(a: Args) -> Result<i32> {
         "genlab bench: device {device_name}, {threads} threads, {} x {} s windows after {} warm-up steps",
         opts.windows, opts.window_secs, opts.warmup_steps
     );
+    let family_model = cpu
+        .family_model
+        .map_or(String::new(), |(f, m)| format!(" family {f} model {m}"));
     println!(
-        "cpu: {} ({}; {}); genlab's kernels: {}",
+        "cpu: {} ({}{family_model}; {}); genlab's kernels: {}",
         cpu.model,
         cpu.vendor,
         cpu.simd.join(" "),

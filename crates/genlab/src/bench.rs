@@ -370,6 +370,9 @@ pub struct Cpu {
     pub vendor: String,
     /// `model name` of `/proc/cpuinfo` (`AMD EPYC`, `Intel(R) Xeon(R) Processor`).
     pub model: String,
+    /// `cpu family` and `model` of `/proc/cpuinfo` (AMD Zen 4 is 25 / 17, Zen 5 26 / 2): a
+    /// virtual machine's `model name` often says no more than "AMD EPYC", which covers both.
+    pub family_model: Option<(u32, u32)>,
     /// The SIMD extensions genlab's and burn's kernels choose between, as detected at run time.
     pub simd: Vec<&'static str>,
     /// What genlab's kernels run of those in this build (`avx512`, `avx2+fma`, `baseline`): a
@@ -418,6 +421,9 @@ pub fn cpu() -> Cpu {
     Cpu {
         vendor: field("vendor_id").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
         model: field("model name").unwrap_or_else(|| "unknown".into()),
+        family_model: field("cpu family")
+            .and_then(|f| f.parse().ok())
+            .zip(field("model").and_then(|m| m.parse().ok())),
         simd,
         kernels: genlab_kernels::widest_simd(),
     }
@@ -441,6 +447,23 @@ pub fn median(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The family and model numbers are `/proc/cpuinfo`'s, read here by whitespace-split
+    /// tokens rather than `cpu`'s `key: value` split; none where the file has none.
+    #[test]
+    fn cpu_family_and_model_are_proc_cpuinfos() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let number = |words: &[&str]| {
+            info.lines().find_map(|l| {
+                let t: Vec<&str> = l.split_whitespace().collect();
+                (t.len() == words.len() + 2 && t[..words.len()] == *words && t[words.len()] == ":")
+                    .then(|| t[words.len() + 1].parse::<u32>().ok())
+                    .flatten()
+            })
+        };
+        let expected = number(&["cpu", "family"]).zip(number(&["model"]));
+        assert_eq!(cpu().family_model, expected);
+    }
 
     #[test]
     fn median_of_odd_and_even() {
