@@ -23,7 +23,7 @@ for r in $(seq "$rounds"); do
   python3 bench/reference/gemm_rates.py "$shapes" > "$out/torch-r$r.tsv"
 done
 python3 - "$out" "$rounds" <<'PY'
-import collections, platform, statistics, sys
+import collections, statistics, sys
 import torch
 out, rounds = sys.argv[1], int(sys.argv[2])
 def read(side):
@@ -38,9 +38,9 @@ def read(side):
     return rates, order
 g, order = read("genlab")
 t, _ = read("torch")
-info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
-info = {k.strip(): v.strip() for k, v in info.items()}
-model = f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+sys.path.insert(0, "bench")
+from cpuinfo import describe
+model = describe()
 print(f"CPU: {model}; PyTorch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}; {rounds} rounds, medians")
 print("| GEMM (m x n x k, layout: bench/gemm_shapes.txt) | threads | genlab GFLOP/s | PyTorch (MKL) GFLOP/s | ratio |")
 print("|---|---:|---:|---:|---:|")

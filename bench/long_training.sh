@@ -37,7 +37,7 @@ for r in $(seq "$rounds"); do
     --json "$out/torch-r$r.json" >/dev/null
 done
 python3 - "$out" "$rounds" "$epochs" "${bins[@]}" <<'PY'
-import json, os, platform, statistics as st, sys
+import json, os, statistics as st, sys
 out, rounds, epochs, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 
 def early_late(ips):
@@ -51,9 +51,9 @@ def torch(r):
     with open(f"{out}/torch-r{r}.json") as f:
         return early_late([e["images_per_s"] for e in json.load(f)["epochs"]])
 
-info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
-info = {k.strip(): v.strip() for k, v in info.items()}
-cpu = f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+sys.path.insert(0, "bench")
+from cpuinfo import describe
+cpu = describe()
 print(f"CPU: {cpu}; MLP VAE, {epochs} epochs of mnist-10k, {rounds} rounds, medians over rounds")
 print("| side | early img/s (epochs 2-6) | late img/s (last 5) | late / early | / PyTorch early | / PyTorch late | late / PyTorch's, per round |")
 print("|---|---:|---:|---:|---:|---:|---|")
