@@ -2,13 +2,12 @@
 //! `optim::FusedAdam`.
 //!
 //! burn's `Adam` is about a dozen generic elementwise ops per parameter, each a pass over memory
-//! into a new buffer. On flex the step is one pass (`genlab_kernels::pointwise::adam_update`:
-//! one read of the parameter, gradient and moments, one write of each output, over the inputs
-//! when they own their buffers, with moments below f32's normal range stored as 0, which long
-//! trainings would otherwise leave stuck as subnormals; the kernel's docs say why); every other
-//! backend runs burn 0.22's arithmetic op for op with burn's ops (figures: BENCHMARKS.md, "Speed:
-//! AVX-512 GEMM and fused Adam/BCE", and issue 22's "Adam's moments stuck below the normal
-//! range").
+//! into a new buffer. On flex the step is one pass (`genlab_kernels::pointwise::adam_update`):
+//! one read of the parameter, gradient and moments and one write of each output, written over
+//! the inputs when they own their buffers. It stores moments below f32's normal range as 0,
+//! where long trainings would leave them stuck as subnormals (the kernel's docs say why). Every
+//! other backend runs burn 0.22's arithmetic op for op with burn's ops. Figures: BENCHMARKS.md,
+//! "Speed: AVX-512 GEMM and fused Adam/BCE" and "Adam's moments stuck below the normal range".
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
